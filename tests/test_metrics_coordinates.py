@@ -1,0 +1,172 @@
+"""Known-answer tests for the coordinate MSE of paper §4.2, eqs. 5–7."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from welavae.data import polar_factors
+from welavae.metrics import CoordinateMSE, cartesian_mse, coordinate_mse, polar_mse
+
+C = np.arange(64.0)
+GRID = np.stack(np.meshgrid(C, C, indexing="ij"), axis=-1).reshape(-1, 2)  # (4096, 2), DESIGN ordering
+# eq. 5 stretches the observed range 0..63 to 0..64, so a perfect latent c̃ = c·64/63
+# misses by c/63: per coordinate mean((c/63)²) = Σc²/(64·63²) = 127/378; both → 127/189.
+CARTESIAN_FLOOR = 127 / 189  # ≈ 0.671958
+MEAN_C2 = np.mean(C**2)  # 1333.5 = 63·127/6
+
+
+def _eq5(x, inverted, rng=64.0):
+    """Eq. 5 written out for one channel (inversion: max − x instead of x − min)."""
+    lo, hi = x.min(), x.max()
+    return ((hi - x) if inverted else (x - lo)) * rng / (hi - lo)
+
+
+# ------------------------------------------------------------------ Cartesian (eq. 5)
+def test_perfect_cartesian_latent_scores_the_eq5_floor():
+    r = cartesian_mse(GRID, GRID)
+    assert isinstance(r, CoordinateMSE)
+    assert r.mse == pytest.approx(CARTESIAN_FLOOR, rel=1e-12)
+    assert r.mse == pytest.approx(2 * np.mean((C * 64 / 63 - C) ** 2), rel=1e-12)  # same, loop-free
+    assert r.channels == (0, 1) and r.inverted == (False, False) and r.system == "cartesian"
+
+
+def test_cartesian_is_invariant_to_permutation_inversion_affine_maps_and_extra_channels():
+    rng = np.random.default_rng(0)
+    swapped = cartesian_mse(GRID[:, ::-1], GRID)
+    assert swapped.mse == pytest.approx(CARTESIAN_FLOOR, rel=1e-12) and swapped.channels == (1, 0)
+    flipped = cartesian_mse(-GRID, GRID)
+    assert flipped.mse == pytest.approx(CARTESIAN_FLOOR, rel=1e-12)
+    assert flipped.inverted == (True, True)
+    mixed = cartesian_mse(np.stack([GRID[:, 0], -GRID[:, 1]], 1), GRID)
+    assert mixed.inverted == (False, True)
+    affine = cartesian_mse(3.7 * GRID - 12.0, GRID)
+    assert affine.mse == pytest.approx(CARTESIAN_FLOOR, rel=1e-9) and affine.inverted == (False, False)
+    noisy = cartesian_mse(np.concatenate([rng.normal(size=(4096, 3)), GRID], 1), GRID)
+    assert noisy.mse == pytest.approx(CARTESIAN_FLOOR, rel=1e-12) and noisy.channels == (3, 4)
+
+
+def test_random_latent_scores_hundreds():
+    # A random channel rescaled to [0, 64] is uncorrelated with c: per coordinate the
+    # error is at least Var(c) = (64² − 1)/12 ≈ 341, so the sum is in the hundreds.
+    mu = np.random.default_rng(1).normal(size=(4096, 3))
+    r = cartesian_mse(mu, GRID)
+    assert 2 * (64**2 - 1) / 12 < r.mse < 3000
+
+
+def test_constant_channel_is_defined_as_zeros():
+    # Channel 1 is constant → rescaled to 0, so it predicts c2 = 0 with error
+    # mean(c2²) = 1333.5 (its inversion, 64, would cost mean((64 − c)²) = 1397.5).
+    mu = np.stack([GRID[:, 0], np.full(4096, 5.0)], 1)
+    r = cartesian_mse(mu, GRID)
+    assert r.mse == pytest.approx(CARTESIAN_FLOOR / 2 + MEAN_C2, rel=1e-12)
+    assert r.channels == (0, 1) and r.inverted == (False, False)
+    assert np.isfinite(polar_mse(mu, GRID).mse)
+    assert np.isfinite(cartesian_mse(np.ones((4096, 2)), GRID).mse)
+
+
+# ---------------------------------------------------------------- polar (eqs. 6–7)
+def test_perfect_polar_latent_scores_the_eq6_floor():
+    # On the grid φ already spans [0, π/2] exactly, while d spans [0, 63√2] and is
+    # stretched to [0, 90.5] by s = 90.5/(63√2); eq. 7 then gives c̃ = s·c, so the
+    # error is (s − 1)²·mean(c1² + c2²) = (s − 1)²·2·1333.5 ≈ 0.6628.
+    s = 90.5 / (63 * math.sqrt(2))
+    expected = (s - 1) ** 2 * np.mean(GRID[:, 0] ** 2 + GRID[:, 1] ** 2)
+    r = polar_mse(polar_factors(GRID), GRID)
+    assert r.mse == pytest.approx(expected, rel=1e-9)
+    assert r.mse == pytest.approx(0.6628, abs=1e-4)
+    assert r.channels == (0, 1) and r.inverted == (False, False) and r.system == "polar"
+    swapped = polar_mse(-polar_factors(GRID)[:, ::-1], GRID)
+    assert swapped.mse == pytest.approx(expected, rel=1e-9)
+    assert swapped.channels == (1, 0) and swapped.inverted == (True, True)
+
+
+def test_perfect_cartesian_latent_scores_about_669_on_the_polar_task():
+    # Enumerate the 8 readings of (c1, c2) as (φ, d) by hand with eqs. 6–7 written out.
+    c1, c2 = GRID[:, 0], GRID[:, 1]
+    scores = []
+    for (phi_src, d_src), inv_phi, inv_d in itertools.product(
+        [(c1, c2), (c2, c1)], [False, True], [False, True]
+    ):
+        phi = _eq5(phi_src, inv_phi, math.pi / 2)
+        d = _eq5(d_src, inv_d, 90.5)
+        scores.append(np.mean((d * np.cos(phi) - c1) ** 2 + (d * np.sin(phi) - c2) ** 2))
+    r = polar_mse(GRID, GRID)
+    assert r.mse == pytest.approx(min(scores), rel=1e-9)
+    assert 600 < r.mse < 750  # ≈ 668.8: a Cartesian code is far from polar
+
+
+# ------------------------------------------------------------------ brute force
+@pytest.mark.parametrize("system", ["cartesian", "polar"])
+def test_vectorised_search_matches_a_plain_double_loop(system):
+    rng = np.random.default_rng(3)
+    mu = rng.normal(size=(40, 4))
+    factors = rng.integers(0, 64, size=(40, 2)).astype(float)
+    c1, c2 = factors[:, 0], factors[:, 1]
+    best = (np.inf, None)
+    for i in range(4):
+        for j in range(4):
+            if i == j:
+                continue
+            for inv_i in (False, True):
+                for inv_j in (False, True):
+                    if system == "cartesian":
+                        a, b = _eq5(mu[:, i], inv_i), _eq5(mu[:, j], inv_j)
+                        e = np.mean((a - c1) ** 2 + (b - c2) ** 2)
+                    else:
+                        phi, d = _eq5(mu[:, i], inv_i, math.pi / 2), _eq5(mu[:, j], inv_j, 90.5)
+                        e = np.mean((d * np.cos(phi) - c1) ** 2 + (d * np.sin(phi) - c2) ** 2)
+                    if e < best[0]:
+                        best = (e, ((i, j), (inv_i, inv_j)))
+    r = coordinate_mse(mu, factors, system=system)
+    assert r.mse == pytest.approx(best[0], rel=1e-10)
+    assert (r.channels, r.inverted) == best[1]
+
+
+def test_large_input_recovers_a_planted_pair():
+    # Paper scale: K = 5, N = 64·64·25 = 102 400, planted (c2, c1) in channels 3, 1.
+    rng = np.random.default_rng(4)
+    factors = np.repeat(GRID, 25, axis=0)
+    mu = rng.normal(size=(len(factors), 5)).astype(np.float32)
+    mu[:, 3], mu[:, 1] = -factors[:, 0], factors[:, 1]
+    r = cartesian_mse(mu, factors)
+    assert r.channels == (3, 1) and r.inverted == (True, False)
+    assert r.mse == pytest.approx(CARTESIAN_FLOOR, rel=1e-6)
+    assert polar_mse(mu, factors).mse > 100
+
+
+# ----------------------------------------------------------------- inputs
+def test_accepts_torch_tensors_and_float32():
+    t = torch.tensor(GRID, dtype=torch.float32, requires_grad=True)
+    assert cartesian_mse(t, GRID).mse == pytest.approx(CARTESIAN_FLOOR, rel=1e-6)
+    r = polar_mse(polar_factors(GRID).astype(np.float32), torch.tensor(GRID))
+    assert r.mse == pytest.approx(0.6628, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "mu, factors, match",
+    [
+        (GRID[:, :1], GRID, "at least K = 2"),
+        (GRID[:, 0], GRID, "2-D array"),
+        (GRID[:10], GRID, "must match"),
+        (GRID, GRID[:, :1], r"shape \(N, 2\)"),
+        (np.where(GRID == 5, np.nan, GRID), GRID, "NaN"),
+        (np.zeros((0, 2)), np.zeros((0, 2)), "empty"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(mu, factors, match):
+    for fn in (cartesian_mse, polar_mse):
+        with pytest.raises(ValueError, match=match):
+            fn(mu, factors)
+
+
+def test_unknown_system_is_rejected():
+    with pytest.raises(ValueError, match="system must be one of"):
+        coordinate_mse(GRID, GRID, system="spherical")
+
+
+def test_result_is_frozen():
+    r = cartesian_mse(GRID, GRID)
+    with pytest.raises(Exception):
+        r.mse = 0.0

@@ -1,0 +1,185 @@
+"""The multi-seed trainer: invariants that a vectorised ensemble must keep (issue: trainer)."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from welavae.config import DataConfig, TrainConfig, make_run_config
+from welavae.data import make_blobs, weak_labels
+from welavae.nn import EnsembleVAE, plain_networks
+from welavae.objectives import objective_terms
+from welavae.train import encode_dataset, load_checkpoint, save_checkpoint, train
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    b = make_blobs(1, seed=0)
+    return b.images, weak_labels(b.factors, 2), b.factors
+
+
+def cfg(model="wela", epochs=2, batch=64, hidden=(32, 16), lr=1e-3, **kw):
+    return make_run_config(model, label_dim=2 if model == "wela" else None, hidden=hidden,
+                           data=DataConfig(variants=1),
+                           train=TrainConfig(epochs=epochs, batch_size=batch, lr=lr, **kw))
+
+
+def test_seed_alone_equals_seed_beside_others(blobs):
+    images, labels, _ = blobs
+    c = cfg(epochs=3, batch=32)  # 3 · 128 = 384 steps
+    together = train(c, [0, 1, 2], images, labels, progress=False)
+    alone = train(c, [1], images, labels, progress=False)
+    mu3, _, _ = encode_dataset(together.model, images, labels)
+    mu1, _, _ = encode_dataset(alone.model, images, labels)
+    assert np.abs(mu3[1] - mu1[0]).max() < 1e-4
+    assert np.abs(mu3[0] - mu1[0]).max() > 1e-2  # and seeds do differ
+
+
+def test_same_config_and_seed_is_bitwise_reproducible(blobs):
+    images, labels, _ = blobs
+    a = train(cfg(), [4, 5], images, labels, progress=False)
+    b = train(cfg(), [4, 5], images, labels, progress=False)
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert np.array_equal(a.history, b.history)
+
+
+@pytest.mark.parametrize("model", ["wela", "tcvae"])
+def test_stacked_equals_independent_sequentials(blobs, model):
+    images, labels, _ = blobs
+    c = cfg(model)
+    torch.manual_seed(0)
+    ens = EnsembleVAE(c.model, [3, 8, 11]).double()
+    x = torch.from_numpy(images[:16].reshape(16, -1)).double()
+    y = torch.from_numpy(labels[:16]) if model == "wela" else None
+    eps = torch.randn(3, 16, c.model.latent_dim, dtype=torch.float64)
+    mu, lv = ens.encode(x, y)
+    z = mu + torch.exp(0.5 * lv) * eps
+    img, lab = ens.decode(z)
+    t = objective_terms(c.objective, x=x, img_logits=img, mu=mu, logvar=lv, z=z, dataset_size=4096, y=y, label_logits=lab)
+    t["loss"].sum().backward()
+    for i in range(3):
+        enc, dec = plain_networks(ens, i)
+        enc, dec = enc.double(), dec.double()
+        inp = x if y is None else torch.cat([x, F.one_hot(y, 2).double().reshape(16, -1)], 1)
+        h = enc(inp)
+        mu_i, lv_i = h.chunk(2, -1)
+        z_i = mu_i + torch.exp(0.5 * lv_i) * eps[i]
+        out = dec(z_i)
+        img_i = out[:, :4096]
+        lab_i = out[:, 4096:].reshape(16, 2, 2) if y is not None else None
+        t_i = objective_terms(c.objective, x=x, img_logits=img_i[None], mu=mu_i[None], logvar=lv_i[None], z=z_i[None],
+                              dataset_size=4096, y=y, label_logits=None if lab_i is None else lab_i[None])
+        assert torch.allclose(mu_i, mu[i], atol=1e-12) and torch.allclose(img_i, img[i], atol=1e-10)
+        assert torch.allclose(t_i["loss"][0], t["loss"][i], rtol=1e-12)
+        t_i["loss"].sum().backward()
+        plain_layers = [m for m in list(enc) + list(dec) if isinstance(m, torch.nn.Linear)]
+        stacked_layers = list(ens.encoder) + list(ens.decoder)
+        for pl, sl in zip(plain_layers, stacked_layers):
+            gw = sl.weight.grad[:, i, :].t() if sl.weight.dim() == 3 and sl is ens.encoder[0] else sl.weight.grad[i].t()
+            gb = sl.bias.grad.reshape(3, -1)[i]
+            assert torch.allclose(pl.weight.grad, gw, rtol=1e-9, atol=1e-12)
+            assert torch.allclose(pl.bias.grad, gb, rtol=1e-9, atol=1e-12)
+
+
+def test_wela_reaches_label_accuracy(blobs):
+    # A real training run end to end: WeLa-VAE p=2 on the N=4096 set (paper §4.4: accuracy ≈ 1).
+    images, labels, _ = blobs
+    c = cfg(epochs=6, hidden=(64, 32))
+    res = train(c, [0], images, labels, progress=False)
+    _, _, pred = encode_dataset(res.model, images, labels)
+    acc = (pred[0] == labels).mean(0)
+    assert acc.min() >= 0.99, acc
+    assert res.history[-1, 0, 0] < res.history[0, 0, 0]  # the loss went down
+
+
+def test_resume_equals_uninterrupted(blobs, tmp_path):
+    images, labels, _ = blobs
+    c = cfg(epochs=4, checkpoint_every=2)
+    full = train(c, [0, 1], images, labels, progress=False)
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(epoch, _):
+        if epoch == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(c, [0, 1], images, labels, checkpoint_dir=tmp_path, progress=False, on_epoch=interrupt)
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+    resumed = train(c, [0, 1], images, labels, checkpoint_dir=tmp_path, progress=False)
+    assert resumed.resumed_from == 2
+    for va, vb in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(va, vb)
+    assert np.array_equal(full.history, resumed.history)
+
+
+def test_checkpoint_from_another_run_is_refused(blobs, tmp_path):
+    images, labels, _ = blobs
+    train(cfg(epochs=1), [0], images, labels, checkpoint_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another run"):
+        train(cfg(epochs=1, lr=5e-4), [0], images, labels, checkpoint_dir=tmp_path, progress=False)
+
+
+def test_diverging_seed_is_frozen_and_others_continue(blobs, tmp_path):
+    images, labels, _ = blobs
+    c = cfg(epochs=3, checkpoint_every=1)
+    clean = train(c, [0, 1, 2], images, labels, progress=False)
+    # Train one epoch, then poison seed 1 so that its posterior variance overflows (σ = e^5000).
+    first = cfg(epochs=3, checkpoint_every=1)
+    with pytest.raises(KeyboardInterrupt):
+        def stop(epoch, _):
+            raise KeyboardInterrupt
+        train(first, [0, 1, 2], images, labels, checkpoint_dir=tmp_path, progress=False, on_epoch=stop)
+    state = load_checkpoint(tmp_path / "last.pt")
+    model = EnsembleVAE(c.model, [0, 1, 2])
+    model.load_state_dict(state["model"])
+    with torch.no_grad():
+        model.encoder[-1].bias[1, 0, c.model.latent_dim:] = 1e4
+    poisoned = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.Adam(model.parameters())
+    opt.load_state_dict(state["optimizer"])
+    save_checkpoint(tmp_path / "last.pt", model=model, optimizer=opt, config=c, epoch=1,
+                    history=state["history"].numpy(), diverged_epoch=state["diverged_epoch"].numpy())
+    res = train(c, [0, 1, 2], images, labels, checkpoint_dir=tmp_path, progress=False)
+    assert res.diverged_epoch.tolist() == [-1, 1, -1]
+    assert np.isnan(res.history[1:, 1]).all() and np.isfinite(res.history[:, [0, 2]]).all()
+    for k, v in res.model.state_dict().items():  # seed 1 frozen where it diverged
+        dim = 1 if k == "encoder.0.weight" else 0
+        assert torch.equal(v.select(dim, 1), poisoned[k].select(dim, 1)), k
+    for a, b in zip(res.model.state_dict().values(), clean.model.state_dict().values()):
+        for i in (0, 2):  # the others are untouched by their neighbour's failure
+            dim = 1 if a.dim() == 3 and a.shape[1] == 3 and a.shape[0] != 3 else 0
+            assert torch.allclose(a.select(dim, i), b.select(dim, i), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(model="wela", label_dim=1), "label_dim"),
+        (dict(model="tcvae", latent_dim=0), "latent_dim"),
+        (dict(model="unknown"), "unknown model"),
+        (dict(model="wela"), "needs weak labels"),
+    ],
+)
+def test_bad_model_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_run_config(**kwargs)
+
+
+def test_bad_training_input(blobs):
+    images, labels, _ = blobs
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=1)
+    c = cfg()
+    bad = images[:256].copy()
+    bad[3, 0, 0] = 1.5
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        train(c, [0], bad, labels[:256], progress=False)
+    bad[3, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        train(c, [0], bad, labels[:256], progress=False)
+    with pytest.raises(ValueError, match="0..1"):
+        train(c, [0], images[:256], labels[:256] + 1, progress=False)
+    with pytest.raises(ValueError, match="needs weak labels"):
+        train(c, [0], images[:256], None, progress=False)

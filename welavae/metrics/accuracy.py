@@ -1,0 +1,68 @@
+"""Weak-label accuracy (paper §4.4, Table 1: training accuracy on angle φ and distance d).
+
+Table 1 reports, for the seed with the lowest polar MSE, the fraction of
+samples whose predicted label bin equals the true one, per label.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["label_accuracy"]
+
+
+def _as_numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):  # torch tensor, possibly requiring grad or on GPU
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _check_integral(a: np.ndarray, name: str) -> np.ndarray:
+    if np.issubdtype(a.dtype, np.integer):
+        return a.astype(np.int64)
+    if np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+        return a.astype(np.int64)
+    raise ValueError(
+        f"{name} must hold integer class indices, got dtype {a.dtype}"
+        + (" (pass logits as a list of m arrays of shape (N, p))" if name == "predictions" else "")
+    )
+
+
+def label_accuracy(logits_or_pred, labels) -> np.ndarray:
+    """Per-label accuracy.
+
+    logits_or_pred: either predicted class indices (N, m) (or (N,) for one label),
+        or a list/tuple of m logit arrays, entry j of shape (N, p_j); the class
+        predicted is the argmax.  numpy arrays or torch tensors.
+    labels: (N, m) (or (N,)) true class indices.
+    Returns (m,) float64: fraction of samples whose prediction equals the label.
+    """
+    y = _check_integral(_as_numpy(labels), "labels")
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2:
+        raise ValueError(f"labels must have shape (N, m), got {y.shape}")
+    n, m = y.shape
+    if n == 0:
+        raise ValueError("labels are empty; need at least one sample")
+
+    if isinstance(logits_or_pred, (list, tuple)):
+        if len(logits_or_pred) != m:
+            raise ValueError(
+                f"got {len(logits_or_pred)} logit arrays for {m} labels; they must match"
+            )
+        cols = []
+        for j, logits in enumerate(logits_or_pred):
+            z = _as_numpy(logits)
+            if z.ndim != 2 or z.shape[0] != n:
+                raise ValueError(f"logits[{j}] must have shape (N={n}, p), got {z.shape}")
+            cols.append(np.argmax(z, axis=1))
+        pred = np.stack(cols, axis=1)
+    else:
+        pred = _check_integral(_as_numpy(logits_or_pred), "predictions")
+        if pred.ndim == 1:
+            pred = pred[:, None]
+        if pred.shape != (n, m):
+            raise ValueError(
+                f"predictions have shape {pred.shape} but labels have {(n, m)}; they must match"
+            )
+    return np.mean(pred == y, axis=0).astype(np.float64)
