@@ -17,7 +17,15 @@ from welavae.objectives import (
     total_correlation,
 )
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    # Known answers are checked in double precision; restore the default afterwards.
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 def test_bernoulli_nll_closed_form_and_stability():
