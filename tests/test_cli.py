@@ -9,7 +9,7 @@ import pytest
 from welavae import __version__
 from welavae.cli import main
 
-VERBS = ["data", "train"]
+VERBS = ["data", "train", "evaluate", "plot", "reproduce", "bench"]
 
 
 def run(*args, **kw):

@@ -92,6 +92,46 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_run
+
+    result = evaluate_run(args.run_dir, standard=not args.no_standard)
+    for row in result["seeds"]:
+        acc = row["accuracy"]
+        acc_s = "" if not acc else "  acc " + " ".join(f"{a:.3f}" for a in acc)
+        print(f"seed {row['seed']:3d}  polar MSE {row['polar']['mse']:9.2f}  Cartesian MSE {row['cartesian']['mse']:9.2f}{acc_s}")
+    print(f"wrote {Path(args.run_dir) / 'metrics.json'}")
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from .evaluate import plot_run
+
+    for path in plot_run(args.run_dir, seed=args.seed, out_dir=args.out, data_dir=args.data_dir):
+        print(path)
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    from .experiments.sweep import reproduce
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    t = __import__("time").perf_counter()
+    table = reproduce(args.preset, out=args.out, seeds=args.seeds, epochs=args.epochs, models=models,
+                      backend=args.backend, address=args.address, device=args.device, data_dir=args.data_dir)
+    print((Path(args.out) / "table.md").read_text())
+    print(f"{len(table)} models; wrote {args.out}/table.md, table.csv, results.sqlite, runs/, figures/ "
+          f"in {__import__('time').perf_counter() - t:.0f}s")
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from .bench import run_benchmark
+
+    run_benchmark(device=args.device, json_path=args.json, fast=args.fast)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="welavae", description="WeLa-VAE: disentangled representations from weak labels.")
     parser.add_argument("--version", action="version", version=f"welavae {__version__}")
@@ -123,6 +163,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory")
     _add_data_args(p)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="coordinate MSE, label accuracy and disentanglement metrics of a run")
+    p.add_argument("run_dir", help="a directory written by `welavae train`")
+    p.add_argument("--no-standard", action="store_true", help="skip MIG/DCI/SAP/modularity")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("plot", help="reconstructions, latent traversals and positional heat maps of one seed")
+    p.add_argument("run_dir", help="a directory written by `welavae train`")
+    p.add_argument("--seed", type=int, default=None, help="which seed (default: the lowest polar MSE)")
+    p.add_argument("--out", default=None, help="output directory (default RUN_DIR/figures)")
+    p.add_argument("--data-dir", default=None, help="data cache directory")
+    p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("reproduce", help="the paper's Table 1: train, evaluate, tabulate (resumable)")
+    p.add_argument("--preset", choices=("quick", "paper"), default="quick",
+                   help="quick: 2-core CPU in minutes (default); paper: the paper's settings")
+    p.add_argument("--out", default="results", help="output directory (default ./results); rerun to resume")
+    p.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds per model (0..N-1)")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="override the preset's epochs")
+    p.add_argument("--models", default=None, help="comma-separated: tcvae,wela_p2,...,wela_p8")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--address", default=None, help="Ray cluster address (with --backend ray)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--data-dir", default=None, help="data cache directory")
+    p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("bench", help="throughput: naive loop vs vectorised seeds vs the matmul peak")
+    p.add_argument("--json", default=None, help="write the results as JSON")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--fast", action="store_true", help="a few steps only (a smoke test, not a measurement)")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -288,7 +288,7 @@ def train(
                 alive = alive & finite
                 dead.extend(newly)
                 _freeze(model, optimizer, newly, momentum=True)
-            optimizer.zero_grad(set_to_none=False)
+            optimizer.zero_grad(set_to_none=True)
             torch.where(alive, loss, torch.zeros_like(loss)).sum().backward()
             if dead:
                 _freeze(model, optimizer, dead, momentum=False)
