@@ -25,13 +25,16 @@ def cfg(model="wela", epochs=2, batch=64, hidden=(32, 16), lr=1e-3, **kw):
 
 def test_seed_alone_equals_seed_beside_others(blobs):
     images, labels, _ = blobs
-    c = cfg(epochs=3, batch=32)  # 3 · 128 = 384 steps
+    # 3 · 128 = 384 steps at the paper's lr.  The one-wide-matmul first layer rounds differently
+    # for S=1 and S=3 (~1e-7); at lr 1e-3 with the MSS estimator the dynamics are chaotic enough
+    # to grow that to O(1) over a few hundred steps, at 1e-4 it stays ~1e-6.
+    c = cfg(epochs=3, batch=32, lr=1e-4)
     together = train(c, [0, 1, 2], images, labels, progress=False)
     alone = train(c, [1], images, labels, progress=False)
     mu3, _, _ = encode_dataset(together.model, images, labels)
     mu1, _, _ = encode_dataset(alone.model, images, labels)
     assert np.abs(mu3[1] - mu1[0]).max() < 1e-4
-    assert np.abs(mu3[0] - mu1[0]).max() > 1e-2  # and seeds do differ
+    assert np.abs(mu3[0] - mu1[0]).max() > 1e-3  # and seeds do differ
 
 
 def test_same_config_and_seed_is_bitwise_reproducible(blobs):
@@ -183,3 +186,17 @@ def test_bad_training_input(blobs):
         train(c, [0], images[:256], labels[:256] + 1, progress=False)
     with pytest.raises(ValueError, match="needs weak labels"):
         train(c, [0], images[:256], None, progress=False)
+
+
+def test_conv_encoder_seeds_are_independent_and_train(blobs):
+    # Grouped convolutions keep seeds apart: seed 1 alone equals seed 1 beside seeds 0 and 2.
+    images, labels, _ = blobs
+    c = make_run_config("wela", label_dim=2, hidden=(16,), encoder="conv", data=DataConfig(variants=1),
+                        train=TrainConfig(epochs=1, batch_size=64, lr=1e-3))
+    sub = slice(0, 512)
+    together = train(c, [0, 1, 2], images[sub], labels[sub], progress=False)
+    alone = train(c, [1], images[sub], labels[sub], progress=False)
+    mu3, _, _ = encode_dataset(together.model, images[sub], labels[sub])
+    mu1, _, _ = encode_dataset(alone.model, images[sub], labels[sub])
+    assert np.abs(mu3[1] - mu1[0]).max() < 1e-4
+    assert np.isfinite(together.history).all()

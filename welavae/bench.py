@@ -22,10 +22,12 @@ What is measured, and how:
 * **Timing.** A row trains whole epochs of k steps; the first epoch is
   warm-up and is not timed (allocations, kernel selection, lazy CUDA init).
   Clocks are read at epoch boundaries (via the trainer's ``on_epoch``
-  callback, after ``torch.cuda.synchronize()`` on a GPU); a row stops once it
-  has timed at least two epochs and ``seconds`` of wall time, or exactly
-  ``steps`` steps when given.  k is chosen so that an epoch would take about
-  a quarter of a second at the matmul peak (1 ≤ k ≤ 64).
+  callback, after ``torch.cuda.synchronize()`` on a GPU); a row stops at the
+  first epoch boundary with ``seconds`` of timed wall time and at least two
+  timed steps, or after exactly ``steps`` steps when given.  k is chosen so
+  that an epoch would take about a quarter of a second at the matmul peak
+  (1 ≤ k ≤ 32); the trainer's per-epoch work (shuffle, noise, history) is
+  timed too, as it is part of training.
   ``seed_samples_per_s`` = S · batch · timed steps / timed seconds.
 * **FLOPs.** ``gflops`` = 6 · P · seed_samples_per_s / 1e9 with P the
   parameters of one seed's network counted from the layer sizes
@@ -100,7 +102,7 @@ FAST_SEEDS = (1, 2)
 FAST_STEPS = 2
 ROW_SECONDS = {"cpu": 6.0, "cuda": 3.0}
 EPOCH_SECONDS_AT_PEAK = 0.25
-MAX_STEPS_PER_EPOCH = 64
+MAX_STEPS_PER_EPOCH = 32
 
 
 # --------------------------------------------------------------------------- set-up
@@ -318,8 +320,8 @@ def _run_row(impl: str, config: RunConfig, s: int, device, *, peak_gflops, steps
     b = config.train.batch_size
     flops, _ = _flops_per_seed_sample(config.model)
     k = _steps_per_epoch(flops * b * s, peak_gflops, steps)
-    # Fixed steps: exactly ⌈steps/k⌉ timed epochs.  Otherwise at least two timed epochs and `seconds`.
-    min_steps = 2 * k if steps is None else math.ceil(steps / k) * k
+    # Fixed steps: exactly ⌈steps/k⌉ timed epochs.  Otherwise `seconds` and at least two timed steps.
+    min_steps = 2 if steps is None else math.ceil(steps / k) * k
     clock = _Clock(device, k, min_steps, 0.0 if steps is not None else seconds)
     images, labels = synthetic_data(b * k, config.model)
     gc.collect()
@@ -436,6 +438,7 @@ def run_benchmark(
     torch.set_flush_denormal(True)  # as the trainer does, so the naive loop runs under the same rule
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = tf32
+    machine = _machine(device, tf32)  # before we load the machine ourselves
     try:
         peak = matmul_peak_gflops(device, **peak_kw)
         rows, arch_info = [], {}
@@ -470,7 +473,7 @@ def run_benchmark(
     result = {
         "peak_gflops": peak,
         "rows": rows,
-        "machine": _machine(device, tf32),
+        "machine": machine,
         "archs": arch_info,
         "settings": {"fast": bool(fast), "steps": steps, "seconds_per_row": None if steps is not None else seconds,
                      "wall_seconds": round(time.perf_counter() - t_start, 1)},
@@ -501,6 +504,8 @@ def main_table(result: dict) -> str:
     title = f"matmul peak {result['peak_gflops']:.1f} GFLOP/s"
     if m:
         title += f" on {m.get('device_name', m.get('device', '?'))} ({m.get('device')}, torch {m.get('torch_version')})"
+        if m.get("load_average_1min") is not None:
+            title += f"; load average {m['load_average_1min']:.2f} on {m.get('cpu_count')} CPUs at start"
     out = [title, fmt(header), fmt(["-" * w for w in widths])]
     out += [fmt(ln) for ln in lines]
     return "\n".join(out)

@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, default=None, help="β in the paper's convention (default 40 for TC models)")
     p.add_argument("--gamma", type=float, default=None, help="γ (default: the paper's rule, 4096/p)")
     p.add_argument("--encoder", choices=("mlp", "conv"), default="mlp")
-    p.add_argument("--tc-estimator", choices=("mws", "mss"), default="mws")
+    p.add_argument("--tc-estimator", choices=("mss", "mws"), default="mss",
+                   help="total-correlation estimator (Chen et al.): minibatch stratified (default) or weighted sampling")
     p.add_argument("--checkpoint-every", type=_positive_int, default=10, help="epochs between checkpoints")
     p.add_argument("--npz", default=None, help="train on a .npz with 'images' (and 'labels') instead of Blobs")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
