@@ -31,6 +31,18 @@ def init_uniform(shape, bound: float, generator: torch.Generator) -> torch.Tenso
     return (torch.rand(shape, generator=generator, dtype=torch.float32) * 2.0 - 1.0) * bound
 
 
+def init_linear_stack(in_features: int, out_features: int, generators) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-seed nn.Linear default init: weight (S, in, out), bias (S, out), seed i from generators[i]."""
+    bound = 1.0 / math.sqrt(in_features)
+    w = torch.empty(len(generators), in_features, out_features)
+    b = torch.empty(len(generators), out_features)
+    for i, g in enumerate(generators):
+        # (out, in) first, as nn.Linear draws it, then transposed into place.
+        w[i] = init_uniform((out_features, in_features), bound, g).t()
+        b[i] = init_uniform((out_features,), bound, g)
+    return w, b
+
+
 class SharedInputLinear(nn.Module):
     """x (B, in) → (S, B, out): one wide GEMM for all seeds.  weight (in, S, out), bias (S, out)."""
 
@@ -38,17 +50,10 @@ class SharedInputLinear(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, generators: list[torch.Generator]):
         super().__init__()
-        s = len(generators)
-        bound = 1.0 / math.sqrt(in_features)
-        w = torch.empty(in_features, s, out_features)
-        b = torch.empty(s, out_features)
-        for i, g in enumerate(generators):
-            # (out, in) first, as nn.Linear draws it, then transposed into place.
-            w[:, i, :] = init_uniform((out_features, in_features), bound, g).t()
-            b[i] = init_uniform((out_features,), bound, g)
-        self.weight = nn.Parameter(w)
+        w, b = init_linear_stack(in_features, out_features, generators)
+        self.weight = nn.Parameter(w.transpose(0, 1).contiguous())  # (in, S, out)
         self.bias = nn.Parameter(b)
-        self.in_features, self.out_features, self.seeds = in_features, out_features, s
+        self.in_features, self.out_features, self.seeds = in_features, out_features, len(generators)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s, o = self.seeds, self.out_features
@@ -67,16 +72,10 @@ class StackedLinear(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, generators: list[torch.Generator]):
         super().__init__()
-        s = len(generators)
-        bound = 1.0 / math.sqrt(in_features)
-        w = torch.empty(s, in_features, out_features)
-        b = torch.empty(s, 1, out_features)
-        for i, g in enumerate(generators):
-            w[i] = init_uniform((out_features, in_features), bound, g).t()
-            b[i, 0] = init_uniform((out_features,), bound, g)
+        w, b = init_linear_stack(in_features, out_features, generators)
         self.weight = nn.Parameter(w)
-        self.bias = nn.Parameter(b)
-        self.in_features, self.out_features, self.seeds = in_features, out_features, s
+        self.bias = nn.Parameter(b.unsqueeze(1))  # (S, 1, out) broadcasts over the batch
+        self.in_features, self.out_features, self.seeds = in_features, out_features, len(generators)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.bias, x, self.weight)
