@@ -55,9 +55,20 @@ class SharedInputLinear(nn.Module):
         self.bias = nn.Parameter(b)
         self.in_features, self.out_features, self.seeds = in_features, out_features, len(generators)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, in) → (S, B, out); or x (B, in − e) and ``extra`` (B, e) for the last e inputs.
+
+        Passing the one-hot labels as ``extra`` equals concatenating them to x, without copying
+        the image batch and with the image GEMM's inner dimension left at 4096 (aligned).
+        """
         s, o = self.seeds, self.out_features
-        y = torch.addmm(self.bias.view(1, s * o), x, self.weight.view(self.in_features, s * o))  # (B, S·out)
+        w = self.weight.view(self.in_features, s * o)
+        if extra is None:
+            y = torch.addmm(self.bias.view(1, s * o), x, w)  # (B, S·out)
+        else:
+            d = x.shape[1]
+            y = torch.addmm(self.bias.view(1, s * o), x, w[:d])
+            y = y.addmm(extra, w[d:])
         return y.view(-1, s, o).transpose(0, 1)  # (S, B, out), a view
 
     def seed_weight(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -101,8 +101,7 @@ class EnsembleVAE(nn.Module):
         b = x.shape[0]
         onehot = self.one_hot(y, b, x)
         if self.conv is None:
-            h = x if onehot is None else torch.cat([x, onehot], dim=1)
-            h = self.encoder[0](h)  # (S, B, H)
+            h = self.encoder[0](x, onehot)  # (S, B, H); same as the layer on cat(x, onehot)
         else:
             h = self.conv(x)  # (S, B, F)
             if onehot is not None:
