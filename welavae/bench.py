@@ -45,13 +45,16 @@ What is measured, and how:
   Linux the kernel's high-water mark (``VmHWM``), reset before each row by
   writing 5 to ``/proc/self/clear_refs``; elsewhere a 5 ms sampler of
   ``VmRSS`` or, lacking ``/proc``, the process-wide ``ru_maxrss`` (monotone:
-  an upper bound).  It includes the interpreter and torch (~0.3 GB).
+  an upper bound).  It includes the interpreter and torch (~0.4 GB); freed
+  heap is handed back (``malloc_trim``) before each row.
   On a GPU, rows also report ``peak_device_mb`` (``torch.cuda.max_memory_allocated``).
 
 Default seeds: on the CPU the paper architecture runs S ∈ {1, 8, 16} (S = 50
 would take ~10 GB and ~10 s a step on two cores), the quick one
 S ∈ {1, 8, 16, 50}; on a GPU both run all four.  The default run takes
-about two minutes on a 2-core CPU.
+about 90 s on a 2-core CPU.  Other processes on the machine slow the
+two-thread CPU kernels badly (``machine.load_average_1min`` records the
+load at the start): compare rows of one run, and repeat when in doubt.
 """
 from __future__ import annotations
 
@@ -285,6 +288,16 @@ def _status_kb(field: str) -> int:
     return 0
 
 
+def _malloc_trim() -> None:
+    """Hand freed heap memory back to the OS (glibc), so a row's RSS does not start from the last row's high."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class _Stop(Exception):
     pass
 
@@ -325,6 +338,7 @@ def _run_row(impl: str, config: RunConfig, s: int, device, *, peak_gflops, steps
     clock = _Clock(device, k, min_steps, 0.0 if steps is not None else seconds)
     images, labels = synthetic_data(b * k, config.model)
     gc.collect()
+    _malloc_trim()
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
@@ -434,7 +448,7 @@ def run_benchmark(
     peak_kw = {"n": 256, "repeats": 2} if fast else {}
 
     t_start = time.perf_counter()
-    saved_tf32 = torch.backends.cuda.matmul.allow_tf32
+    saved_tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32  # train() sets both
     torch.set_flush_denormal(True)  # as the trainer does, so the naive loop runs under the same rule
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -463,13 +477,13 @@ def run_benchmark(
                 rows.append(row)
                 if print_table:
                     print(f"bench: {arch:5s} {impl:7s} S={s:<3d} {rate:10.0f} seed-samples/s "
-                          f"{row['gflops']:8.1f} GFLOP/s ({r['steps']} steps in {r['seconds']:.1f}s)",
+                          f"{row['gflops']:8.1f} GFLOP/s ({r['steps']} steps in {r['seconds']:.2f}s)",
                           file=sys.stderr, flush=True)
         peak = max(peak, matmul_peak_gflops(device, **peak_kw))  # the machine is shared: keep the better
         for row in rows:
             row["fraction_of_peak"] = row["gflops"] / peak
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = saved_tf32
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved_tf32
     result = {
         "peak_gflops": peak,
         "rows": rows,

@@ -66,9 +66,9 @@ class SharedInputLinear(nn.Module):
         if extra is None:
             y = torch.addmm(self.bias.view(1, s * o), x, w)  # (B, S·out)
         else:
-            d = x.shape[1]
-            y = torch.addmm(self.bias.view(1, s * o), x, w[:d])
-            y = y.addmm(extra, w[d:])
+            # split(), not w[:d] / w[d:]: one gradient copy backward instead of two zero-filled ones.
+            wx, we = w.split([x.shape[1], extra.shape[1]])
+            y = torch.addmm(self.bias.view(1, s * o), x, wx).addmm(extra, we)
         return y.view(-1, s, o).transpose(0, 1)  # (S, B, out), a view
 
     def seed_weight(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:

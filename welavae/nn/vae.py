@@ -117,12 +117,11 @@ class EnsembleVAE(nn.Module):
         h = z
         for i, layer in enumerate(self.decoder):
             h = layer(h if i == 0 else F.relu(h))
-        d = self.config.image_dim
-        img = h[..., :d]
         if not self.label_out:
-            return img, None
+            return h, None
+        img, lab = h.split([self.config.image_dim, self.label_out], dim=-1)
         s, b = h.shape[:2]
-        return img, h[..., d:].reshape(s, b, self.config.num_labels, self.config.label_dim)
+        return img, lab.reshape(s, b, self.config.num_labels, self.config.label_dim)
 
     def parameter_seed_dims(self):
         """Yield (parameter, seed axis) for every parameter."""
