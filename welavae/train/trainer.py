@@ -21,7 +21,6 @@ seed.  Design points:
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
