@@ -16,6 +16,10 @@ def run(*args, **kw):
     return subprocess.run([sys.executable, "-m", "welavae.cli", *args], capture_output=True, text=True, **kw)
 
 
+def run_in(tmp_path, *args):
+    return run(*args, cwd=tmp_path)
+
+
 def test_version():
     r = run("--version")
     assert r.returncode == 0 and __version__ in r.stdout
@@ -37,15 +41,21 @@ def test_help(verb):
         (["train", "--model", "tcvae", "--seeds", "3-1", "--out", "x"], "seeds"),
         (["data", "--variants", "0"], "integer >= 1"),
         (["data", "--label-dim", "1", "--variants", "1"], "label dimension"),
+        (["reproduce", "--models", "vae", "--out", "x"], "unknown model"),
+        (["reproduce", "--address", "auto", "--out", "x"], "--address only applies"),
+        (["evaluate", "/nonexistent/run"], "config.json is missing"),
         ([], "required"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args, needle, tmp_path):
-    r = run(*args, "--data-dir", str(tmp_path)) if args and args[0] in VERBS else run(*args)
+    if args and args[0] in ("data", "train", "reproduce"):
+        args = [*args, "--data-dir", str(tmp_path / "cache")]
+    r = run_in(tmp_path, *args)
     assert r.returncode == 2, r.stderr
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("welavae: error:") and needle in lines[-1], r.stderr
     assert "Traceback" not in r.stderr
+    assert not (tmp_path / "x").exists()  # nothing half-written
 
 
 def test_data_builds_cache_and_figures(tmp_path):

@@ -140,6 +140,10 @@ def reproduce(
     out = Path(out)
     if plan is None:
         plan = make_plan(preset, seeds=seeds, epochs=epochs, models=models)
+    by_model = {s.model: s for s in plan}
+    # Validate the backend (and connect to Ray) before anything is written.
+    executor = make_executor(backend, address=address,
+                             data_loader=lambda job: load(by_model[job["spec"]["model"]]))
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "plan.json", json.dumps({"preset": preset, "runs": [s.to_dict() for s in plan]}, indent=2) + "\n")
     data_cache: dict = {}
@@ -155,7 +159,6 @@ def reproduce(
             if spec.config.model.has_labels else None
         return images, labels, factors
 
-    by_model = {s.model: s for s in plan}
     jobs = []
     with ResultsStore(out / "results.sqlite") as store:
         for spec in plan:
@@ -173,8 +176,6 @@ def reproduce(
                              "device": device, "data_dir": None if data_dir is None else str(data_dir)})
         bar = SweepProgress(sum(by_model[j["spec"]["model"]].config.train.epochs for j in jobs), progress)
         bar.models_total = len(jobs)
-        executor = make_executor(backend, address=address,
-                                 data_loader=lambda job: load(by_model[job["spec"]["model"]]))
 
         def on_epoch_for(job):
             model, epochs_ = job["spec"]["model"], job["spec"]["config"]["train"]["epochs"]
