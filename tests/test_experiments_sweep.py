@@ -122,3 +122,13 @@ def test_ray_backend_on_a_local_instance(tmp_path):
     for a, b in zip(rows, local):
         assert a["polar_lowest"] == pytest.approx(b["polar_lowest"], rel=1e-4)
     assert json.loads((tmp_path / "ray" / "runs" / "tcvae" / "seeds.json").read_text()) == [0, 1]
+
+
+@pytest.mark.slow
+def test_quick_preset_shows_the_paper_finding(tmp_path):
+    # The README's main job (≈ 6 min on 2 cores): WeLa-VAE p=2 learns a polar code, β-TCVAE does not.
+    rows = {r["model"]: r for r in reproduce("quick", out=tmp_path, data_dir=tmp_path / "cache", progress=False)}
+    tc, wela = rows["tcvae"], rows["wela_p2"]
+    assert wela["polar_lowest"] < tc["polar_lowest"] / 2
+    assert tc["cartesian_lowest"] < tc["polar_lowest"]
+    assert wela["acc_angle"] >= 0.99 and wela["acc_distance"] >= 0.99
