@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from . import __version__
@@ -46,8 +47,6 @@ def _add_data_args(p):
 
 
 def _cmd_data(args) -> int:
-    import time
-
     from .data import load_blobs, weak_labels
 
     t = time.perf_counter()
@@ -116,12 +115,12 @@ def _cmd_reproduce(args) -> int:
     from .experiments.sweep import reproduce
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    t = __import__("time").perf_counter()
+    t = time.perf_counter()
     table = reproduce(args.preset, out=args.out, seeds=args.seeds, epochs=args.epochs, models=models,
                       backend=args.backend, address=args.address, device=args.device, data_dir=args.data_dir)
     print((Path(args.out) / "table.md").read_text())
     print(f"{len(table)} models; wrote {args.out}/table.md, table.csv, results.sqlite, runs/, figures/ "
-          f"in {__import__('time').perf_counter() - t:.0f}s")
+          f"in {time.perf_counter() - t:.0f}s")
     return 0
 
 
