@@ -78,8 +78,7 @@ def test_stacked_equals_independent_sequentials(blobs, model):
         plain_layers = [m for m in list(enc) + list(dec) if isinstance(m, torch.nn.Linear)]
         stacked_layers = list(ens.encoder) + list(ens.decoder)
         for pl, sl in zip(plain_layers, stacked_layers):
-            gw = sl.weight.grad[:, i, :].t() if sl.weight.dim() == 3 and sl is ens.encoder[0] else sl.weight.grad[i].t()
-            gb = sl.bias.grad.reshape(3, -1)[i]
+            gw, gb = sl.seed_weight(i, grad=True)
             assert torch.allclose(pl.weight.grad, gw, rtol=1e-9, atol=1e-12)
             assert torch.allclose(pl.bias.grad, gb, rtol=1e-9, atol=1e-12)
 

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .ensemble import SharedInputLinear, StackedLinear, init_uniform
+from ..objectives.likelihoods import linear_bernoulli_nll
+from .ensemble import SharedInputLinear, StackedHeads, StackedLinear, init_uniform
 
 __all__ = ["EnsembleVAE", "seed_generators", "plain_networks"]
 
@@ -82,8 +83,11 @@ class EnsembleVAE(nn.Module):
         for a, b in zip(enc_sizes[:-1], enc_sizes[1:]):
             layers.append(StackedLinear(a, b, gens))
         self.encoder = nn.ModuleList(layers)
-        dec_sizes = [k] + list(reversed(c.hidden)) + [d + self.label_out]
-        self.decoder = nn.ModuleList(StackedLinear(a, b, gens) for a, b in zip(dec_sizes[:-1], dec_sizes[1:]))
+        dec_sizes = [k] + list(reversed(c.hidden))
+        heads = [d, self.label_out] if self.label_out else [d]
+        self.decoder = nn.ModuleList(
+            [*(StackedLinear(a, b, gens) for a, b in zip(dec_sizes[:-1], dec_sizes[1:])), StackedHeads(dec_sizes[-1], heads, gens)]
+        )
         self.label_in = label_in
 
     @property
@@ -112,16 +116,32 @@ class EnsembleVAE(nn.Module):
         mu, logvar = h.chunk(2, dim=-1)
         return mu, logvar
 
+    def _decoder_hidden(self, z: torch.Tensor) -> torch.Tensor:
+        h = z
+        for i, layer in enumerate(self.decoder[:-1]):
+            h = layer(h if i == 0 else F.relu(h))
+        return F.relu(h)  # hidden is never empty (ModelConfig checks)
+
+    def _label_logits(self, lab: torch.Tensor) -> torch.Tensor:
+        s, b = lab.shape[:2]
+        return lab.view(s, b, self.config.num_labels, self.config.label_dim)
+
     def decode(self, z: torch.Tensor):
         """z (S, B, K) → image logits (S, B, D), label logits (S, B, m, p) or None."""
-        h = z
-        for i, layer in enumerate(self.decoder):
-            h = layer(h if i == 0 else F.relu(h))
-        if not self.label_out:
-            return h, None
-        img, lab = h.split([self.config.image_dim, self.label_out], dim=-1)
-        s, b = h.shape[:2]
-        return img, lab.reshape(s, b, self.config.num_labels, self.config.label_dim)
+        heads = self.decoder[-1](self._decoder_hidden(z))
+        return heads[0], (self._label_logits(heads[1]) if self.label_out else None)
+
+    def decode_nll(self, z: torch.Tensor, x: torch.Tensor, *, compiled: bool = False):
+        """z (S, B, K), x (B, D) → −log p(x|z) (S, B) and label logits (S, B, m, p) or None.
+
+        ``bernoulli_nll(decode(z)[0], x)`` computed by :func:`linear_bernoulli_nll`,
+        which fuses the image head with its likelihood (the trainer's path).
+        """
+        h = self._decoder_hidden(z)
+        head = self.decoder[-1]
+        nll = linear_bernoulli_nll(h, head.weight0, head.bias0, x, compiled=compiled)
+        lab = torch.baddbmm(head.bias1, h, head.weight1) if self.label_out else None
+        return nll, (self._label_logits(lab) if self.label_out else None)
 
     def parameter_seed_dims(self):
         """Yield (parameter, seed axis) for every parameter."""
