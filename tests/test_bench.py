@@ -165,3 +165,15 @@ def test_peak_rss_is_per_block():
         del a
     assert quiet.mb < before.mb - 200
     assert loud.mb > quiet.mb + 250
+
+
+def test_paired_rows_time_the_naive_loop_between_epochs():
+    result = run_benchmark(archs=("quick",), seeds=(2,), steps=4, paired=True, print_table=False)
+    naive, ours = result["rows"]
+    assert "paired" not in naive and result["settings"]["paired"] is True
+    p = ours["paired"]
+    # Fixed steps: one pair per timed epoch.
+    assert p["pairs"] == ours["steps"] // ours["steps_per_epoch"] >= 1
+    assert math.isfinite(p["speedup_vs_naive_median"]) and p["speedup_vs_naive_median"] > 0
+    assert p["naive_seed_samples_per_s_median"] > 0
+    assert "× naive, paired" in main_table(result)

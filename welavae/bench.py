@@ -35,6 +35,12 @@ What is measured, and how:
   (1 ≤ k ≤ 32); the trainer's per-epoch work (shuffle, noise, history) is
   timed too, as it is part of training.
   ``seed_samples_per_s`` = S · batch · timed steps / timed seconds.
+* **Paired** (``--paired``).  The machine's speed can drift between rows
+  (on a shared 2-core VM by ±15 % within seconds), which moves the ratio of
+  two rows run a minute apart.  With ``paired`` each welavae row also runs
+  the naive loop after every trainer epoch, for about as long, timed apart;
+  ``row["paired"]`` has the median of the per-epoch ratios
+  (``speedup_vs_naive_median``) — a ratio of two rates measured seconds apart.
 * **FLOPs.** ``gflops`` = 6 · P · seed_samples_per_s / 1e9 with P the
   parameters of one seed's network counted from the layer sizes
   (:func:`count_parameters`): the usual 2 FLOPs per weight forward and 4
@@ -328,14 +334,48 @@ class _Clock:
             raise _Stop
 
 
+class _PairedClock(_Clock):
+    """A _Clock that, after each trainer epoch, runs the naive loop for about as long and times it apart.
+
+    Each timed epoch gives a pair (trainer rate, naive rate) measured seconds
+    apart, so the ratio of a pair is free of the machine's drift; the row
+    reports their median.  The trainer's time excludes the naive segments.
+    """
+
+    def __init__(self, device, steps_per_epoch, min_steps, seconds, naive_iter, seed_samples_per_epoch, batch):
+        super().__init__(device, steps_per_epoch, min_steps, seconds)
+        self.naive_iter, self.per_epoch, self.batch = naive_iter, seed_samples_per_epoch, batch
+        self.pairs: list[tuple[float, float]] = []
+        self.elapsed, self.resume = 0.0, None
+
+    def __call__(self, epoch_done: int, _means=None) -> None:
+        _sync(self.device)
+        now = time.perf_counter()
+        ours = now - self.resume if epoch_done > 1 else 0.0  # epoch 1 is warm-up, for the naive loop too
+        n = 0
+        while n == 0 or time.perf_counter() - now < ours:
+            next(self.naive_iter)
+            n += 1
+            _sync(self.device)
+        naive = time.perf_counter() - now
+        if epoch_done > 1:
+            self.elapsed += ours
+            self.steps = (epoch_done - 1) * self.k
+            self.pairs.append((self.per_epoch / ours, self.batch * n / naive))
+        self.resume = time.perf_counter()
+        if epoch_done > 1 and self.steps >= self.min_steps and self.elapsed >= self.seconds:
+            raise _Stop
+
+
 def _steps_per_epoch(flops_per_step: float, peak_gflops: float, steps: int | None) -> int:
     k = round(EPOCH_SECONDS_AT_PEAK * peak_gflops * 1e9 / flops_per_step)
     k = max(1, min(MAX_STEPS_PER_EPOCH, k))
     return k if steps is None else min(k, steps)
 
 
-def _run_row(impl: str, config: RunConfig, s: int, device, *, peak_gflops, steps, seconds, tf32) -> dict:
-    """Time one row; returns the seconds, steps and memory of its timed part."""
+def _run_row(impl: str, config: RunConfig, s: int, device, *, peak_gflops, steps, seconds, tf32,
+             paired: bool = False) -> dict:
+    """Time one row; returns the seconds, steps and memory of its timed part (and, paired, the pairs)."""
     b = config.train.batch_size
     flops, _ = _flops_per_seed_sample(config.model)
     k = _steps_per_epoch(flops * b * s, peak_gflops, steps)
@@ -369,12 +409,22 @@ def _run_row(impl: str, config: RunConfig, s: int, device, *, peak_gflops, steps
             epochs = 1 + (min_steps // k if steps is not None else 1_000_000)
             cfg = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=epochs))
             compiled = compile_pays(device, s * b * config.model.image_dim * k * epochs)
+            if paired:
+                naive = NaiveVAE(config, 0, device)
+                x_all = torch.from_numpy(images.reshape(len(images), -1)).to(device)
+                y_all = torch.from_numpy(labels).to(device)
+                clock = _PairedClock(device, k, min_steps, clock.seconds, naive_steps(naive, 0, x_all, y_all),
+                                     s * b * k, b)
             try:
                 train(cfg, list(range(s)), images, labels, device=device, progress=False, on_epoch=clock, tf32=tf32)
             except _Stop:
                 pass
     row = {"seconds": clock.elapsed, "steps": clock.steps, "steps_per_epoch": k, "peak_rss_mb": round(rss.mb, 1),
            "compiled_nll": compiled}
+    if isinstance(clock, _PairedClock):
+        ratios = [ours / naive for ours, naive in clock.pairs]
+        row["paired"] = {"pairs": len(ratios), "speedup_vs_naive_median": float(np.median(ratios)),
+                         "naive_seed_samples_per_s_median": float(np.median([nv for _, nv in clock.pairs]))}
     if device.type == "cuda":
         row["peak_device_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     return row
@@ -433,6 +483,7 @@ def run_benchmark(
     print_table: bool = True,
     fast: bool = False,
     tf32: bool = True,
+    paired: bool = False,
 ) -> dict:
     """Run the benchmark described in the module docstring and return its result.
 
@@ -441,6 +492,9 @@ def run_benchmark(
     steps: timed steps per row (None: time-budgeted, ``seconds`` per row,
     default 6 s on the CPU, 3 s on a GPU).  fast: a smoke test, not a
     measurement — seeds (1, 2), two timed steps, a small peak matmul.
+    paired: also time the naive loop between the trainer's epochs within each
+    welavae row (``row["paired"]``: the median ratio of those pairs, free of
+    the machine's drift; the row's ``peak_rss_mb`` then includes the naive model).
     Writes the result as JSON to ``json_path`` if given; prints
     :func:`main_table` (and a line per row to stderr) if ``print_table``.
     """
@@ -480,7 +534,8 @@ def run_benchmark(
             # the machine's speed drifts, and a slow naive run would flatter the ratios.
             arch_rows = []
             for impl, s in [("naive", 1)] + [("welavae", s) for s in seed_counts[arch]] + [("naive", 1)]:
-                r = _run_row(impl, config, s, device, peak_gflops=peak, steps=steps, seconds=seconds, tf32=tf32)
+                r = _run_row(impl, config, s, device, peak_gflops=peak, steps=steps, seconds=seconds, tf32=tf32,
+                             paired=paired and impl == "welavae")
                 rate = s * config.train.batch_size * r["steps"] / r["seconds"]
                 if print_table:
                     print(f"bench: {arch:5s} {impl:7s} S={s:<3d} {rate:10.0f} seed-samples/s "
@@ -488,8 +543,8 @@ def run_benchmark(
                           file=sys.stderr, flush=True)
                 row = {"arch": arch, "impl": impl, "seeds": s, "seed_samples_per_s": rate,
                        "gflops": rate * flops / 1e9, "peak_rss_mb": r["peak_rss_mb"]}
-                row.update({key: r[key] for key in ("seconds", "steps", "steps_per_epoch", "compiled_nll", "peak_device_mb")
-                            if key in r})
+                row.update({key: r[key] for key in ("seconds", "steps", "steps_per_epoch", "compiled_nll",
+                                                    "peak_device_mb", "paired") if key in r})
                 if impl == "naive" and arch_rows:
                     first = arch_rows[0]
                     first["naive_runs"] = [first["seed_samples_per_s"], rate]
@@ -513,7 +568,8 @@ def run_benchmark(
         "rows": rows,
         "machine": machine,
         "archs": arch_info,
-        "settings": {"fast": bool(fast), "steps": steps, "seconds_per_row": None if steps is not None else seconds,
+        "settings": {"fast": bool(fast), "paired": bool(paired), "steps": steps,
+                     "seconds_per_row": None if steps is not None else seconds,
                      "wall_seconds": round(time.perf_counter() - t_start, 1)},
     }
     if json_path is not None:
@@ -526,11 +582,15 @@ def run_benchmark(
 def main_table(result: dict) -> str:
     """The result as an aligned text table, one line per row, under a line naming the machine and its peak."""
     header = ("arch", "impl", "seeds", "seed-samples/s", "GFLOP/s", "% of peak", "× naive", "peak RSS MB")
+    paired = any("paired" in r for r in result["rows"])
+    if paired:
+        header += ("× naive, paired",)
     lines = [
         tuple(str(x) for x in (
             r["arch"], r["impl"], r["seeds"], f"{r['seed_samples_per_s']:,.0f}", f"{r['gflops']:.1f}",
             f"{100 * r['gflops'] / result['peak_gflops']:.1f}",
-            f"{r['speedup_vs_naive']:.2f}" if "speedup_vs_naive" in r else "", f"{r['peak_rss_mb']:,.0f}"))
+            f"{r['speedup_vs_naive']:.2f}" if "speedup_vs_naive" in r else "", f"{r['peak_rss_mb']:,.0f}",
+            *([f"{r['paired']['speedup_vs_naive_median']:.2f}" if "paired" in r else ""] if paired else [])))
         for r in result["rows"]
     ]
     widths = [max(len(h), *(len(ln[i]) for ln in lines)) if lines else len(h) for i, h in enumerate(header)]

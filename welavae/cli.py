@@ -127,7 +127,7 @@ def _cmd_reproduce(args) -> int:
 def _cmd_bench(args) -> int:
     from .bench import run_benchmark
 
-    run_benchmark(device=args.device, json_path=args.json, fast=args.fast)
+    run_benchmark(device=args.device, json_path=args.json, fast=args.fast, paired=args.paired)
     return 0
 
 
@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="write the results as JSON")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--fast", action="store_true", help="a few steps only (a smoke test, not a measurement)")
+    p.add_argument("--paired", action="store_true",
+                   help="also time the naive loop between the trainer's epochs: drift-free ratios")
     p.set_defaults(func=_cmd_bench)
     return parser
 
