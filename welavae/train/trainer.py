@@ -58,12 +58,14 @@ def heap_reuse():
     torch's CPU allocator does not cache: every step allocates and frees the
     same activations and gradients (16 MiB each at S = 16, B = 64; 50 MiB at
     S = 50).  By default glibc maps and unmaps such blocks, and every new
-    mapping is page-faulted and zeroed by the kernel: measured ~2,700 faults
-    and ~25 % of a step at S = 50 (quick architecture), ~1,300 and ~10 % at
-    S = 16.  Here all blocks come from the heap and it is never trimmed, so
-    the same pages are reused.  glibc's defaults are restored on exit (freed
-    memory is returned then).  A no-op on other C libraries, or with
-    ``WELAVAE_MALLOPT=0``.  Re-entrant.
+    mapping is page-faulted and zeroed by the kernel: measured per step of
+    the quick architecture ~2,700 faults and ~55 ms of kernel CPU time at
+    S = 50, ~1,300 and ~9 ms at S = 16.  Here all blocks come from the heap
+    and it is never trimmed, so the same pages are reused.  On exit glibc's
+    documented default values are set again (freed memory is returned then;
+    glibc's dynamic mmap threshold stays off, and settings made through
+    ``MALLOC_*_`` variables are not restored).  A no-op on other C libraries,
+    or with ``WELAVAE_MALLOPT=0``.  Re-entrant.
     """
     global _heap_depth
     libc = None
