@@ -163,3 +163,63 @@ def test_heap_reuse_keeps_freed_pages():
         inside = faults_for_reallocations()
     assert outside >= 4 * 32  # each fresh mapping faults at least once per 2 MiB page
     assert inside * 8 < outside
+
+
+def _as_version_0_1_0(state: dict) -> dict:
+    """A checkpoint written before the output heads were split: the decoder's last layer whole, Adam state merged."""
+    model, opt = state["model"], state["optimizer"]
+    keys = list(model)
+    prefix = "decoder.2."
+    heads = [k for k in keys if k.startswith(prefix)]  # weight0, bias0, weight1, bias1
+    first = keys.index(heads[0])
+    old_keys = keys[:first] + [prefix + "weight", prefix + "bias"] + keys[first + len(heads):]
+    merged = {}
+    for name in ("weight", "bias"):
+        parts = [prefix + f"{name}{j}" for j in (0, 1)]
+        merged[prefix + name] = (torch.cat([model[p] for p in parts], -1),
+                                 [keys.index(p) for p in parts])
+    old_model, old_state = {}, {}
+    for i, key in enumerate(old_keys):
+        if key in merged:
+            old_model[key], idx = merged[key]
+            pieces = [opt["state"][j] for j in idx]
+            old_state[i] = {n: (torch.cat([p[n] for p in pieces], -1) if pieces[0][n].dim() > 0 else pieces[0][n])
+                            for n in pieces[0]}
+        else:
+            old_model[key] = model[key]
+            old_state[i] = opt["state"][keys.index(key)]
+    groups = [dict(g, params=list(range(len(old_keys)))) for g in opt["param_groups"]]
+    return dict(state, model=old_model, optimizer={"state": old_state, "param_groups": groups})
+
+
+def test_resume_from_a_version_0_1_0_checkpoint(tmp_path):
+    from welavae.data import make_blobs, weak_labels
+    from welavae.train import load_checkpoint
+
+    blobs = make_blobs(1, seed=0)
+    labels = weak_labels(blobs.factors, 2)
+    c = make_run_config("wela", label_dim=2, hidden=(32, 16), data=DataConfig(variants=1),
+                        train=TrainConfig(epochs=2, batch_size=64, lr=1e-3, checkpoint_every=1))
+    full = trainer.train(c, [0, 1], blobs.images, labels, progress=False)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(epoch, _):
+        if epoch == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        trainer.train(c, [0, 1], blobs.images, labels, checkpoint_dir=tmp_path, progress=False, on_epoch=stop_after_first)
+    path = tmp_path / "last.pt"
+    state = load_checkpoint(path)
+    old = _as_version_0_1_0(state)
+    assert "decoder.2.weight" in old["model"] and old["model"]["decoder.2.weight"].shape == (2, 32, 4100)
+    torch.save(old, path)
+    upgraded = load_checkpoint(path)
+    for (k, v), (k2, v2) in zip(state["model"].items(), upgraded["model"].items()):
+        assert k == k2 and torch.equal(v, v2)
+    resumed = trainer.train(c, [0, 1], blobs.images, labels, checkpoint_dir=tmp_path, progress=False)
+    assert resumed.resumed_from == 1
+    for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k

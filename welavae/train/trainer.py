@@ -213,7 +213,55 @@ def load_checkpoint(path) -> dict:
         raise ValueError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e})") from None
     if not isinstance(state, dict) or state.get("format") != 1 or "model" not in state:
         raise ValueError(f"checkpoint {path} is not a welavae checkpoint")
-    return state
+    return _split_legacy_heads(state)
+
+
+def _split_legacy_heads(state: dict) -> dict:
+    """Checkpoints of welavae 0.1.0 hold the decoder's output layer whole; split it (and its Adam state) into heads.
+
+    Parameters and their optimizer state are in ``model.parameters()`` order,
+    which is the state dict's order; the layer's (S, H, D + L) weight and
+    (S, 1, D + L) bias become image (…, D) and label (…, L) heads.
+    """
+    model = state["model"]
+    last = max(int(k.split(".")[1]) for k in model if k.startswith("decoder."))
+    prefix = f"decoder.{last}."
+    if prefix + "weight" not in model or prefix + "weight0" in model:
+        return state
+    m = RunConfig.from_json(state["config"]).model
+    sizes = [m.image_dim] + ([m.num_labels * m.label_dim] if m.has_labels else [])
+
+    def split(t):
+        return [piece.contiguous() for piece in t.split(sizes, dim=-1)]
+
+    old_keys = list(model)
+    new_model, origin = {}, []  # origin[j] = (old index, head or None) of new parameter j
+    for i, key in enumerate(old_keys):
+        if key in (prefix + "weight", prefix + "bias"):
+            name = key[len(prefix):]
+            for j, piece in enumerate(split(model[key])):
+                new_model[f"{prefix}{name}{j}"] = piece
+                origin.append((i, j))
+        else:
+            new_model[key] = model[key]
+            origin.append((i, None))
+    # Parameters are registered weight0, bias0, weight1, bias1: reorder the head entries to match.
+    heads = [k for k in new_model if k.startswith(prefix)]
+    order = sorted(heads, key=lambda k: (int(k[-1]), k[len(prefix):-1] == "bias"))
+    first = list(new_model).index(heads[0])
+    keys = list(new_model)
+    keys[first:first + len(heads)] = order
+    origin_by_key = dict(zip(list(new_model), origin))
+    opt = state["optimizer"]
+    new_opt_state = {}
+    for j, key in enumerate(keys):
+        i, head = origin_by_key[key]
+        old = opt["state"].get(i)
+        if old is not None:
+            new_opt_state[j] = {name: (split(v)[head] if head is not None and v.dim() > 0 else v.clone())
+                                for name, v in old.items()}
+    groups = [dict(g, params=list(range(len(keys)))) for g in opt["param_groups"]]
+    return dict(state, model={k: new_model[k] for k in keys}, optimizer={"state": new_opt_state, "param_groups": groups})
 
 
 def model_from_checkpoint(state: dict, device="cpu") -> tuple[EnsembleVAE, RunConfig]:
