@@ -86,16 +86,18 @@ def test_compile_failure_warns_once_and_falls_back(monkeypatch):
 
     monkeypatch.setattr(likelihoods, "_kernel", broken)
     monkeypatch.setattr(likelihoods, "_compiled", None)
-    logits, x = torch.randn(2, 3, 64), torch.rand(3, 64)
+    g = torch.Generator().manual_seed(2)
+    h, w, b = torch.randn(2, 3, 4, generator=g), torch.randn(2, 4, 64, generator=g), torch.randn(2, 1, 64, generator=g)
+    x = torch.rand(3, 64, generator=g)
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
-        out = bernoulli_nll(logits, x, compiled=True)
-    assert torch.allclose(out.double(), reference_nll(logits, x), rtol=1e-6)
+        out = linear_bernoulli_nll(h, w, b, x, compiled=True)
+    assert torch.allclose(out.double(), reference_nll(torch.baddbmm(b, h, w), x), rtol=1e-6)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no second warning: the eager form is used from now on
-        bernoulli_nll(logits, x, compiled=True)
+        linear_bernoulli_nll(h, w, b, x, compiled=True)
 
 
-def test_image_head_is_one_linear_layer_and_reads_old_checkpoints():
+def test_image_head_is_one_linear_layer():
     c = make_run_config("wela", label_dim=2, hidden=(16, 8), data=DataConfig(variants=1))
     model = EnsembleVAE(c.model, [0, 1])
     head = model.decoder[-1]
@@ -111,18 +113,10 @@ def test_image_head_is_one_linear_layer_and_reads_old_checkpoints():
     # The same draws as one nn.Linear(8, 4100) per seed: seed 1 alone has seed 1's weights.
     alone = EnsembleVAE(c.model, [1]).decoder[-1]
     assert torch.equal(alone.weight0[0], head.weight0[1]) and torch.equal(alone.bias1[0], head.bias1[1])
-    # An old checkpoint's state dict loads into the split heads.
-    old = {k: v for k, v in model.state_dict().items() if not k.startswith("decoder.2.")}
-    old["decoder.2.weight"], old["decoder.2.bias"] = w.detach(), b.detach()
-    fresh = EnsembleVAE(c.model, [0, 1])
-    with torch.no_grad():
-        for p in fresh.parameters():
-            p.zero_()
-    fresh.load_state_dict(old)
-    for (k, v), v2 in zip(model.state_dict().items(), fresh.state_dict().values()):
-        assert torch.equal(v, v2), k
-    nll, _ = model.decode_nll(z, torch.rand(5, 4096))
-    assert nll.shape == (2, 5)
+    # decode_nll is bernoulli_nll of decode's image logits.
+    x = torch.rand(5, 4096)
+    nll, lab2 = model.decode_nll(z, x)
+    assert torch.allclose(nll, bernoulli_nll(img, x), rtol=1e-6) and torch.equal(lab2, lab)
 
 
 def test_compile_pays_only_for_long_cpu_runs(monkeypatch):
@@ -164,62 +158,3 @@ def test_heap_reuse_keeps_freed_pages():
     assert outside >= 4 * 32  # each fresh mapping faults at least once per 2 MiB page
     assert inside * 8 < outside
 
-
-def _as_version_0_1_0(state: dict) -> dict:
-    """A checkpoint written before the output heads were split: the decoder's last layer whole, Adam state merged."""
-    model, opt = state["model"], state["optimizer"]
-    keys = list(model)
-    prefix = "decoder.2."
-    heads = [k for k in keys if k.startswith(prefix)]  # weight0, bias0, weight1, bias1
-    first = keys.index(heads[0])
-    old_keys = keys[:first] + [prefix + "weight", prefix + "bias"] + keys[first + len(heads):]
-    merged = {}
-    for name in ("weight", "bias"):
-        parts = [prefix + f"{name}{j}" for j in (0, 1)]
-        merged[prefix + name] = (torch.cat([model[p] for p in parts], -1),
-                                 [keys.index(p) for p in parts])
-    old_model, old_state = {}, {}
-    for i, key in enumerate(old_keys):
-        if key in merged:
-            old_model[key], idx = merged[key]
-            pieces = [opt["state"][j] for j in idx]
-            old_state[i] = {n: (torch.cat([p[n] for p in pieces], -1) if pieces[0][n].dim() > 0 else pieces[0][n])
-                            for n in pieces[0]}
-        else:
-            old_model[key] = model[key]
-            old_state[i] = opt["state"][keys.index(key)]
-    groups = [dict(g, params=list(range(len(old_keys)))) for g in opt["param_groups"]]
-    return dict(state, model=old_model, optimizer={"state": old_state, "param_groups": groups})
-
-
-def test_resume_from_a_version_0_1_0_checkpoint(tmp_path):
-    from welavae.data import make_blobs, weak_labels
-    from welavae.train import load_checkpoint
-
-    blobs = make_blobs(1, seed=0)
-    labels = weak_labels(blobs.factors, 2)
-    c = make_run_config("wela", label_dim=2, hidden=(32, 16), data=DataConfig(variants=1),
-                        train=TrainConfig(epochs=2, batch_size=64, lr=1e-3, checkpoint_every=1))
-    full = trainer.train(c, [0, 1], blobs.images, labels, progress=False)
-
-    class Stop(Exception):
-        pass
-
-    def stop_after_first(epoch, _):
-        if epoch == 1:
-            raise Stop
-
-    with pytest.raises(Stop):
-        trainer.train(c, [0, 1], blobs.images, labels, checkpoint_dir=tmp_path, progress=False, on_epoch=stop_after_first)
-    path = tmp_path / "last.pt"
-    state = load_checkpoint(path)
-    old = _as_version_0_1_0(state)
-    assert "decoder.2.weight" in old["model"] and old["model"]["decoder.2.weight"].shape == (2, 32, 4100)
-    torch.save(old, path)
-    upgraded = load_checkpoint(path)
-    for (k, v), (k2, v2) in zip(state["model"].items(), upgraded["model"].items()):
-        assert k == k2 and torch.equal(v, v2)
-    resumed = trainer.train(c, [0, 1], blobs.images, labels, checkpoint_dir=tmp_path, progress=False)
-    assert resumed.resumed_from == 1
-    for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
-        assert torch.equal(a, b), k

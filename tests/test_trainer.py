@@ -94,26 +94,78 @@ def test_wela_reaches_label_accuracy(blobs):
     assert res.history[-1, 0, 0] < res.history[0, 0, 0]  # the loss went down
 
 
+class _Stop(Exception):
+    pass
+
+
+def train_interrupted(c, seeds, images, labels, checkpoint_dir, after_epoch):
+    """Train with checkpoints and stop once ``after_epoch`` epochs are done, as a kill would."""
+
+    def interrupt(epoch, _):
+        if epoch == after_epoch:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(c, seeds, images, labels, checkpoint_dir=checkpoint_dir, progress=False, on_epoch=interrupt)
+
+
 def test_resume_equals_uninterrupted(blobs, tmp_path):
     images, labels, _ = blobs
     c = cfg(epochs=4, checkpoint_every=2)
     full = train(c, [0, 1], images, labels, progress=False)
-
-    class Stop(Exception):
-        pass
-
-    def interrupt(epoch, _):
-        if epoch == 3:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train(c, [0, 1], images, labels, checkpoint_dir=tmp_path, progress=False, on_epoch=interrupt)
+    train_interrupted(c, [0, 1], images, labels, tmp_path, after_epoch=3)
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
     resumed = train(c, [0, 1], images, labels, checkpoint_dir=tmp_path, progress=False)
     assert resumed.resumed_from == 2
     for va, vb in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(va, vb)
     assert np.array_equal(full.history, resumed.history)
+
+
+def _as_version_0_1_0(state: dict) -> dict:
+    """A checkpoint written before the output heads were split: the decoder's last layer whole, Adam state merged."""
+    model, opt = state["model"], state["optimizer"]
+    keys = list(model)
+    prefix = "decoder.2."
+    heads = [k for k in keys if k.startswith(prefix)]  # weight0, bias0, weight1, bias1
+    first = keys.index(heads[0])
+    old_keys = keys[:first] + [prefix + "weight", prefix + "bias"] + keys[first + len(heads):]
+    merged = {}
+    for name in ("weight", "bias"):
+        parts = [prefix + f"{name}{j}" for j in (0, 1)]
+        merged[prefix + name] = (torch.cat([model[p] for p in parts], -1),
+                                 [keys.index(p) for p in parts])
+    old_model, old_state = {}, {}
+    for i, key in enumerate(old_keys):
+        if key in merged:
+            old_model[key], idx = merged[key]
+            pieces = [opt["state"][j] for j in idx]
+            old_state[i] = {n: (torch.cat([p[n] for p in pieces], -1) if pieces[0][n].dim() > 0 else pieces[0][n])
+                            for n in pieces[0]}
+        else:
+            old_model[key] = model[key]
+            old_state[i] = opt["state"][keys.index(key)]
+    groups = [dict(g, params=list(range(len(old_keys)))) for g in opt["param_groups"]]
+    return dict(state, model=old_model, optimizer={"state": old_state, "param_groups": groups})
+
+
+def test_resume_from_a_version_0_1_0_checkpoint(blobs, tmp_path):
+    images, labels, _ = blobs
+    c = cfg(epochs=2, checkpoint_every=1)
+    full = train(c, [0, 1], images, labels, progress=False)
+    train_interrupted(c, [0, 1], images, labels, tmp_path, after_epoch=1)
+    path = tmp_path / "last.pt"
+    state = load_checkpoint(path)
+    old = _as_version_0_1_0(state)
+    assert "decoder.2.weight" in old["model"] and old["model"]["decoder.2.weight"].shape == (2, 32, 4100)
+    torch.save(old, path)
+    upgraded = load_checkpoint(path)
+    for (k, v), (k2, v2) in zip(state["model"].items(), upgraded["model"].items()):
+        assert k == k2 and torch.equal(v, v2)
+    resumed = train(c, [0, 1], images, labels, checkpoint_dir=tmp_path, progress=False)
+    assert resumed.resumed_from == 1
+    for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
 
 
 def test_checkpoint_from_another_run_is_refused(blobs, tmp_path):

@@ -392,18 +392,15 @@ def _run_row(impl: str, config: RunConfig, s: int, device, *, peak_gflops, steps
     with _PeakRSS() as rss:
         if impl == "naive":
             naive = NaiveVAE(config, 0, device)
-            reuse = heap_reuse()  # the allocator setting train() uses, so that only the code differs
-            reuse.__enter__()
             x_all = torch.from_numpy(images.reshape(len(images), -1)).to(device)
             y_all = torch.from_numpy(labels).to(device)
-            try:
-                for epoch, t in naive_steps(naive, 0, x_all, y_all):
-                    if t == k - 1:
-                        clock(epoch + 1)
-            except _Stop:
-                pass
-            finally:
-                reuse.__exit__(None, None, None)
+            with heap_reuse():  # the allocator setting train() uses, so that only the code differs
+                try:
+                    for epoch, t in naive_steps(naive, 0, x_all, y_all):
+                        if t == k - 1:
+                            clock(epoch + 1)
+                except _Stop:
+                    pass
             del naive, x_all, y_all
         else:
             epochs = 1 + (min_steps // k if steps is not None else 1_000_000)

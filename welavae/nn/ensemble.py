@@ -132,11 +132,3 @@ class StackedHeads(nn.Module):
         if grad:
             ws, bs = [w.grad for w in ws], [b.grad for b in bs]
         return torch.cat([w[i] for w in ws], dim=1).t(), torch.cat([b[i, 0] for b in bs])
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # welavae 0.1.0 stored this layer whole, as a StackedLinear: weight (S, in, Σ out), bias (S, 1, Σ out).
-        if prefix + "weight" in state_dict and prefix + "weight0" not in state_dict:
-            w, b = state_dict.pop(prefix + "weight"), state_dict.pop(prefix + "bias")
-            for j, (wj, bj) in enumerate(zip(w.split(self.out_sizes, dim=2), b.split(self.out_sizes, dim=2))):
-                state_dict[f"{prefix}weight{j}"], state_dict[f"{prefix}bias{j}"] = wj.contiguous(), bj.contiguous()
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -33,14 +33,12 @@ def objective_terms(
     y: torch.Tensor | None = None,
     label_logits: torch.Tensor | None = None,
     log_w: torch.Tensor | None = None,
-    compiled_nll: bool = False,
     image_nll: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Per-seed terms, each (S,): image_nll, label_nll, kl, tc (when used), reg, loss.
 
     x: (B, D) in [0, 1]; img_logits: (S, B, D); mu, logvar, z: (S, B, K);
-    y: (B, m) ints; label_logits: (S, B, m, p).  ``compiled_nll``: the image
-    likelihood's compiled kernel (see :func:`bernoulli_nll`); same value and gradient.
+    y: (B, m) ints; label_logits: (S, B, m, p).
     ``image_nll``: −log p(x|z) (S, B) already computed (``EnsembleVAE.decode_nll``),
     instead of ``img_logits``; give exactly one of the two.
     """
@@ -48,7 +46,7 @@ def objective_terms(
         raise ValueError("objective_terms: give exactly one of img_logits and image_nll")
     terms: dict[str, torch.Tensor] = {}
     if image_nll is None:
-        image_nll = bernoulli_nll(img_logits, x, compiled=compiled_nll)
+        image_nll = bernoulli_nll(img_logits, x)
     terms["image_nll"] = image_nll.mean(1)
     kl = gaussian_kl(mu, logvar).mean(1)
     terms["kl"] = kl

@@ -220,48 +220,37 @@ def _split_legacy_heads(state: dict) -> dict:
     """Checkpoints of welavae 0.1.0 hold the decoder's output layer whole; split it (and its Adam state) into heads.
 
     Parameters and their optimizer state are in ``model.parameters()`` order,
-    which is the state dict's order; the layer's (S, H, D + L) weight and
-    (S, 1, D + L) bias become image (…, D) and label (…, L) heads.
+    which is the state dict's order; the layer's weight (S, H, D + L) and bias
+    (S, 1, D + L) become ``weight0, bias0`` (…, D) and ``weight1, bias1`` (…, L),
+    registered in that order.
     """
     model = state["model"]
     last = max(int(k.split(".")[1]) for k in model if k.startswith("decoder."))
-    prefix = f"decoder.{last}."
-    if prefix + "weight" not in model or prefix + "weight0" in model:
+    weight, bias = f"decoder.{last}.weight", f"decoder.{last}.bias"
+    if weight not in model:
         return state
     m = RunConfig.from_json(state["config"]).model
     sizes = [m.image_dim] + ([m.num_labels * m.label_dim] if m.has_labels else [])
-
-    def split(t):
-        return [piece.contiguous() for piece in t.split(sizes, dim=-1)]
-
     old_keys = list(model)
-    new_model, origin = {}, []  # origin[j] = (old index, head or None) of new parameter j
+    keys, origin = [], []  # origin[j]: (index of the old parameter, head or None) of new parameter j
     for i, key in enumerate(old_keys):
-        if key in (prefix + "weight", prefix + "bias"):
-            name = key[len(prefix):]
-            for j, piece in enumerate(split(model[key])):
-                new_model[f"{prefix}{name}{j}"] = piece
-                origin.append((i, j))
-        else:
-            new_model[key] = model[key]
+        if key == weight:
+            for j in range(len(sizes)):
+                keys += [f"{weight}{j}", f"{bias}{j}"]
+                origin += [(i, j), (old_keys.index(bias), j)]
+        elif key != bias:
+            keys.append(key)
             origin.append((i, None))
-    # Parameters are registered weight0, bias0, weight1, bias1: reorder the head entries to match.
-    heads = [k for k in new_model if k.startswith(prefix)]
-    order = sorted(heads, key=lambda k: (int(k[-1]), k[len(prefix):-1] == "bias"))
-    first = list(new_model).index(heads[0])
-    keys = list(new_model)
-    keys[first:first + len(heads)] = order
-    origin_by_key = dict(zip(list(new_model), origin))
+
+    def piece(t, head):
+        return t if head is None or t.dim() == 0 else t.split(sizes, dim=-1)[head].contiguous()
+
     opt = state["optimizer"]
-    new_opt_state = {}
-    for j, key in enumerate(keys):
-        i, head = origin_by_key[key]
-        old = opt["state"].get(i)
-        if old is not None:
-            new_opt_state[j] = {name: (split(v)[head] if head is not None and v.dim() > 0 else v.clone())
-                                for name, v in old.items()}
+    new_model = {key: piece(model[old_keys[i]], head) for key, (i, head) in zip(keys, origin)}
+    new_opt_state = {j: {name: piece(v, head).clone() for name, v in opt["state"][i].items()}
+                     for j, (i, head) in enumerate(origin) if i in opt["state"]}
     groups = [dict(g, params=list(range(len(keys)))) for g in opt["param_groups"]]
-    return dict(state, model={k: new_model[k] for k in keys}, optimizer={"state": new_opt_state, "param_groups": groups})
+    return dict(state, model=new_model, optimizer={"state": new_opt_state, "param_groups": groups})
 
 
 def model_from_checkpoint(state: dict, device="cpu") -> tuple[EnsembleVAE, RunConfig]:
@@ -368,74 +357,66 @@ def train(
         start_epoch = int(state["epoch"])
 
     if compile_nll == "auto":
-        compile_nll = compile_pays(device, s_count * b * config.model.image_dim * steps * max(tcfg.epochs - start_epoch, 0))
-    with heap_reuse():
-        return _train_loop(config, seeds, model, optimizer, x_all, y_all, history, diverged_epoch, start_epoch,
-                           ckpt_path, progress, on_epoch, bool(compile_nll), device)
-
-
-def _train_loop(config, seeds, model, optimizer, x_all, y_all, history, diverged_epoch, start_epoch,
-                ckpt_path, progress, on_epoch, compiled_nll, device) -> TrainResult:
-    tcfg = config.train
-    n, b = len(x_all), tcfg.batch_size
-    steps = n // b
-    s_count, k = len(seeds), config.model.latent_dim
-    log_w = log_importance_weights(b, n, device=device) if config.objective.tc_estimator == "mss" else None
-    alive = torch.as_tensor(diverged_epoch < 0, device=device)
-    dead = [i for i in range(s_count) if diverged_epoch[i] >= 0]
-    bar = _Progress(tcfg.epochs, config.name, progress)
-    t0 = time.perf_counter()
-    model.train()
-    for epoch in range(start_epoch, tcfg.epochs):
-        perm = epoch_permutation(n, tcfg.data_seed, epoch).to(device)
-        noise = epoch_noise(seeds, epoch, steps, b, k).to(device)
-        sums = torch.zeros(len(TERMS), s_count, device=device, dtype=torch.float64)
-        for t in range(steps):
-            idx = perm[t * b : (t + 1) * b]
-            x = x_all[idx]  # (B, D)
-            y = y_all[idx] if y_all is not None else None
-            mu, logvar = model.encode(x, y)  # (S, B, K)
-            z = mu + torch.exp(0.5 * logvar) * noise[:, t]
-            image_nll, label_logits = model.decode_nll(z, x, compiled=compiled_nll)
-            terms = objective_terms(
-                config.objective, x=x, image_nll=image_nll, mu=mu, logvar=logvar, z=z,
-                dataset_size=n, y=y, label_logits=label_logits, log_w=log_w,
-            )
-            loss = terms["loss"]  # (S,)
-            finite = torch.isfinite(loss)
-            if not bool(finite.all()) and bool((alive & ~finite).any()):
-                newly = [i for i in range(s_count) if bool(alive[i]) and not bool(finite[i])]
-                for i in newly:
-                    diverged_epoch[i] = epoch
-                alive = alive & finite
-                dead.extend(newly)
-                _freeze(model, optimizer, newly, momentum=True)
-            optimizer.zero_grad(set_to_none=True)
-            torch.where(alive, loss, torch.zeros_like(loss)).sum().backward()
-            if dead:
-                _freeze(model, optimizer, dead, momentum=False)
-            optimizer.step()
-            with torch.no_grad():
-                row = torch.stack([terms.get(name, torch.zeros_like(loss)).detach() for name in TERMS])
-                sums += torch.where(alive, row.double(), torch.zeros_like(sums))
-        means = (sums / max(steps, 1)).T.cpu().numpy()  # (S, T)
-        means[diverged_epoch >= 0] = np.nan
-        history = np.concatenate([history, means[None]], axis=0)
-        done = epoch + 1
-        if ckpt_path is not None and (done % tcfg.checkpoint_every == 0 or done == tcfg.epochs):
-            save_checkpoint(ckpt_path, model=model, optimizer=optimizer, config=config, epoch=done,
+        logits = s_count * b * config.model.image_dim * steps * max(tcfg.epochs - start_epoch, 0)
+        compile_nll = compile_pays(device, logits)
+    compiled_nll, k = bool(compile_nll), config.model.latent_dim
+    with heap_reuse():  # freed activations and gradients are reused, not page-faulted afresh
+        log_w = log_importance_weights(b, n, device=device) if config.objective.tc_estimator == "mss" else None
+        alive = torch.as_tensor(diverged_epoch < 0, device=device)
+        dead = [i for i in range(s_count) if diverged_epoch[i] >= 0]
+        bar = _Progress(tcfg.epochs, config.name, progress)
+        t0 = time.perf_counter()
+        model.train()
+        for epoch in range(start_epoch, tcfg.epochs):
+            perm = epoch_permutation(n, tcfg.data_seed, epoch).to(device)
+            noise = epoch_noise(seeds, epoch, steps, b, k).to(device)
+            sums = torch.zeros(len(TERMS), s_count, device=device, dtype=torch.float64)
+            for t in range(steps):
+                idx = perm[t * b : (t + 1) * b]
+                x = x_all[idx]  # (B, D)
+                y = y_all[idx] if y_all is not None else None
+                mu, logvar = model.encode(x, y)  # (S, B, K)
+                z = mu + torch.exp(0.5 * logvar) * noise[:, t]
+                image_nll, label_logits = model.decode_nll(z, x, compiled=compiled_nll)
+                terms = objective_terms(
+                    config.objective, x=x, image_nll=image_nll, mu=mu, logvar=logvar, z=z,
+                    dataset_size=n, y=y, label_logits=label_logits, log_w=log_w,
+                )
+                loss = terms["loss"]  # (S,)
+                finite = torch.isfinite(loss)
+                if not bool(finite.all()) and bool((alive & ~finite).any()):
+                    newly = [i for i in range(s_count) if bool(alive[i]) and not bool(finite[i])]
+                    for i in newly:
+                        diverged_epoch[i] = epoch
+                    alive = alive & finite
+                    dead.extend(newly)
+                    _freeze(model, optimizer, newly, momentum=True)
+                optimizer.zero_grad(set_to_none=True)
+                torch.where(alive, loss, torch.zeros_like(loss)).sum().backward()
+                if dead:
+                    _freeze(model, optimizer, dead, momentum=False)
+                optimizer.step()
+                with torch.no_grad():
+                    row = torch.stack([terms.get(name, torch.zeros_like(loss)).detach() for name in TERMS])
+                    sums += torch.where(alive, row.double(), torch.zeros_like(sums))
+            means = (sums / max(steps, 1)).T.cpu().numpy()  # (S, T)
+            means[diverged_epoch >= 0] = np.nan
+            history = np.concatenate([history, means[None]], axis=0)
+            done = epoch + 1
+            if ckpt_path is not None and (done % tcfg.checkpoint_every == 0 or done == tcfg.epochs):
+                save_checkpoint(ckpt_path, model=model, optimizer=optimizer, config=config, epoch=done,
+                                history=history, diverged_epoch=diverged_epoch)
+            if on_epoch is not None:
+                on_epoch(done, means)
+            bar.update(done, start_epoch, float(np.nanmean(means[:, 0])) if (diverged_epoch < 0).any() else math.nan)
+        if ckpt_path is not None and start_epoch == tcfg.epochs == 0:
+            save_checkpoint(ckpt_path, model=model, optimizer=optimizer, config=config, epoch=0,
                             history=history, diverged_epoch=diverged_epoch)
-        if on_epoch is not None:
-            on_epoch(done, means)
-        bar.update(done, start_epoch, float(np.nanmean(means[:, 0])) if (diverged_epoch < 0).any() else math.nan)
-    if ckpt_path is not None and start_epoch == tcfg.epochs == 0:
-        save_checkpoint(ckpt_path, model=model, optimizer=optimizer, config=config, epoch=0,
-                        history=history, diverged_epoch=diverged_epoch)
-    model.eval()
-    return TrainResult(
-        model=model, config=config, seeds=seeds, history=history, diverged_epoch=diverged_epoch,
-        epochs_done=max(start_epoch, tcfg.epochs), seconds=time.perf_counter() - t0, resumed_from=start_epoch,
-    )
+        model.eval()
+        return TrainResult(
+            model=model, config=config, seeds=seeds, history=history, diverged_epoch=diverged_epoch,
+            epochs_done=max(start_epoch, tcfg.epochs), seconds=time.perf_counter() - t0, resumed_from=start_epoch,
+        )
 
 
 @torch.no_grad()
