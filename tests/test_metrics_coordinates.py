@@ -82,19 +82,26 @@ def test_perfect_polar_latent_scores_the_eq6_floor():
     assert swapped.channels == (1, 0) and swapped.inverted == (True, True)
 
 
-def test_perfect_cartesian_latent_scores_about_669_on_the_polar_task():
-    # Enumerate the 8 readings of (c1, c2) as (φ, d) by hand with eqs. 6–7 written out.
-    c1, c2 = GRID[:, 0], GRID[:, 1]
-    scores = []
-    for (phi_src, d_src), inv_phi, inv_d in itertools.product(
-        [(c1, c2), (c2, c1)], [False, True], [False, True]
-    ):
-        phi = _eq5(phi_src, inv_phi, math.pi / 2)
-        d = _eq5(d_src, inv_d, 90.5)
-        scores.append(np.mean((d * np.cos(phi) - c1) ** 2 + (d * np.sin(phi) - c2) ** 2))
+def test_perfect_cartesian_latent_scores_668_77_on_the_polar_task():
+    # Known answer by a plain loop over the 64×64 grid and the 8 readings of (c1, c2) as (φ, d),
+    # eqs. 6–7 written out per point: a channel spanning 0..63 rescales to v·range/63 (or (63 − v)·range/63
+    # inverted).  The best readings (φ from c2, d from c1, neither inverted, and its mirror φ from c1
+    # inverted, d from c2) score 668.7703664270…, far from the polar floor 0.6628.
+    best = math.inf
+    for swap, inv_phi, inv_d in itertools.product([False, True], repeat=3):
+        total = 0.0
+        for c1 in range(64):
+            for c2 in range(64):
+                a, b = (c2, c1) if swap else (c1, c2)
+                phi = (63 - a if inv_phi else a) * (math.pi / 2) / 63
+                d = (63 - b if inv_d else b) * 90.5 / 63
+                total += (d * math.cos(phi) - c1) ** 2 + (d * math.sin(phi) - c2) ** 2
+        best = min(best, total / 4096)
+    assert best == pytest.approx(668.77036642702, abs=1e-9)
     r = polar_mse(GRID, GRID)
-    assert r.mse == pytest.approx(min(scores), rel=1e-9)
-    assert 600 < r.mse < 750  # ≈ 668.8: a Cartesian code is far from polar
+    assert r.mse == pytest.approx(best, abs=1e-4)
+    assert r.mse == pytest.approx(668.77036642702, abs=1e-4)
+    assert r.channels == (1, 0) and r.inverted == (False, False) or r.channels == (0, 1) and r.inverted == (True, False)
 
 
 # ------------------------------------------------------------------ brute force
