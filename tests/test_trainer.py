@@ -69,9 +69,9 @@ def test_stacked_equals_independent_sequentials(blobs, model):
         z_i = mu_i + torch.exp(0.5 * lv_i) * eps[i]
         out = dec(z_i)
         img_i = out[:, :4096]
-        lab_i = out[:, 4096:].reshape(16, 2, 2) if y is not None else None
+        lab_i = [lg[None] for lg in out[:, 4096:].split([2, 2], dim=-1)] if y is not None else None
         t_i = objective_terms(c.objective, x=x, img_logits=img_i[None], mu=mu_i[None], logvar=lv_i[None], z=z_i[None],
-                              dataset_size=4096, y=y, label_logits=None if lab_i is None else lab_i[None])
+                              dataset_size=4096, y=y, label_logits=lab_i)
         assert torch.allclose(mu_i, mu[i], atol=1e-12) and torch.allclose(img_i, img[i], atol=1e-10)
         assert torch.allclose(t_i["loss"][0], t["loss"][i], rtol=1e-12)
         t_i["loss"].sum().backward()
@@ -210,7 +210,7 @@ def test_diverging_seed_is_frozen_and_others_continue(blobs, tmp_path):
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(model="wela", label_dim=1), "label_dim"),
+        (dict(model="wela", label_dim=1), "label_dims"),
         (dict(model="tcvae", latent_dim=0), "latent_dim"),
         (dict(model="unknown"), "unknown model"),
         (dict(model="wela"), "needs weak labels"),

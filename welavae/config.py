@@ -22,13 +22,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from .models import MODELS
+
 __all__ = [
     "DataConfig",
     "ModelConfig",
     "ObjectiveConfig",
     "TrainConfig",
     "RunConfig",
-    "MODELS",
     "REGULARISERS",
     "paper_gamma",
     "make_run_config",
@@ -36,15 +37,20 @@ __all__ = [
 
 REGULARISERS = ("tc", "kl", "dip-i", "dip-ii", "none")
 ENCODERS = ("mlp", "conv")
+TC_ESTIMATORS = ("mss", "mws")
 
 #: Table 1's γ for 64×64 images ("image dimension ≈ γ × label dimension", §4.3).
 PAPER_GAMMA = {2: 2000.0, 3: 1500.0, 4: 1000.0, 5: 800.0, 6: 750.0, 7: 600.0, 8: 500.0}
 
 
-def paper_gamma(label_dim: int, image_dim: int = 4096) -> float:
-    """γ by the paper's rule: Table 1's values for 64×64 images, else image_dim / label_dim."""
+def paper_gamma(label_dim: float, image_dim: int = 4096) -> float:
+    """γ by the paper's rule, "image dimension ≈ γ × label dimension" (§4.3).
+
+    Table 1's values for 64×64 images and p = 2…8, else image_dim / label_dim.
+    With labels of different class counts, ``label_dim`` is their mean p.
+    """
     if image_dim == 4096 and label_dim in PAPER_GAMMA:
-        return PAPER_GAMMA[label_dim]
+        return PAPER_GAMMA[int(label_dim)]
     return float(image_dim) / float(label_dim)
 
 
@@ -52,9 +58,20 @@ def _fail(cls: str, field_: str, msg: str):
     raise ValueError(f"{cls}.{field_}: {msg}")
 
 
+SOURCES = ("blobs", "npz", "images", "arrays")  # arrays: given in memory (welavae.fit)
+ENCODER_INPUTS = ("image+labels", "image")
+LABEL_HEADS = ("dense", "diagonal")
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    """Which data set: the generated Blobs set (``source="blobs"``) or a user's ``.npz``."""
+    """Which data set: generated Blobs (``"blobs"``), a user's ``.npz`` (``"npz"``, ``path``)
+    or a folder of image files with a CSV of labels (``"images"``, ``path`` and ``labels_path``).
+
+    ``label_fraction`` < 1 keeps the weak labels of a random subset of
+    round(f·N) samples (the others become missing, −1), drawn from
+    ``label_seed``: the same subset for every seed of a run.
+    """
 
     source: str = "blobs"
     variants: int = 25
@@ -63,51 +80,96 @@ class DataConfig:
     shape: str = "gaussian"
     sigma_range: tuple[float, float] = (2.0, 4.0)
     path: str | None = None
+    labels_path: str | None = None
+    label_fraction: float = 1.0
+    label_seed: int = 0
 
     def __post_init__(self):
-        if self.source not in ("blobs", "npz"):
-            _fail("data", "source", f"must be 'blobs' or 'npz', got {self.source!r}")
-        if self.source == "npz" and not self.path:
-            _fail("data", "path", "a .npz data set needs a path")
+        if self.source not in SOURCES:
+            _fail("data", "source", f"must be one of {SOURCES}, got {self.source!r}")
+        if self.source in ("npz", "images") and not self.path:
+            _fail("data", "path", f"a {self.source!r} data set needs a path")
         if self.variants < 1:
             _fail("data", "variants", f"must be >= 1, got {self.variants}")
+        if not 0.0 <= self.label_fraction <= 1.0:
+            _fail("data", "label_fraction", f"must lie in [0, 1], got {self.label_fraction}")
         object.__setattr__(self, "sigma_range", tuple(float(s) for s in self.sigma_range))
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Network shapes.  Encoder q(z|x, y) and decoder p(x|z) p(y|z) (paper §3)."""
+    """Network shapes.  Encoder q(z|x, y) or q(z|x), decoder p(x|z) ∏_j p(y_j|z) (paper §3).
+
+    ``label_dims`` = (p_1, …, p_m), the classes of each weak label; () for a
+    model without labels.  ``encoder_input``: ``"image+labels"`` is the
+    paper's q(z|x, y) (one-hot labels concatenated to the input, a missing
+    label an all-zero block); ``"image"`` is the label-free encoder q(z|x)
+    that §5 proposes.  ``label_head``: ``"dense"`` (the paper's: every label
+    decoded from all of z) or ``"diagonal"`` (label j from latent j alone
+    through a per-class affine map, as in CCVAE, Joy et al. 2021; needs
+    K ≥ m).  ``label_names`` / ``label_classes`` name the labels and, for
+    labels read as strings, their classes in index order.
+    """
 
     latent_dim: int = 2
     hidden: tuple[int, ...] = (1200, 1200)
-    label_dim: int = 0  # p; 0 means the model sees no labels
-    num_labels: int = 2  # m: angle and distance
-    image_size: int = 64
+    label_dims: tuple[int, ...] = ()
+    image_shape: tuple[int, int] = (64, 64)
     encoder: str = "mlp"
-    labels_in_encoder: bool = True  # WeLa-VAE concatenates one-hot labels to the input
+    encoder_input: str = "image+labels"
+    label_head: str = "dense"
+    label_names: tuple[str, ...] = ()
+    label_classes: tuple[tuple[str, ...], ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "label_dims", tuple(int(p) for p in self.label_dims))
+        object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
+        object.__setattr__(self, "label_names", tuple(str(s) for s in self.label_names))
+        object.__setattr__(self, "label_classes", tuple(tuple(str(c) for c in cl) for cl in self.label_classes))
         if self.latent_dim < 1:
             _fail("model", "latent_dim", f"must be >= 1, got {self.latent_dim}")
         if not self.hidden or min(self.hidden) < 1:
             _fail("model", "hidden", f"needs at least one layer of size >= 1, got {self.hidden}")
-        if self.label_dim != 0 and self.label_dim < 2:
-            _fail("model", "label_dim", f"must be >= 2 (or 0 for no labels), got {self.label_dim}")
-        if self.num_labels < 1:
-            _fail("model", "num_labels", f"must be >= 1, got {self.num_labels}")
+        if any(p < 2 for p in self.label_dims):
+            _fail("model", "label_dims", f"every label needs >= 2 classes, got {self.label_dims}")
+        if len(self.image_shape) != 2 or min(self.image_shape) < 1:
+            _fail("model", "image_shape", f"must be (H, W) with H, W >= 1, got {self.image_shape}")
         if self.encoder not in ENCODERS:
             _fail("model", "encoder", f"must be one of {ENCODERS}, got {self.encoder!r}")
-        if self.encoder == "conv" and self.image_size != 64:
-            _fail("model", "encoder", "the conv encoder expects 64x64 images")
+        if self.encoder == "conv" and min(self.image_shape) < 16:
+            _fail("model", "encoder", f"the conv encoder needs H, W >= 16, got {self.image_shape}")
+        if self.encoder_input not in ENCODER_INPUTS:
+            _fail("model", "encoder_input", f"must be one of {ENCODER_INPUTS}, got {self.encoder_input!r}")
+        if self.label_head not in LABEL_HEADS:
+            _fail("model", "label_head", f"must be one of {LABEL_HEADS}, got {self.label_head!r}")
+        if self.label_head == "diagonal" and self.latent_dim < self.num_labels:
+            _fail("model", "label_head", f"the diagonal head needs K >= m = {self.num_labels} latents, got K = {self.latent_dim}")
+        if self.label_names and len(self.label_names) != self.num_labels:
+            _fail("model", "label_names", f"needs {self.num_labels} names, got {self.label_names}")
+        if self.label_classes and [len(c) for c in self.label_classes] != list(self.label_dims):
+            _fail("model", "label_classes", f"class names do not match label_dims {self.label_dims}")
 
     @property
     def image_dim(self) -> int:
-        return self.image_size * self.image_size
+        return self.image_shape[0] * self.image_shape[1]
 
     @property
     def has_labels(self) -> bool:
-        return self.label_dim > 0
+        return bool(self.label_dims)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_dims)
+
+    @property
+    def labels_in_encoder(self) -> bool:
+        return self.has_labels and self.encoder_input == "image+labels"
+
+    @property
+    def label_dim(self) -> int | None:
+        """p when every label has p classes (Blobs), else None."""
+        return self.label_dims[0] if self.has_labels and len(set(self.label_dims)) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -124,8 +186,8 @@ class ObjectiveConfig:
     def __post_init__(self):
         if self.regulariser not in REGULARISERS:
             _fail("objective", "regulariser", f"must be one of {REGULARISERS}, got {self.regulariser!r}")
-        if self.tc_estimator not in ("mss", "mws"):
-            _fail("objective", "tc_estimator", f"must be 'mss' or 'mws', got {self.tc_estimator!r}")
+        if self.tc_estimator not in TC_ESTIMATORS:
+            _fail("objective", "tc_estimator", f"must be one of {TC_ESTIMATORS}, got {self.tc_estimator!r}")
         if self.beta < 0:
             _fail("objective", "beta", f"must be >= 0, got {self.beta}")
         if self.gamma < 0:
@@ -159,13 +221,19 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that determines a run, but the seed."""
+    """Everything that determines a run, but the seed.  ``kind`` names the model kind
+    (:data:`welavae.models.MODELS`); ``name`` is the run's own name (a Table-1 key)."""
 
     name: str = "wela"
+    kind: str = "wela"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        if self.kind not in MODELS:
+            _fail("run", "kind", f"must be one of {sorted(MODELS)}, got {self.kind!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -176,12 +244,14 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         parts = {"data": DataConfig, "model": ModelConfig, "objective": ObjectiveConfig, "train": TrainConfig}
-        unknown = set(d) - set(parts) - {"name"}
+        unknown = set(d) - set(parts) - {"name", "kind"}
         if unknown:
             raise ValueError(f"config: unknown fields {sorted(unknown)}")
-        kwargs = {"name": d.get("name", "wela")}
+        kwargs = {"name": d.get("name", "wela"), "kind": d.get("kind") or _legacy_kind(d)}
         for key, klass in parts.items():
             sub = dict(d.get(key, {}))
+            if key == "model":
+                sub = _legacy_model(sub)
             names = {f.name for f in dataclasses.fields(klass)}
             bad = set(sub) - names
             if bad:
@@ -198,57 +268,83 @@ class RunConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-#: model name → (regulariser, sees labels, default latent dim).  One VAE, different terms.
-MODELS = {
-    "tcvae": ("tc", False, 5),
-    "wela": ("tc", True, 2),
-    "betavae": ("kl", False, 5),
-    "dipvae": ("dip-ii", False, 5),
-}
+def _legacy_model(m: dict) -> dict:
+    """welavae 0.1.0 wrote ``label_dim``/``num_labels``/``image_size``/``labels_in_encoder``."""
+    m = dict(m)
+    if "label_dim" in m or "num_labels" in m:
+        p, count = int(m.pop("label_dim", 0) or 0), int(m.pop("num_labels", 2))
+        m["label_dims"] = (p,) * count if p else ()
+    if "image_size" in m:
+        s = int(m.pop("image_size"))
+        m["image_shape"] = (s, s)
+    if "labels_in_encoder" in m:
+        m["encoder_input"] = "image+labels" if m.pop("labels_in_encoder") else "image"
+    return m
+
+
+def _legacy_kind(d: dict) -> str:
+    reg = d.get("objective", {}).get("regulariser", "tc")
+    labelled = bool(d.get("model", {}).get("label_dim") or d.get("model", {}).get("label_dims"))
+    return {"tc": "wela" if labelled else "tcvae", "kl": "betavae"}.get(reg, "dipvae")
 
 
 def make_run_config(
     model: str,
     *,
     label_dim: int | None = None,
+    label_dims=None,
     latent_dim: int | None = None,
     beta: float | None = None,
     gamma: float | None = None,
     hidden=(1200, 1200),
     encoder: str = "mlp",
+    encoder_input: str = "image+labels",
+    label_head: str = "dense",
     tc_estimator: str = "mss",
+    image_shape=None,
+    label_names=(),
+    label_classes=(),
     data: DataConfig | None = None,
     train: TrainConfig | None = None,
     name: str | None = None,
 ) -> RunConfig:
-    """Resolve a model name of the paper into a full :class:`RunConfig`.
+    """Resolve a model kind of :data:`welavae.models.MODELS` into a full :class:`RunConfig`.
 
     ``tcvae`` is the β-TCVAE baseline (K=5, β=40, no labels); ``wela`` is
-    WeLa-VAE (K=2, β=40, labels of dimension ``label_dim``, γ by
-    :func:`paper_gamma`).  ``betavae`` and ``dipvae`` (DIP-VAE-II) take
-    labels too when ``label_dim`` is given (their WeLa versions).
+    WeLa-VAE (K=2, β=40, γ by :func:`paper_gamma`).  Weak labels: ``label_dims``
+    (p_1, …, p_m), or ``label_dim`` = p for Blobs' two labels (angle,
+    distance).  ``betavae`` and ``dipvae`` (DIP-VAE-II) take labels too when
+    given (their WeLa versions).  ``image_shape`` defaults to the Blobs size.
     """
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {sorted(MODELS)}")
-    regulariser, needs_labels, default_k = MODELS[model]
-    if needs_labels and not label_dim:
-        raise ValueError(f"model {model!r} needs weak labels: give label_dim >= 2")
-    if model == "tcvae" and label_dim:
-        raise ValueError("model 'tcvae' is the unsupervised baseline and takes no labels; use 'wela'")
-    p = int(label_dim or 0)
+    kind = MODELS[model]
+    if label_dims is not None and label_dim:
+        raise ValueError("give label_dim (Blobs' two labels) or label_dims, not both")
+    dims = tuple(int(p) for p in label_dims) if label_dims is not None else ((int(label_dim),) * 2 if label_dim else ())
+    if kind.labels == "required" and not dims:
+        raise ValueError(f"model {model!r} needs weak labels: give label_dim >= 2 (or label_dims)")
+    if kind.labels == "never" and dims:
+        raise ValueError(f"model {model!r} is the unsupervised baseline and takes no labels; use 'wela'")
     data = data or DataConfig()
+    shape = tuple(image_shape) if image_shape is not None else (data.size, data.size)
     mcfg = ModelConfig(
-        latent_dim=int(latent_dim if latent_dim is not None else default_k),
+        latent_dim=int(latent_dim if latent_dim is not None else max(kind.latent_dim, len(dims))),
         hidden=tuple(hidden),
-        label_dim=p,
-        image_size=data.size,
+        label_dims=dims,
+        image_shape=shape,
         encoder=encoder,
+        encoder_input=encoder_input,
+        label_head=label_head,
+        label_names=tuple(label_names),
+        label_classes=tuple(label_classes),
     )
     if beta is None:
-        beta = {"tc": 40.0, "kl": 4.0, "dip-ii": 0.0}[regulariser]
+        beta = kind.beta
     if gamma is None:
-        gamma = paper_gamma(p, mcfg.image_dim) if p else 1.0
-    obj = ObjectiveConfig(regulariser=regulariser, beta=float(beta), gamma=float(gamma), tc_estimator=tc_estimator)
+        gamma = paper_gamma(sum(dims) / len(dims), mcfg.image_dim) if dims else 1.0
+    obj = ObjectiveConfig(regulariser=kind.regulariser, beta=float(beta), gamma=float(gamma), tc_estimator=tc_estimator)
     if name is None:
-        name = f"{model}_p{p}" if p else model
-    return RunConfig(name=name, data=data, model=mcfg, objective=obj, train=train or TrainConfig())
+        p = mcfg.label_dim
+        name = f"{model}_p{p}" if p and len(dims) == 2 else model
+    return RunConfig(name=name, kind=model, data=data, model=mcfg, objective=obj, train=train or TrainConfig())

@@ -12,16 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_write
 from .blobs import Blobs, blob_pixels, blobs_from_pixels
 
-__all__ = ["default_data_dir", "load_blobs", "cache_path", "atomic_write"]
+__all__ = ["default_data_dir", "load_blobs", "cache_path"]
 
 _FORMAT_VERSION = 1
 
@@ -50,25 +50,6 @@ def cache_path(data_dir, *, variants=25, size=64, seed=0, shape="gaussian", sigm
     params = _params(variants, size, seed, shape, sigma_range)
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
     return Path(data_dir) / f"blobs-{shape}-s{size}-v{variants}-seed{seed}-{key}.npz"
-
-
-def atomic_write(path, write) -> None:
-    """Call ``write(file_object)`` on a temp file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _crc(pixels: np.ndarray) -> int:

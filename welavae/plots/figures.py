@@ -24,8 +24,6 @@ backend; :func:`save_figure` writes a PNG atomically.
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -38,6 +36,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from ..data.blobs import polar_factors, weak_labels
+from ..io import atomic_write
 
 __all__ = [
     "sample_grid",
@@ -93,18 +92,7 @@ def save_figure(fig: Figure, path, *, dpi: float | None = None) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"save_figure writes PNG files; {str(path)!r} should end in .png")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    # os.open with mode 0o666 honours the umask (mkstemp would leave 0o600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=dpi if dpi is not None else "figure")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=dpi if dpi is not None else "figure"))
 
 
 # ------------------------------------------------------------- samples ---

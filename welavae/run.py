@@ -1,0 +1,180 @@
+"""The run directory: its layout, and :class:`Run`, which writes and reads it.
+
+Everything that reads or writes a run directory goes through :class:`Run`
+(training, ``evaluate``, ``plot``, ``encode``, ``select``, ``reproduce``):
+
+``config.json``         resolved :class:`~welavae.config.RunConfig`
+``checkpoints/last.pt`` weights, Adam state, history (weights-only torch file)
+``model.safetensors``   every seed's weights in ``nn.Linear`` layout, config in the metadata
+``mu.npy``              (S, N, K) float32 encoder means, seeds in the order of ``status.json``
+``logvar.npy``          (S, N, K) float32 encoder log-variances
+``label_pred.npy``      (S, N, m) int8 label predictions at z = μ (models with labels)
+``labels.npy``          (N, m) int64 weak labels, −1 where unknown (models with labels)
+``observed.npy``        (N, m) bool, the labels the model was trained with (the rest were hidden)
+``factors.npy``         (N, F) true generative factors (when known)
+``history.csv``         per-epoch loss terms per seed
+``status.json``         seeds, diverged epochs, epochs, wall time
+``metrics.json``        written by ``welavae evaluate``
+``figures/``            written by ``welavae plot``
+
+All files are written atomically (:mod:`welavae.io`).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .config import RunConfig
+from .io import write_npy, write_text
+
+__all__ = ["Run", "parse_seeds"]
+
+ARRAYS = ("mu", "logvar", "label_pred", "labels", "observed", "factors")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-7' → [0..7]; '0,1,5' → [0, 1, 5]; '3' → [3]."""
+    seeds: list[int] = []
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                lo_i, hi_i = int(lo), int(hi)
+                if hi_i < lo_i:
+                    raise ValueError
+                seeds.extend(range(lo_i, hi_i + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise ValueError(f"seeds must look like '0-7' or '0,1,2', got {text!r}") from None
+    if min(seeds) < 0:
+        raise ValueError(f"seeds must be >= 0, got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {text!r}")
+    return seeds
+
+
+class Run:
+    """A run directory (see the module docstring).  Arrays are read lazily and cached."""
+
+    CONFIG, STATUS, METRICS, HISTORY = "config.json", "status.json", "metrics.json", "history.csv"
+    CHECKPOINTS, WEIGHTS, FIGURES = "checkpoints", "model.safetensors", "figures"
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._cache: dict = {}
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    # ------------------------------------------------------------ writing ---
+
+    def start(self, config: RunConfig) -> None:
+        """Claim the directory for ``config``: refuse one that holds another run, else write config.json."""
+        path = self.path / self.CONFIG
+        if path.exists():
+            try:
+                old = RunConfig.from_json(path.read_text())
+            except (ValueError, json.JSONDecodeError):
+                old = None
+            if old is None or old.to_dict() != config.to_dict():
+                raise ValueError(f"{self.path} holds a run with another configuration; use a new --out directory")
+        write_text(path, config.to_json() + "\n")
+        self._cache.clear()
+
+    def write_arrays(self, **arrays) -> None:
+        """Any of :data:`ARRAYS` as ``.npy``, with their dtypes fixed by the layout."""
+        dtypes = {"mu": np.float32, "logvar": np.float32, "label_pred": np.int8, "labels": np.int64,
+                  "observed": bool, "factors": np.float64}
+        for name, value in arrays.items():
+            if name not in dtypes:
+                raise ValueError(f"unknown run array {name!r}")
+            if value is not None:
+                write_npy(self.path / f"{name}.npy", np.asarray(value).astype(dtypes[name]))
+                self._cache.pop(name, None)
+
+    def write_history(self, history: np.ndarray, seeds, terms) -> None:
+        """history (epochs, S, T) → ``history.csv`` (empty cells after divergence)."""
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["epoch", "seed", *terms])
+        for e, rows in enumerate(history):
+            for s, row in zip(seeds, rows):
+                w.writerow([e + 1, s, *("" if math.isnan(v) else f"{v:.6g}" for v in row)])
+        write_text(self.path / self.HISTORY, buf.getvalue())
+
+    def write_json(self, name: str, content: dict) -> None:
+        write_text(self.path / name, json.dumps(content, indent=2, allow_nan=True) + "\n")
+        self._cache.pop(name, None)
+
+    # ------------------------------------------------------------ reading ---
+
+    def _need(self, name: str) -> Path:
+        p = self.path / name
+        if not p.exists():
+            raise ValueError(f"{self.path} is not a finished run directory: {name} is missing")
+        return p
+
+    @property
+    def config(self) -> RunConfig:
+        if "config" not in self._cache:
+            self._cache["config"] = RunConfig.from_json(self._need(self.CONFIG).read_text())
+        return self._cache["config"]
+
+    @property
+    def status(self) -> dict:
+        if "status" not in self._cache:
+            self._cache["status"] = json.loads(self._need(self.STATUS).read_text())
+        return self._cache["status"]
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.status["seeds"])
+
+    @property
+    def diverged_epoch(self) -> list[int]:
+        return list(self.status["diverged_epoch"])
+
+    def array(self, name: str) -> np.ndarray | None:
+        """One of :data:`ARRAYS`; None when the run has none (``mu`` must exist)."""
+        if name not in ARRAYS:
+            raise ValueError(f"unknown run array {name!r}")
+        if name not in self._cache:
+            p = self.path / f"{name}.npy"
+            if name == "mu":
+                self._need("mu.npy")
+            self._cache[name] = np.load(p, allow_pickle=False) if p.exists() else None
+        return self._cache[name]
+
+    @property
+    def mu(self) -> np.ndarray:
+        return self.array("mu")
+
+    def metrics(self) -> dict:
+        return json.loads(self._need(self.METRICS).read_text())
+
+    def history(self) -> list[dict]:
+        with open(self._need(self.HISTORY), newline="") as f:
+            return list(csv.DictReader(f))
+
+    @property
+    def checkpoint(self) -> Path:
+        from .train.checkpoint import CHECKPOINT
+
+        return self.path / self.CHECKPOINTS / CHECKPOINT
+
+    def load_model(self, device="cpu"):
+        """The trained ensemble (all seeds), from the checkpoint, in eval mode."""
+        from .train.checkpoint import load_checkpoint, model_from_checkpoint
+
+        model, _ = model_from_checkpoint(load_checkpoint(self._need(f"{self.CHECKPOINTS}/last.pt")), device)
+        return model.eval()
+
+    def finished(self) -> bool:
+        return (self.path / self.STATUS).exists() and (self.path / "mu.npy").exists()

@@ -1,0 +1,155 @@
+"""Checkpoints: the weights, Adam state and history of a run, read back without executing code.
+
+A checkpoint is a ``torch.save`` file of plain tensors and strings, written
+atomically, and read with ``torch.load(weights_only=True)``: loading one
+runs no code from the file.  The randomness of a run is derived from
+``(seed, epoch)`` and ``(data_seed, epoch)``, so the epoch is the RNG state.
+
+:func:`export_safetensors` writes the trained weights of each seed in the
+layout of ordinary ``nn.Linear`` layers (weight (out, in), bias (out,)) to a
+``.safetensors`` file with the config in its metadata, so another program
+can use them without this package.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import RunConfig
+from ..io import atomic_write
+from ..nn.vae import EnsembleVAE
+
+__all__ = ["save_checkpoint", "load_checkpoint", "model_from_checkpoint", "export_safetensors", "CHECKPOINT"]
+
+CHECKPOINT = "last.pt"
+FORMAT = 1
+
+
+def save_checkpoint(path, *, model, optimizer, config: RunConfig, epoch: int, history, diverged_epoch) -> None:
+    """Write a weights-only checkpoint atomically."""
+    state = {
+        "format": FORMAT,
+        "config": config.to_json(),
+        "seeds": torch.tensor(model.seeds, dtype=torch.int64),
+        "epoch": int(epoch),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": _cpu_state(optimizer.state_dict()),
+        "history": torch.as_tensor(np.asarray(history, dtype=np.float64)),
+        "diverged_epoch": torch.as_tensor(np.asarray(diverged_epoch, dtype=np.int64)),
+        # Randomness is derived from (seed, epoch) and (data_seed, epoch): the epoch is the RNG state.
+        "rng": {"scheme": "derived-per-epoch", "next_epoch": int(epoch)},
+    }
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def _cpu_state(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu_state(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_state(v) for v in obj)
+    return obj
+
+
+def load_checkpoint(path) -> dict:
+    """Read a checkpoint without executing code; raise ValueError naming the file if it is unusable."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT or "model" not in state:
+        raise ValueError(f"checkpoint {path} is not a welavae checkpoint")
+    return _split_legacy_heads(state)
+
+
+def _split_legacy_heads(state: dict) -> dict:
+    """Checkpoints of welavae 0.1.0 hold the decoder's output layer whole; split it (and its Adam state) into heads.
+
+    (0.1.0's config fields are read by :meth:`RunConfig.from_dict`.)
+
+    Parameters and their optimizer state are in ``model.parameters()`` order,
+    which is the state dict's order; the layer's weight (S, H, D + L) and bias
+    (S, 1, D + L) become ``weight0, bias0`` (…, D) and ``weight1, bias1`` (…, L),
+    registered in that order.
+    """
+    model = state["model"]
+    last = max(int(k.split(".")[1]) for k in model if k.startswith("decoder."))
+    weight, bias = f"decoder.{last}.weight", f"decoder.{last}.bias"
+    if weight not in model:
+        return state
+    m = RunConfig.from_json(state["config"]).model
+    sizes = [m.image_dim] + ([sum(m.label_dims)] if m.has_labels else [])
+    old_keys = list(model)
+    keys, origin = [], []  # origin[j]: (index of the old parameter, head or None) of new parameter j
+    for i, key in enumerate(old_keys):
+        if key == weight:
+            for j in range(len(sizes)):
+                keys += [f"{weight}{j}", f"{bias}{j}"]
+                origin += [(i, j), (old_keys.index(bias), j)]
+        elif key != bias:
+            keys.append(key)
+            origin.append((i, None))
+
+    def piece(t, head):
+        return t if head is None or t.dim() == 0 else t.split(sizes, dim=-1)[head].contiguous()
+
+    opt = state["optimizer"]
+    new_model = {key: piece(model[old_keys[i]], head) for key, (i, head) in zip(keys, origin)}
+    new_opt_state = {j: {name: piece(v, head).clone() for name, v in opt["state"][i].items()}
+                     for j, (i, head) in enumerate(origin) if i in opt["state"]}
+    groups = [dict(g, params=list(range(len(keys)))) for g in opt["param_groups"]]
+    return dict(state, model=new_model, optimizer={"state": new_opt_state, "param_groups": groups})
+
+
+def model_from_checkpoint(state: dict, device="cpu") -> tuple[EnsembleVAE, RunConfig]:
+    config = RunConfig.from_json(state["config"])
+    model = EnsembleVAE(config.model, state["seeds"].tolist())
+    model.load_state_dict(state["model"])
+    return model.to(device), config
+
+
+
+
+def _plain_layers(model: EnsembleVAE, i: int) -> dict[str, torch.Tensor]:
+    """Seed i's parameters in ``nn.Linear`` / ``nn.Conv2d`` layout, named by layer."""
+    out = {}
+    if model.conv is not None:
+        for j, conv in enumerate(model.conv.convs):
+            dim = ("groups", model.num_seeds)
+            out[f"conv.{j}.weight"] = model.seed_slice(conv.weight, dim, i)
+            out[f"conv.{j}.bias"] = model.seed_slice(conv.bias, dim, i)
+    for part in ("encoder", "decoder"):
+        for j, layer in enumerate(getattr(model, part)):
+            w, b = layer.seed_weight(i)
+            out[f"{part}.{j}.weight"], out[f"{part}.{j}.bias"] = w, b
+    if model.diagonal is not None:
+        out["label_head.weight"] = model.diagonal.weight[i, 0]
+        out["label_head.bias"] = model.diagonal.bias[i, 0]
+    return out
+
+
+def export_safetensors(path, model: EnsembleVAE, config: RunConfig) -> Path:
+    """Every seed's weights as ``seed_<S>.<layer>.{weight,bias}`` in a safetensors file, atomically.
+
+    Layers: ``conv.j`` (conv encoder: 4×4 stride 2, ReLU), ``encoder.j`` (ReLU
+    between layers; the last gives mean and log-variance, K each), and
+    ``decoder.j`` (ReLU between layers; the last gives the D image logits,
+    then, with the dense head, Σ p_j label logits); ``label_head`` for the
+    diagonal head (label j's class c: weight[c]·z_j + bias[c]).  The
+    metadata holds ``config`` (JSON) and ``seeds``.
+    """
+    from safetensors.torch import save
+
+    tensors = {}
+    with torch.no_grad():
+        for i, s in enumerate(model.seeds):
+            for name, t in _plain_layers(model, i).items():
+                tensors[f"seed_{s}.{name}"] = t.detach().to("cpu", torch.float32).contiguous().clone()
+    meta = {"config": config.to_json(), "seeds": json.dumps(model.seeds), "format": "welavae-1"}
+    data = save(tensors, metadata=meta)
+    return atomic_write(path, lambda f: f.write(data))
