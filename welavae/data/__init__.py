@@ -1,7 +1,7 @@
-"""Data: the paper's Blobs set (§4.1), its weak labels, caching and validation."""
+"""Data: the paper's Blobs set (§4.1), its weak labels, caching; a user's own data and its validation."""
 from .blobs import Blobs, blob_pixels, label_edges, make_blobs, polar_factors, weak_labels
 from .cache import default_data_dir, load_blobs
-from .user import UserData, check_images, check_labels, load_npz
+from .user import Dataset, UserData, check_images, check_labels, hide_labels, load_image_folder, load_npz, read_images
 
 __all__ = [
     "Blobs",
@@ -15,5 +15,9 @@ __all__ = [
     "check_images",
     "check_labels",
     "load_npz",
+    "load_image_folder",
+    "read_images",
+    "hide_labels",
+    "Dataset",
     "UserData",
 ]

@@ -1,17 +1,38 @@
-"""Validation of training data, and loading a user's own ``.npz`` data set.
+"""A researcher's own data: validation, ``.npz`` files, folders of images with a CSV of labels.
 
 Everything the trainer consumes passes through :func:`check_images` and
-:func:`check_labels`, so bad input is refused with one sentence naming what is
-wrong before any training starts.
+:func:`check_labels`, so bad input is refused with one sentence naming what
+is wrong (and where: file, row, column) before any training starts.
+
+Labels: m weak labels, label j with p_j classes (``label_dims``); class
+indices 0 … p_j − 1, and −1 for a missing label.  In a CSV, a label column
+holds integers (class indices) or strings (classes mapped to indices in
+sorted order; the mapping is kept as ``label_classes``); an empty cell is a
+missing label.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import csv
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["check_images", "check_labels", "UserData", "load_npz"]
+__all__ = [
+    "check_images",
+    "check_labels",
+    "infer_label_dims",
+    "Dataset",
+    "UserData",
+    "load_npz",
+    "load_image_folder",
+    "read_images",
+    "hide_labels",
+    "IMAGE_SUFFIXES",
+]
+
+MISSING = -1
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def check_images(images, *, name: str = "images") -> np.ndarray:
@@ -28,8 +49,8 @@ def check_images(images, *, name: str = "images") -> np.ndarray:
         raise ValueError(f"{name} must have shape (N, H, W) or (N, D), got {x.shape}")
     x = x.astype(np.float32, copy=False)
     if not np.isfinite(x).all():
-        bad = int((~np.isfinite(x)).reshape(len(x), -1).any(axis=1).sum())
-        raise ValueError(f"{name} contain NaN or inf values (in {bad} of {len(x)} images)")
+        bad = np.flatnonzero(~np.isfinite(x).reshape(len(x), -1).all(axis=1))
+        raise ValueError(f"{name} contain NaN or inf values (in {len(bad)} of {len(x)} images, first: index {bad[0]})")
     lo, hi = float(x.min()), float(x.max())
     if lo < 0.0 or hi > 1.0:
         raise ValueError(
@@ -38,43 +59,86 @@ def check_images(images, *, name: str = "images") -> np.ndarray:
     return x
 
 
-def check_labels(labels, n: int, label_dim: int, *, name: str = "labels") -> np.ndarray:
-    """Return labels as int64 (N, m) with every entry in 0…label_dim-1."""
+def check_labels(labels, n: int, label_dims, *, name: str = "labels") -> np.ndarray:
+    """Return labels as int64 (N, m): column j in 0 … p_j − 1, or −1 for a missing label.
+
+    ``label_dims``: (p_1, …, p_m), or one int p for every column.
+    """
     y = np.asarray(labels)
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[0] != n:
         raise ValueError(f"{name} must have shape (N={n}, m), got {np.asarray(labels).shape}")
+    dims = (int(label_dims),) * y.shape[1] if np.isscalar(label_dims) else tuple(int(p) for p in label_dims)
+    if y.shape[1] != len(dims):
+        raise ValueError(f"{name} have {y.shape[1]} columns, the model expects m = {len(dims)} (label_dims {dims})")
     if np.issubdtype(y.dtype, np.floating):
         if not np.isfinite(y).all():
-            raise ValueError(f"{name} contain NaN or inf values")
+            raise ValueError(f"{name} contain NaN or inf values (write a missing label as -1)")
         if not np.all(y == np.round(y)):
             raise ValueError(f"{name} must be integer class indices, got non-integer values")
     elif not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"{name} must be integer class indices, got dtype {y.dtype}")
     y = y.astype(np.int64)
-    if y.size and (y.min() < 0 or y.max() >= label_dim):
-        raise ValueError(
-            f"{name} must lie in 0..{label_dim - 1} for label dimension {label_dim}, "
-            f"got values in [{y.min()}, {y.max()}]"
-        )
+    for j, p in enumerate(dims):
+        col = y[:, j]
+        bad = np.flatnonzero((col < MISSING) | (col >= p))
+        if len(bad):
+            raise ValueError(
+                f"{name}: column {j} must lie in 0..{p - 1} (or -1 = missing), "
+                f"got {col[bad[0]]} at row {bad[0]}"
+            )
+    if y.size and not (y >= 0).any():
+        raise ValueError(f"{name}: no sample has an observed label")
     return y
 
 
+def infer_label_dims(labels, *, name: str = "labels") -> tuple[int, ...]:
+    """(p_1, …, p_m) = 1 + the largest class index of each column; refuses a column with one class."""
+    y = np.asarray(labels)
+    if y.ndim == 1:
+        y = y[:, None]
+    dims = []
+    for j in range(y.shape[1]):
+        col = y[:, j][y[:, j] >= 0]
+        if not len(col):
+            raise ValueError(f"{name}: column {j} has no observed label")
+        p = int(col.max()) + 1
+        if p < 2 or len(np.unique(col)) < 2:
+            raise ValueError(f"{name}: column {j} has a single class; a weak label needs at least two")
+        dims.append(p)
+    return tuple(dims)
+
+
 @dataclass(frozen=True)
-class UserData:
-    """A user's data set: images (N, H, W) float32 in [0, 1], labels (N, m) int64, optional factors."""
+class Dataset:
+    """Images (N, H, W) float32 in [0, 1]; labels (N, m) int64, −1 = missing, or None.
+
+    ``label_dims`` (p_1 … p_m); ``label_names`` one per label; ``label_classes``
+    the class names of labels read as strings (else the indices as text);
+    ``factors`` (N, F) true factors when known; ``files`` the image files.
+    """
 
     images: np.ndarray
     labels: np.ndarray | None
-    factors: np.ndarray | None
-    label_dim: int
+    label_dims: tuple[int, ...] = ()
+    label_names: tuple[str, ...] = ()
+    label_classes: tuple[tuple[str, ...], ...] = ()
+    factors: np.ndarray | None = None
+    files: tuple[str, ...] = field(default=())
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return tuple(self.images.shape[1:3])
 
 
-def load_npz(path, *, label_dim: int | None = None) -> UserData:
-    """Load ``images`` (and optional ``labels``, ``factors``) from an ``.npz`` file, validated.
+UserData = Dataset  # the 0.1.0 name
 
-    ``label_dim`` defaults to ``labels.max() + 1``.
+
+def load_npz(path, *, label_dims=None) -> Dataset:
+    """``images`` (N, H, W) and optional ``labels`` (N, m) (−1 = missing), ``factors``, ``label_names``.
+
+    ``label_dims`` defaults to 1 + the largest class index of each column.
     """
     path = Path(path)
     if not path.exists():
@@ -87,14 +151,187 @@ def load_npz(path, *, label_dim: int | None = None) -> UserData:
     if "images" not in arrays:
         raise ValueError(f"{path} has no 'images' array (found: {sorted(arrays)})")
     images = check_images(arrays["images"], name=f"{path}: images")
-    labels = arrays.get("labels")
+    if images.ndim != 3:
+        raise ValueError(f"{path}: images must have shape (N, H, W), got {images.shape}")
+    labels, dims, names = arrays.get("labels"), (), ()
     if labels is not None:
-        if label_dim is None:
-            label_dim = int(np.asarray(labels).max()) + 1
-        labels = check_labels(labels, len(images), label_dim, name=f"{path}: labels")
+        labels = np.asarray(labels)
+        if labels.ndim == 1:
+            labels = labels[:, None]
+        dims = tuple(label_dims) if label_dims is not None else infer_label_dims(labels, name=f"{path}: labels")
+        labels = check_labels(labels, len(images), dims, name=f"{path}: labels")
+        names = tuple(str(s) for s in arrays["label_names"]) if "label_names" in arrays else \
+            tuple(f"label{j}" for j in range(len(dims)))
+        if len(names) != len(dims):
+            raise ValueError(f"{path}: label_names has {len(names)} names for {len(dims)} label columns")
     factors = arrays.get("factors")
     if factors is not None:
         factors = np.asarray(factors, dtype=np.float64)
         if factors.ndim != 2 or len(factors) != len(images):
             raise ValueError(f"{path}: factors must have shape (N={len(images)}, F), got {factors.shape}")
-    return UserData(images=images, labels=labels, factors=factors, label_dim=label_dim or 0)
+    classes = tuple(tuple(str(c) for c in range(p)) for p in dims)
+    return Dataset(images=images, labels=labels, label_dims=dims, label_names=names, label_classes=classes,
+                   factors=factors)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            g = im.convert("L") if im.mode not in ("L", "I;16", "I", "F") else im
+            a = np.asarray(g)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a readable image file ({type(e).__name__})") from None
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0
+    if a.dtype == np.uint16 or g.mode == "I;16":
+        return a.astype(np.float32) / 65535.0
+    a = a.astype(np.float32)
+    if a.min() < 0 or a.max() > 1:
+        raise ValueError(f"{path}: pixel values lie in [{a.min():g}, {a.max():g}], outside [0, 1]")
+    return a
+
+
+def read_images(paths) -> np.ndarray:
+    """Grayscale float32 (N, H, W) in [0, 1] from image files (Pillow); all must have one size."""
+    images, shape, first = [], None, None
+    for path in paths:
+        a = _read_image(Path(path))
+        if shape is None:
+            shape, first = a.shape, path
+        elif a.shape != shape:
+            raise ValueError(f"{path} is {a.shape[1]}x{a.shape[0]} pixels but {first} is {shape[1]}x{shape[0]}: "
+                             "all images must have one size")
+        images.append(a)
+    if not images:
+        raise ValueError("no image files given")
+    return np.stack(images)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise ValueError(f"image folder {folder} holds no files")
+    return files
+
+
+def _label_columns(columns: list[list[str]], names, csv_path: Path, label_classes=None):
+    """Cells → (labels (N, m) int64, label_dims, label_classes); '' = missing."""
+    labels = np.full((len(columns[0]) if columns else 0, len(columns)), MISSING, dtype=np.int64)
+    dims, classes = [], []
+    for j, (col, name) in enumerate(zip(columns, names)):
+        values = [c for c in col if c != ""]
+        if not values:
+            raise ValueError(f"{csv_path}: column {name!r} has no observed label")
+        if label_classes is not None:  # a trained model's classes (encode)
+            known = {c: i for i, c in enumerate(label_classes[j])}
+            cls = list(label_classes[j])
+        elif all(_is_int(v) for v in values):
+            ints = sorted({int(v) for v in values})
+            if ints[0] < 0:
+                row = next(r for r, c in enumerate(col) if c != "" and int(c) < 0)
+                raise ValueError(f"{csv_path}, row {row + 2}: label {name!r} = {col[row]} is negative "
+                                 "(class indices start at 0; leave the cell empty for a missing label)")
+            cls = [str(i) for i in range(ints[-1] + 1)]
+            known = {c: i for i, c in enumerate(cls)}
+            known.update({v: int(v) for v in values})  # '01' reads as 1
+        else:
+            cls = sorted(set(values))
+            known = {c: i for i, c in enumerate(cls)}
+        if label_classes is None and len(set(known[v] for v in values)) < 2:
+            raise ValueError(f"{csv_path}: column {name!r} has a single class; a weak label needs at least two")
+        for r, c in enumerate(col):
+            if c == "":
+                continue
+            if c not in known:
+                raise ValueError(f"{csv_path}, row {r + 2}: label {name!r} = {c!r} is not one of its classes {cls}")
+            labels[r, j] = known[c]
+        dims.append(len(cls))
+        classes.append(tuple(cls))
+    return labels, tuple(dims), tuple(classes)
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+        return True
+    except ValueError:
+        return False
+
+
+def load_image_folder(images_dir, labels_csv=None, *, label_names=None, label_classes=None) -> Dataset:
+    """A folder of image files (PNG, JPEG, … read by Pillow as grayscale in [0, 1]) with a CSV of weak labels.
+
+    The CSV's header is ``file,<label name>,…``; each row names a file of the
+    folder and its labels; an empty cell is a missing label.  Without a CSV
+    every file of the folder is read, in sorted order, and there are no
+    labels.  ``label_names`` / ``label_classes``: those of a trained model, to
+    read its labels for encoding.  Every defect — an unreadable file, images
+    of different sizes, a row naming a missing file, an image with no row, a
+    duplicate row, a class outside the known ones, a label column with a
+    single class, no labelled sample — is one ``ValueError`` naming the file
+    and row.
+    """
+    folder = Path(images_dir)
+    files = _image_files(folder)
+    if labels_csv is None:
+        return Dataset(images=read_images(files), labels=None, files=tuple(p.name for p in files))
+    csv_path = Path(labels_csv)
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"label file {csv_path} does not exist")
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"{csv_path} is not a readable CSV file ({e})") from None
+    if not rows or not rows[0] or rows[0][0].strip().lower() != "file" or len(rows[0]) < 2:
+        raise ValueError(f"{csv_path}: the header must be 'file,<label name>,...' with at least one label column")
+    header = [h.strip() for h in rows[0]]
+    names = header[1:]
+    if label_names is not None and tuple(names) != tuple(label_names):
+        raise ValueError(f"{csv_path}: label columns {names} differ from the model's {list(label_names)}")
+    body = [(i + 2, r) for i, r in enumerate(rows[1:]) if any(c.strip() for c in r)]
+    seen: dict[str, int] = {}
+    for line, r in body:
+        if len(r) != len(header):
+            raise ValueError(f"{csv_path}, row {line}: {len(r)} cells, the header has {len(header)}")
+        name = r[0].strip()
+        if name in seen:
+            raise ValueError(f"{csv_path}, row {line}: {name!r} is listed twice (first at row {seen[name]})")
+        seen[name] = line
+        if not (folder / name).is_file():
+            raise ValueError(f"{csv_path}, row {line}: {name!r} is not a file in {folder}")
+    listed = set(seen)
+    unlisted = [p.name for p in files if p.name not in listed]
+    if unlisted:
+        raise ValueError(f"{folder / unlisted[0]} has no row in {csv_path} ({len(unlisted)} image(s) without labels; "
+                         "add a row with empty cells for an unlabelled image)")
+    order = [r[0].strip() for _, r in body]
+    columns = [[r[j].strip() for _, r in body] for j in range(1, len(header))]
+    labels, dims, classes = _label_columns(columns, names, csv_path, label_classes)
+    if label_classes is None and not (labels >= 0).any():
+        raise ValueError(f"{csv_path}: no sample has an observed label")
+    images = read_images([folder / f for f in order])
+    return Dataset(images=images, labels=labels, label_dims=dims, label_names=tuple(names),
+                   label_classes=classes, files=tuple(order))
+
+
+def hide_labels(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the labels of a random subset of round(fraction·N) samples; the others become −1.
+
+    Returns (labels with the hidden rows set to −1, hidden (N,) bool).  The
+    subset is drawn from ``numpy.random.default_rng(seed)`` alone, so it is the
+    same for every seed of a run.
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    keep = int(round(fraction * n))
+    hidden = np.ones(n, dtype=bool)
+    hidden[np.random.default_rng(seed).permutation(n)[:keep]] = False
+    out = labels.copy()
+    out[hidden] = MISSING
+    return out, hidden

@@ -1,7 +1,9 @@
 """Weak-label accuracy (paper §4.4, Table 1: training accuracy on angle φ and distance d).
 
 Table 1 reports, for the seed with the lowest polar MSE, the fraction of
-samples whose predicted label bin equals the true one, per label.
+samples whose predicted label bin equals the true one, per label.  With
+partially observed labels, accuracy is taken over the entries a mask selects
+(the observed ones, or the hidden ones); unknown labels (−1) never count.
 """
 from __future__ import annotations
 
@@ -27,14 +29,16 @@ def _check_integral(a: np.ndarray, name: str) -> np.ndarray:
     )
 
 
-def label_accuracy(logits_or_pred, labels) -> np.ndarray:
+def label_accuracy(logits_or_pred, labels, mask=None) -> np.ndarray:
     """Per-label accuracy.
 
     logits_or_pred: either predicted class indices (N, m) (or (N,) for one label),
         or a list/tuple of m logit arrays, entry j of shape (N, p_j); the class
         predicted is the argmax.  numpy arrays or torch tensors.
-    labels: (N, m) (or (N,)) true class indices.
-    Returns (m,) float64: fraction of samples whose prediction equals the label.
+    labels: (N, m) (or (N,)) true class indices, −1 = unknown.
+    mask: optional (N, m) bool, the entries to count (e.g. the observed labels).
+    Returns (m,) float64: per label, the fraction of counted entries whose
+    prediction equals the label; NaN for a label with no entry to count.
     """
     y = _check_integral(_as_numpy(labels), "labels")
     if y.ndim == 1:
@@ -65,4 +69,13 @@ def label_accuracy(logits_or_pred, labels) -> np.ndarray:
             raise ValueError(
                 f"predictions have shape {pred.shape} but labels have {(n, m)}; they must match"
             )
-    return np.mean(pred == y, axis=0).astype(np.float64)
+    count = y >= 0
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool).reshape(n, -1)
+        if mask.shape != (n, m):
+            raise ValueError(f"mask has shape {mask.shape} but labels have {(n, m)}; they must match")
+        count = count & mask
+    hits = ((pred == y) & count).sum(axis=0)
+    total = count.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, hits / np.maximum(total, 1), np.nan).astype(np.float64)

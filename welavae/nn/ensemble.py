@@ -27,7 +27,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["SharedInputLinear", "StackedLinear", "StackedHeads", "init_uniform"]
+__all__ = ["SharedInputLinear", "StackedLinear", "StackedHeads", "DiagonalLabelHeads", "init_uniform"]
 
 
 def init_uniform(shape, bound: float, generator: torch.Generator) -> torch.Tensor:
@@ -132,3 +132,28 @@ class StackedHeads(nn.Module):
         if grad:
             ws, bs = [w.grad for w in ws], [b.grad for b in bs]
         return torch.cat([w[i] for w in ws], dim=1).t(), torch.cat([b[i, 0] for b in bs])
+
+
+class DiagonalLabelHeads(nn.Module):
+    """Label j from latent j alone (CCVAE-style, Joy et al. 2021): z (S, B, K) → one (S, B, p_j) per label.
+
+    logits_j[c] = a_{j,c} · z_j + b_{j,c}, a per-class affine map of one latent;
+    latents m … K−1 carry no label.  weight, bias (S, 1, Σ p_j), initialised as
+    ``nn.Linear(1, Σ p_j)`` per seed; ``latent_of`` (Σ p_j,) maps each column to its latent.
+    """
+
+    seed_dims = {"weight": 0, "bias": 0}
+
+    def __init__(self, label_dims, generators: list[torch.Generator]):
+        super().__init__()
+        self.label_dims = [int(p) for p in label_dims]
+        total = sum(self.label_dims)
+        w, b = init_linear_stack(1, total, generators)  # (S, 1, Σp), (S, Σp)
+        self.weight = nn.Parameter(w)
+        self.bias = nn.Parameter(b.unsqueeze(1))
+        latent_of = torch.cat([torch.full((p,), j, dtype=torch.int64) for j, p in enumerate(self.label_dims)])
+        self.register_buffer("latent_of", latent_of, persistent=False)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        logits = torch.addcmul(self.bias, z[..., self.latent_of], self.weight)  # (S, B, Σp)
+        return logits.split(self.label_dims, dim=-1)

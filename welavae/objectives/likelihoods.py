@@ -152,10 +152,14 @@ def linear_bernoulli_nll(h, weight, bias, x, *, compiled: bool = False) -> torch
 
 
 def categorical_nll(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """−log p(y|z) for one categorical label.
+    """−log p(y|z) for one categorical label; 0 where the label is missing.
 
-    logits: (S, B, P); y: (B,) int64 class indices.  Returns (S, B).
+    logits: (S, B, P); y: (B,) int64 class indices, −1 = missing.  Returns
+    (S, B).  A missing entry contributes exactly 0 to the value and to every
+    gradient (``torch.where`` passes no gradient to the unselected branch).
     """
     logp = torch.log_softmax(logits, dim=-1)
-    idx = y.view(1, -1, 1).expand(logits.shape[0], -1, 1)
-    return -logp.gather(-1, idx).squeeze(-1)
+    observed = y >= 0
+    idx = y.clamp(min=0).view(1, -1, 1).expand(logits.shape[0], -1, 1)
+    nll = -logp.gather(-1, idx).squeeze(-1)
+    return torch.where(observed, nll, torch.zeros((), dtype=nll.dtype, device=nll.device))

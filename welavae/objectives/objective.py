@@ -2,6 +2,10 @@
 
     loss = E[−log p(x|z)] + γ Σ_j E[−log p(y_j|z)] + E[KL(q(z|x,y) ‖ p(z))] + R
 
+The label sum runs over the observed labels of each sample (a missing label,
+−1, adds exactly 0); the batch mean is over all B samples, labelled or not,
+so a labelled sample weighs the same whatever the fraction of labels.
+
 with R = β·TC (β-TCVAE / WeLa-VAE, paper convention, β_Chen = 1 + β),
 (β − 1)·KL (β-VAE, so that the KL weight is β), a DIP-VAE penalty, or 0.
 Every term is a per-seed batch mean (the one place where the batch is
@@ -31,14 +35,14 @@ def objective_terms(
     z: torch.Tensor,
     dataset_size: int,
     y: torch.Tensor | None = None,
-    label_logits: torch.Tensor | None = None,
+    label_logits=None,
     log_w: torch.Tensor | None = None,
     image_nll: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Per-seed terms, each (S,): image_nll, label_nll, kl, tc (when used), reg, loss.
 
     x: (B, D) in [0, 1]; img_logits: (S, B, D); mu, logvar, z: (S, B, K);
-    y: (B, m) ints; label_logits: (S, B, m, p).
+    y: (B, m) ints, −1 = missing; label_logits: m tensors (S, B, p_j).
     ``image_nll``: −log p(x|z) (S, B) already computed (``EnsembleVAE.decode_nll``),
     instead of ``img_logits``; give exactly one of the two.
     """
@@ -52,7 +56,7 @@ def objective_terms(
     terms["kl"] = kl
     loss = terms["image_nll"] + kl
     if label_logits is not None:
-        label_nll = sum(categorical_nll(label_logits[:, :, j], y[:, j]) for j in range(y.shape[1]))
+        label_nll = sum(categorical_nll(logits_j, y[:, j]) for j, logits_j in enumerate(label_logits))
         terms["label_nll"] = label_nll.mean(1)
         loss = loss + cfg.gamma * terms["label_nll"]
     if cfg.regulariser == "tc":

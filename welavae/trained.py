@@ -1,0 +1,175 @@
+"""A trained model you can load and use: :func:`load` a run directory, or :func:`fit` one.
+
+    import welavae
+    model = welavae.fit(images, labels, label_dims=(3, 2), seeds=range(8), out="runs/mine",
+                        encoder_input="image", epochs=50)
+    z = model.encode(new_images, seed=0)          # (N, K) encoder means
+    probs = model.decode(z, seed=0)               # (N, H, W) pixel probabilities
+    classes = model.predict_labels(z, seed=0)     # (N, m) label predictions
+
+Encoding needs the labels only when the encoder reads them (the paper's
+q(z|x, y), ``encoder_input="image+labels"``); a label-free encoder
+(``encoder_input="image"``) encodes new, unlabelled images.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .config import DataConfig, RunConfig, TrainConfig, make_run_config
+from .data.user import check_images, check_labels, infer_label_dims
+from .run import Run
+
+__all__ = ["TrainedModel", "load", "fit"]
+
+_TRAIN_FIELDS = {"epochs", "batch_size", "lr", "adam_betas", "adam_eps", "data_seed", "checkpoint_every",
+                 "eval_batch_size"}
+
+
+class TrainedModel:
+    """The seeds of a trained run.  Arrays in and out are numpy; seed axis first, or dropped with ``seed=``."""
+
+    def __init__(self, ensemble, config: RunConfig, run: Run | None = None):
+        self.ensemble = ensemble.eval()
+        self.config = config
+        self.run = run
+
+    def __repr__(self) -> str:
+        return f"TrainedModel({self.config.name!r}, seeds={self.seeds}, K={self.config.model.latent_dim})"
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.ensemble.seeds)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.ensemble.parameters()).device
+
+    def to(self, device) -> "TrainedModel":
+        self.ensemble = self.ensemble.to(device)
+        return self
+
+    def _index(self, seed) -> int | None:
+        if seed is None:
+            return None
+        if int(seed) not in self.seeds:
+            raise ValueError(f"seed {seed} is not in this model (seeds: {self.seeds})")
+        return self.seeds.index(int(seed))
+
+    def _images(self, images) -> torch.Tensor:
+        x = check_images(images)
+        h, w = self.config.model.image_shape
+        if x[0].size != h * w:
+            raise ValueError(f"images are {x.shape[1:]} but the model was trained on {h}x{w} images")
+        return torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), h * w)))
+
+    @torch.no_grad()
+    def posterior(self, images, labels=None, *, seed=None, batch_size: int = 2048):
+        """Encoder means and log-variances, each (S, N, K), or (N, K) for one ``seed``."""
+        x = self._images(images)
+        y = None
+        m = self.config.model
+        if m.labels_in_encoder:
+            if labels is None:
+                raise ValueError(
+                    f"model {self.config.name!r} encodes q(z|x, y): give the weak labels of the images "
+                    "(a missing label is -1), or train a label-free encoder with --encoder-input image"
+                )
+            y = torch.from_numpy(check_labels(labels, len(x), m.label_dims))
+        mus, lvs = [], []
+        for start in range(0, len(x), batch_size):
+            xb = x[start : start + batch_size].to(self.device)
+            yb = None if y is None else y[start : start + batch_size].to(self.device)
+            mu, logvar = self.ensemble.encode(xb, yb)
+            mus.append(mu.float().cpu())
+            lvs.append(logvar.float().cpu())
+        mu, logvar = torch.cat(mus, dim=1).numpy(), torch.cat(lvs, dim=1).numpy()
+        i = self._index(seed)
+        return (mu, logvar) if i is None else (mu[i], logvar[i])
+
+    def encode(self, images, labels=None, *, seed=None, batch_size: int = 2048) -> np.ndarray:
+        """images (N, H, W) in [0, 1] (labels (N, m) if the encoder reads them) → μ (S, N, K), or (N, K) for ``seed``."""
+        return self.posterior(images, labels, seed=seed, batch_size=batch_size)[0]
+
+    def _latents(self, z, seed) -> tuple[torch.Tensor, bool]:
+        z = np.asarray(z, dtype=np.float32)
+        k, s = self.config.model.latent_dim, len(self.seeds)
+        if z.shape[-1] != k or z.ndim not in (2, 3):
+            raise ValueError(f"z must have shape (N, {k}) or (S, N, {k}), got {z.shape}")
+        if z.ndim == 3 and z.shape[0] != s:
+            raise ValueError(f"z has {z.shape[0]} seeds, the model {s}")
+        i = self._index(seed)
+        t = torch.from_numpy(z).to(self.device)
+        if z.ndim == 2:
+            t = t.expand(s, -1, -1) if i is None else t
+        elif i is not None:
+            t = t[i]
+        if i is not None:  # run the one seed alone
+            return t, True
+        return t, False
+
+    @torch.no_grad()
+    def decode(self, z, *, seed=None) -> np.ndarray:
+        """z (N, K) or (S, N, K) → Bernoulli pixel probabilities (S, N, H, W), or (N, H, W) for ``seed``."""
+        t, one = self._latents(z, seed)
+        net = self.ensemble.subset([seed]) if one else self.ensemble
+        logits, _ = net.decode(t[None] if one else t)
+        probs = torch.sigmoid(logits).cpu().numpy().reshape(*logits.shape[:2], *self.config.model.image_shape)
+        return probs[0] if one else probs
+
+    @torch.no_grad()
+    def predict_labels(self, z, *, seed=None) -> np.ndarray:
+        """z (N, K) or (S, N, K) → the most probable class of each label, (S, N, m), or (N, m) for ``seed``."""
+        if not self.config.model.has_labels:
+            raise ValueError(f"model {self.config.name!r} has no weak labels to predict")
+        t, one = self._latents(z, seed)
+        net = self.ensemble.subset([seed]) if one else self.ensemble
+        logits = net.label_logits(t[None] if one else t)
+        pred = torch.stack([lg.argmax(-1) for lg in logits], dim=-1).cpu().numpy()
+        return pred[0] if one else pred
+
+    def select(self, by: str = "label_alignment", **kwargs):
+        """The run's seeds ranked without ground truth (:func:`welavae.selection.rank_seeds`)."""
+        from .selection import rank_seeds
+
+        if self.run is None:
+            raise ValueError("select() needs a model loaded from a run directory")
+        return rank_seeds(self.run, by=by, **kwargs)
+
+
+def load(run_dir, *, device="cpu") -> TrainedModel:
+    """The trained model of a run directory (all its seeds), read without executing code."""
+    run = Run(run_dir)
+    config = run.config
+    return TrainedModel(run.load_model(device), config, run)
+
+
+def fit(images, labels=None, *, label_dims=None, seeds=(0,), out, model: str = "wela", label_names=(),
+        factors=None, device="cpu", progress=None, label_fraction: float = 1.0, label_seed: int = 0,
+        **hyperparameters) -> TrainedModel:
+    """Train ``seeds`` on in-memory data, write the run directory ``out``, and return the trained model.
+
+    images (N, H, W) in [0, 1]; labels (N, m) class indices, −1 = missing;
+    ``label_dims`` (p_1 … p_m), default 1 + the largest class of each label.
+    Hyperparameters: any of :func:`welavae.config.make_run_config`'s
+    (``latent_dim``, ``beta``, ``gamma``, ``hidden``, ``encoder``,
+    ``encoder_input``, ``label_head``, ``tc_estimator``) and of
+    :class:`~welavae.config.TrainConfig` (``epochs``, ``batch_size``, ``lr`` …).
+    """
+    from .train.run import train_run
+
+    x = check_images(images)
+    if x.ndim != 3:
+        raise ValueError(f"images must have shape (N, H, W), got {x.shape}")
+    if labels is not None:
+        labels = np.asarray(labels)
+        labels = labels[:, None] if labels.ndim == 1 else labels
+        label_dims = tuple(label_dims) if label_dims is not None else infer_label_dims(labels)
+        labels = check_labels(labels, len(x), label_dims)
+    train_kwargs = {k: hyperparameters.pop(k) for k in list(hyperparameters) if k in _TRAIN_FIELDS}
+    data = DataConfig(source="arrays", size=x.shape[1], label_fraction=label_fraction, label_seed=label_seed)
+    config = make_run_config(model, label_dims=label_dims if labels is not None else None,
+                             image_shape=x.shape[1:], label_names=label_names, data=data,
+                             train=TrainConfig(**train_kwargs), **hyperparameters)
+    train_run(config, list(seeds), out, device=device, progress=progress, data=(x, labels, factors))
+    return load(out, device=device)
