@@ -1,6 +1,6 @@
 """Metrics: coordinate MSE (paper §4.2, eqs. 5–7), weak-label accuracy and Table-1
-seed statistics (§4.4), and standard disentanglement metrics (MIG, DCI, SAP,
-modularity) as pure numpy array cores."""
+seed statistics (§4.4), and the standard disentanglement metrics (MIG, DCI, SAP,
+modularity, FactorVAE score) with disentanglement_lib's definitions, as array cores."""
 from .accuracy import label_accuracy
 from .coordinates import (
     CARTESIAN_RANGE,
@@ -13,17 +13,24 @@ from .coordinates import (
 )
 from .disentanglement import (
     DCIResult,
+    DiscreteFactors,
     all_metrics,
     dci,
     dci_from_importance,
-    dci_importance,
+    discretize_factors,
+    factor_entropy,
+    gbt_importance,
     histogram_discretize,
     mig,
     modularity,
     modularity_from_mi,
     mutual_info_matrix,
     sap,
+    sap_score_matrix,
+    split_indices,
+    standard_metrics,
 )
+from .factor_vae import FactorVAEResult, factor_vae_score
 from .stats import seed_summary
 
 __all__ = [
@@ -38,16 +45,24 @@ __all__ = [
     # weak-label accuracy and seed statistics (Table 1)
     "label_accuracy",
     "seed_summary",
-    # disentanglement metrics
-    "DCIResult",
+    # disentanglement metrics (disentanglement_lib definitions)
+    "standard_metrics",
+    "all_metrics",
+    "DiscreteFactors",
+    "discretize_factors",
     "histogram_discretize",
+    "split_indices",
     "mutual_info_matrix",
+    "factor_entropy",
     "mig",
-    "dci_importance",
-    "dci_from_importance",
-    "dci",
-    "sap",
     "modularity_from_mi",
     "modularity",
-    "all_metrics",
+    "DCIResult",
+    "gbt_importance",
+    "dci_from_importance",
+    "dci",
+    "sap_score_matrix",
+    "sap",
+    "FactorVAEResult",
+    "factor_vae_score",
 ]

@@ -1,61 +1,91 @@
-"""Standard disentanglement metrics as pure numpy array cores.
+"""Standard disentanglement metrics with disentanglement_lib's definitions and defaults.
 
 The paper (§4.2) argues these metrics only measure statistical relation and so
 cannot judge a *polar* representation; we still report them against both the
-Cartesian and the polar factors so that claim can be checked.  Each follows
-disentanglement_lib (Locatello et al., 2019) where it can without sklearn:
+Cartesian and the polar factors so that claim can be checked.  Each metric is
+the array core of google-research/disentanglement_lib (Locatello et al., 2019),
+file ``disentanglement_lib/evaluation/metrics/<file>``, with the defaults of its
+study configs (``config/unsupervised_study_v1/metric_configs/*.gin``):
 
-* **MIG** (Chen et al., 2018, "Isolating sources of disentanglement", eq. 6):
-  mean over factors of (I(z_a; v) − I(z_b; v)) / H(v) for the two latents with
-  the largest mutual information.  Latents *and* (continuous) factors are
-  discretised into ``bins`` equal-width bins, as disentanglement_lib's
-  ``histogram_discretize`` does, and MI is the plug-in estimate from the joint
-  histogram (nats).
-* **DCI** (Eastwood & Williams, 2018): disentanglement and completeness are
-  1 − entropy of the normalised importance matrix R (K latents × F factors),
-  base F per latent and base K per factor, weighted by relative importance —
-  exactly disentanglement_lib's ``dci.disentanglement``/``completeness`` except
-  that 0·log 0 is taken as 0 instead of adding 1e-11, so hand-built matrices give
-  exact values.  disentanglement_lib gets R from gradient-boosted trees; without
-  sklearn we use a numpy-only importance that still sees non-linear relations:
-  R[i, j] = η², the correlation ratio — the fraction of the variance of factor
-  j explained by latent i alone (the mean of the factor within each of ``bins``
-  equal-width bins of the latent).  Informativeness is the
-  held-out R² of an additive model — ridge regression of each factor on the
-  one-hot bins of every latent — fit on a seeded ``train_fraction`` split and
-  averaged over factors (disentanglement_lib reports a classifier's test
-  accuracy; R² is the continuous-factor analogue).
-* **SAP** (Kumar et al., 2018): per factor, the gap between the two largest
-  per-latent scores, averaged.  For continuous factors disentanglement_lib's
-  score is the squared linear correlation (R² of a one-latent linear fit); that
-  is the default, ``fit="binned"`` uses the η² above instead.
-* **Modularity** (Ridgeway & Mozer, 2018) from the MI matrix, as
-  disentanglement_lib's ``modularity_explicitness.modularity``.
+* **Factors are discrete.**  ``factors`` (N, F) hold integer class indices, as
+  the ground-truth factors of disentanglement_lib's data sets do; the metrics
+  refuse non-integer columns.  A continuous factor (the polar φ and d of
+  Blobs) must be binned explicitly first, with :func:`discretize_factors`,
+  which records which factors were binned and how.
+* **Only the representation is binned** for MIG and modularity:
+  ``histogram_discretize`` (``utils._histogram_discretize``) puts each latent
+  into 20 equal-width bins (``discretizer.num_bins = 20``); the factors keep
+  their own values.  So a perfect code of a 64-value factor has MIG
+  H(bin(c)) / H(c) ≈ 0.72, not 1.
+* **MIG** (Chen et al., 2018; ``mig.py`` ``_compute_mig``): mean over factors
+  of (I(z_a; v) − I(z_b; v)) / H(v) for the two latents with the largest
+  discrete MI (``utils.discrete_mutual_info`` / ``discrete_entropy``, i.e.
+  ``sklearn.metrics.mutual_info_score``, nats).
+* **Modularity** (Ridgeway & Mozer, 2018; ``modularity_explicitness.py``
+  ``modularity``) from the same MI matrix.
+* **DCI** (Eastwood & Williams, 2018; ``dci.py`` ``compute_importance_gbt``):
+  one ``sklearn.ensemble.GradientBoostingClassifier()`` (default settings) per
+  factor fitted on the training split; the importance matrix R (K, F) is the
+  trees' ``feature_importances_``; disentanglement and completeness are the
+  importance-weighted 1 − entropy of R's rows (base F) and columns (base K);
+  informativeness is the classifier's accuracy on the training and test split.
+* **SAP** (Kumar et al., 2018; ``sap_score.py``, discrete branch —
+  ``sap_score.continuous_factors = False``): score S[i, j] is the test
+  accuracy of ``sklearn.svm.LinearSVC(C=0.01, class_weight="balanced")``
+  predicting factor j from latent i alone; SAP is the mean over factors of the
+  gap between the two largest entries of S's column.
+* **Sizes**: DCI and SAP train on ``num_train = 10000`` and test on
+  ``num_test = 5000`` points (``dci.gin``, ``sap_score.gin``).
+  disentanglement_lib draws fresh samples from the generator; a fixed data set
+  of N < 15000 samples is split 2 : 1 instead, and :func:`split_indices` can
+  keep groups (e.g. the variants of one Blobs position) on one side.  MIG and
+  modularity use every sample given (``compute_mig_on_fixed_data``).
 
-A constant latent carries no information: its MI, η², R² and modularity are 0,
-never NaN.  A constant factor has zero entropy/variance and scores 0 wherever a
-score would divide by it.
+Deliberate differences, none of which changes a score beyond rounding:
+0·log 0 is 0 in DCI instead of disentanglement_lib's +1e-11 smoothing (so
+hand-built matrices give exact values); the classifiers get ``random_state=seed``
+(disentanglement_lib leaves the global RNG); LinearSVC is solved in the primal
+(``dual=False``): the same convex problem as the dual solver of 2019's sklearn,
+which can stop short of the optimum after its 1000 iterations.  Where
+disentanglement_lib would divide by zero or crash — a constant factor, one
+class in a training split, a single latent — we score 0 (or predict the one
+class) instead of NaN.
+
+The FactorVAE score lives in :mod:`welavae.metrics.factor_vae`;
+:func:`standard_metrics` runs every metric and returns one JSON-ready dict.
 """
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = [
     "DCIResult",
+    "DiscreteFactors",
     "histogram_discretize",
+    "discretize_factors",
+    "split_indices",
     "mutual_info_matrix",
+    "factor_entropy",
     "mig",
-    "dci_importance",
+    "gbt_importance",
     "dci_from_importance",
     "dci",
+    "sap_score_matrix",
     "sap",
     "modularity_from_mi",
     "modularity",
+    "standard_metrics",
     "all_metrics",
 ]
+
+#: disentanglement_lib's study defaults (``metric_configs/*.gin``).
+NUM_BINS = 20
+NUM_TRAIN = 10_000
+NUM_TEST = 5_000
 
 
 # --------------------------------------------------------------------------- inputs
@@ -72,16 +102,30 @@ def _as_2d(x, name: str, what: str) -> np.ndarray:
     return x
 
 
+def _factor_codes(factors, name: str = "factors") -> np.ndarray:
+    """(N, F) integer-valued factors → int64 class indices; a clear error for continuous ones."""
+    f = _as_2d(factors, name, "(N, F) of integer class indices")
+    bad = [j for j in range(f.shape[1]) if not np.all(f[:, j] == np.round(f[:, j]))]
+    if bad:
+        j = bad[0]
+        example = f[f[:, j] != np.round(f[:, j]), j][0]
+        raise ValueError(
+            f"{name} column {j} is continuous (e.g. {example:.4g}); these metrics need discrete "
+            f"factors — bin it first with discretize_factors(factors, continuous={bad})"
+        )
+    return f.astype(np.int64)
+
+
 def _check(mu, factors) -> tuple[np.ndarray, np.ndarray]:
     mu = _as_2d(mu, "mu", "(N, K) of encoder means")
-    factors = _as_2d(factors, "factors", "(N, F) of ground-truth factors")
-    if mu.shape[0] != factors.shape[0]:
+    codes = _factor_codes(factors)
+    if mu.shape[0] != codes.shape[0]:
         raise ValueError(
-            f"mu has {mu.shape[0]} samples but factors has {factors.shape[0]}; they must match"
+            f"mu has {mu.shape[0]} samples but factors has {codes.shape[0]}; they must match"
         )
     if mu.shape[0] < 2:
         raise ValueError(f"need at least 2 samples to score a representation, got {mu.shape[0]}")
-    return mu, factors
+    return mu, codes
 
 
 def _check_bins(bins) -> int:
@@ -90,12 +134,19 @@ def _check_bins(bins) -> int:
     return int(bins)
 
 
-# ------------------------------------------------------------- discretisation and MI
-def histogram_discretize(x, *, bins: int = 20) -> np.ndarray:
-    """Column-wise equal-width binning, as disentanglement_lib's ``_histogram_discretize``.
+def _check_count(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+# ------------------------------------------------------------------ discretisation
+def histogram_discretize(x, *, bins: int = NUM_BINS) -> np.ndarray:
+    """Column-wise equal-width binning (disentanglement_lib ``utils._histogram_discretize``).
 
     x: (N, D) float.  Returns (N, D) int64 bin indices in 0…bins−1 over each
-    column's [min, max]; a constant column is all 0.
+    column's [min, max] (disentanglement_lib's are the same indices plus 1);
+    a constant column is all 0.
     """
     x = _as_2d(x, "x", "(N, D)")
     bins = _check_bins(bins)
@@ -109,43 +160,113 @@ def histogram_discretize(x, *, bins: int = 20) -> np.ndarray:
     return out
 
 
-def _entropy(codes: np.ndarray, bins: int) -> np.ndarray:
-    """(N, D) int codes → (D,) plug-in entropy in nats."""
-    h = np.zeros(codes.shape[1])
-    for d in range(codes.shape[1]):
-        p = np.bincount(codes[:, d], minlength=bins) / codes.shape[0]
-        p = p[p > 0]
-        h[d] = -np.sum(p * np.log(p))
-    return np.maximum(h, 0.0)
+@dataclass(frozen=True, eq=False)
+class DiscreteFactors:
+    """Factors ready for the metrics.
 
-
-def _mi(a_codes: np.ndarray, b_codes: np.ndarray, bins: int) -> np.ndarray:
-    """(N, K), (N, F) int codes → (K, F) plug-in mutual information in nats."""
-    n = a_codes.shape[0]
-    out = np.zeros((a_codes.shape[1], b_codes.shape[1]))
-    for i in range(a_codes.shape[1]):
-        for j in range(b_codes.shape[1]):
-            p = np.bincount(a_codes[:, i] * bins + b_codes[:, j], minlength=bins * bins)
-            p = p.reshape(bins, bins) / n
-            outer = p.sum(axis=1, keepdims=True) * p.sum(axis=0, keepdims=True)
-            nz = p > 0
-            out[i, j] = np.sum(p[nz] * np.log(p[nz] / outer[nz]))
-    return np.maximum(out, 0.0)  # rounding can leave −1e-17 for independent codes
-
-
-def mutual_info_matrix(mu, factors, *, bins: int = 20) -> np.ndarray:
-    """Discrete MI between each binned latent and each binned factor.
-
-    mu: (N, K), factors: (N, F), both discretised with :func:`histogram_discretize`.
-    Returns (K, F) mutual information in nats (disentanglement_lib's
-    ``discrete_mutual_info``).
+    codes:  (N, F) int64 class indices (binned columns hold bin indices 0…bins−1).
+    binned: one JSON-ready record per binned factor: ``{"factor": j, "method":
+            "equal-width", "bins": b, "min": lo, "max": hi}`` (bin k covers
+            [lo + k·w, lo + (k+1)·w), the last bin closed, w = (hi − lo)/b).
     """
-    mu, factors = _check(mu, factors)
+
+    codes: np.ndarray
+    binned: tuple[dict, ...]
+
+
+def discretize_factors(factors, *, continuous=(), bins: int = NUM_BINS) -> DiscreteFactors:
+    """Bin the ``continuous`` factor columns into ``bins`` equal-width bins; keep the others.
+
+    factors: (N, F).  ``continuous``: column indices to bin with
+    :func:`histogram_discretize` (the discretiser disentanglement_lib applies to
+    representations).  Every other column must already hold integer values.
+    """
+    f = _as_2d(factors, "factors", "(N, F) of ground-truth factors")
     bins = _check_bins(bins)
-    return _mi(histogram_discretize(mu, bins=bins), histogram_discretize(factors, bins=bins), bins)
+    cont = sorted({int(j) for j in continuous})
+    if any(j < 0 or j >= f.shape[1] for j in cont):
+        raise ValueError(f"continuous must list factor columns in 0…{f.shape[1] - 1}, got {list(continuous)}")
+    keep = [j for j in range(f.shape[1]) if j not in cont]
+    codes = np.zeros(f.shape, dtype=np.int64)
+    if keep:
+        codes[:, keep] = _factor_codes(f[:, keep], "factors (columns not listed in continuous)")
+    records = []
+    for j in cont:
+        codes[:, j] = histogram_discretize(f[:, j], bins=bins)[:, 0]
+        records.append({"factor": j, "method": "equal-width", "bins": bins,
+                        "min": float(f[:, j].min()), "max": float(f[:, j].max())})
+    return DiscreteFactors(codes, tuple(records))
 
 
-# ------------------------------------------------------------------------------ MIG
+# --------------------------------------------------------------------------- splits
+def split_indices(n: int, *, num_train: int = NUM_TRAIN, num_test: int = NUM_TEST, seed: int = 0,
+                  groups=None) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded disjoint train/test sample indices.
+
+    Takes ``num_train`` and ``num_test`` samples; when n < num_train + num_test
+    both shrink in proportion (10000 : 5000 → a 2 : 1 split of n).  ``groups``:
+    optional (n,) labels (e.g. Blobs position c1·64 + c2); every group then lies
+    on one side only: groups are taken in random order, the training set is
+    the first ``num_train`` samples (so its last group may be cut short) and
+    the test set starts at the next group.
+    """
+    n = _check_count(n, "n")
+    num_train, num_test = _check_count(num_train, "num_train"), _check_count(num_test, "num_test")
+    if n < 2:
+        raise ValueError(f"need at least 2 samples to split into train and test, got {n}")
+    if num_train + num_test > n:
+        num_train = min(max(n * num_train // (num_train + num_test), 1), n - 1)
+        num_test = n - num_train
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        order = rng.permutation(n)
+        return order[:num_train], order[num_train:num_train + num_test]
+    g = np.asarray(groups).reshape(-1)
+    if g.shape[0] != n:
+        raise ValueError(f"groups must have one label per sample ({n}), got {g.shape[0]}")
+    _, inv = np.unique(g, return_inverse=True)
+    rank = rng.permutation(inv.max() + 1)[inv]  # random order of the groups
+    order = np.lexsort((rng.random(n), rank))  # grouped, shuffled within each group
+    ranks = rank[order]
+    start = int(np.searchsorted(ranks, ranks[num_train - 1], side="right"))
+    test = order[start:start + num_test]
+    if test.size == 0:
+        raise ValueError(
+            f"the groups leave no sample for the test split: the training set of {num_train} "
+            f"samples already takes every group; pass a smaller num_train"
+        )
+    return order[:num_train], test
+
+
+# ---------------------------------------------------------------------- MI and MIG
+def _mi(mu_codes: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(N, K), (N, F) int codes → (K, F) discrete MI in nats (``utils.discrete_mutual_info``)."""
+    from sklearn.metrics import mutual_info_score
+
+    return np.array([[mutual_info_score(y[:, j], mu_codes[:, i]) for j in range(y.shape[1])]
+                     for i in range(mu_codes.shape[1])])
+
+
+def mutual_info_matrix(mu, factors, *, bins: int = NUM_BINS) -> np.ndarray:
+    """(K, F) MI in nats between each binned latent and each discrete factor.
+
+    mu: (N, K) put into ``bins`` bins by :func:`histogram_discretize`;
+    factors: (N, F) class indices, used as they are.
+    """
+    mu, y = _check(mu, factors)
+    return _mi(histogram_discretize(mu, bins=_check_bins(bins)), y)
+
+
+def factor_entropy(factors) -> np.ndarray:
+    """(F,) plug-in entropy in nats of each discrete factor (``utils.discrete_entropy``)."""
+    y = _factor_codes(factors)
+    out = np.zeros(y.shape[1])
+    for j in range(y.shape[1]):
+        p = np.unique(y[:, j], return_counts=True)[1] / y.shape[0]
+        out[j] = max(-float(np.sum(p * np.log(p))), 0.0)
+    return out
+
+
 def _top_two_gap(scores: np.ndarray) -> np.ndarray:
     """(K, F) → (F,) best minus runner-up per factor; with K = 1 the runner-up is 0."""
     s = np.sort(scores, axis=0)[::-1]
@@ -159,55 +280,49 @@ def _mig_core(mi: np.ndarray, entropy: np.ndarray) -> float:
     return float(np.mean(np.where(entropy > 0, gap / safe, 0.0)))
 
 
-def mig(mu, factors, *, bins: int = 20) -> float:
-    """Mutual information gap (Chen et al. 2018; disentanglement_lib ``_compute_mig``).
+def mig(mu, factors, *, bins: int = NUM_BINS) -> float:
+    """Mutual information gap (Chen et al. 2018; disentanglement_lib ``mig.py`` ``_compute_mig``).
 
-    mu: (N, K) encoder means; factors: (N, F) continuous or discrete factors.
-    Both are discretised into ``bins`` equal-width bins.  Returns the mean over
-    factors of (largest − second-largest MI with a latent) / H(factor), in [0, 1];
-    a constant factor contributes 0.
+    mu: (N, K) encoder means, binned into ``bins`` equal-width bins per latent;
+    factors: (N, F) class indices.  Returns the mean over factors of
+    (largest − second-largest MI with a latent) / H(factor); a constant factor
+    contributes 0.
     """
-    mu, factors = _check(mu, factors)
-    bins = _check_bins(bins)
-    mu_d, f_d = histogram_discretize(mu, bins=bins), histogram_discretize(factors, bins=bins)
-    return _mig_core(_mi(mu_d, f_d, bins), _entropy(f_d, bins))
+    mu, y = _check(mu, factors)
+    return _mig_core(_mi(histogram_discretize(mu, bins=_check_bins(bins)), y), factor_entropy(y))
+
+
+# ----------------------------------------------------------------------- modularity
+def modularity_from_mi(mi) -> float:
+    """Modularity (Ridgeway & Mozer 2018) of a (K, F) latent × factor MI matrix.
+
+    Per latent: 1 − (Σ_j m_ij² − max_j m_ij²) / (max_j m_ij² · (F − 1)); a latent
+    with no information scores 0; averaged over latents (disentanglement_lib's
+    ``modularity_explicitness.modularity``).  With F = 1 every informative latent
+    scores 1 (disentanglement_lib divides by 0 there).
+    """
+    m = np.asarray(mi, dtype=np.float64)
+    if m.ndim != 2 or m.size == 0:
+        raise ValueError(f"mi must be a non-empty 2-D array (K, F), got shape {m.shape}")
+    sq = m**2
+    top = sq.max(axis=1)
+    f = m.shape[1]
+    informative = top > 0
+    denom = np.where(informative, top * max(f - 1, 1), 1.0)
+    delta = np.where(informative, (sq.sum(axis=1) - top) / denom, 0.0)
+    return float(np.mean(np.where(informative, 1.0 - delta, 0.0)))
+
+
+def modularity(mu, factors, *, bins: int = NUM_BINS) -> float:
+    """Modularity (disentanglement_lib ``modularity_explicitness.py``) from :func:`mutual_info_matrix`.
+
+    mu: (N, K); factors: (N, F) class indices.  Returns a float in [0, 1]; 1 when
+    every latent informs about one factor only.
+    """
+    return modularity_from_mi(mutual_info_matrix(mu, factors, bins=bins))
 
 
 # ------------------------------------------------------------------------------ DCI
-def _eta2(codes: np.ndarray, y: np.ndarray, bins: int) -> np.ndarray:
-    """(N, K) latent bins, (N, F) factors → (K, F) correlation ratio η² in [0, 1].
-
-    η²[i, j] = SS_between / SS_total of factor j grouped by the bin of latent i:
-    the fraction of the factor's variance that the best function of latent i
-    alone (at ``bins`` resolution) explains.  An unrelated latent scores its
-    chance level ≈ (bins − 1)/N, equal for all unrelated latents, so a random
-    representation gets a flat importance matrix (D, C ≈ 0) as with trees.
-    """
-    yc = y - y.mean(axis=0)
-    sst = np.sum(yc**2, axis=0)  # (F,)
-    out = np.zeros((codes.shape[1], y.shape[1]))
-    for i in range(codes.shape[1]):
-        counts = np.bincount(codes[:, i], minlength=bins)
-        nz = counts > 0
-        for j in range(y.shape[1]):
-            if sst[j] <= 0:
-                continue  # constant factor: nothing to explain
-            sums = np.bincount(codes[:, i], weights=yc[:, j], minlength=bins)
-            out[i, j] = np.sum(sums[nz] ** 2 / counts[nz]) / sst[j]  # constant latent: sums = 0
-    return np.clip(out, 0.0, 1.0)
-
-
-def dci_importance(mu, factors, *, bins: int = 20) -> np.ndarray:
-    """Numpy-only DCI importance matrix R (K, F): η² of factor j given binned latent i.
-
-    mu: (N, K); factors: (N, F).  Stands in for disentanglement_lib's
-    gradient-boosted-tree importances (see the module docstring).
-    """
-    mu, factors = _check(mu, factors)
-    bins = _check_bins(bins)
-    return _eta2(histogram_discretize(mu, bins=bins), factors, bins)
-
-
 def _one_minus_entropy(p_rows: np.ndarray, base: int) -> np.ndarray:
     """(R, C) non-negative rows → (R,) 1 − H(row / row.sum()) / log(base); 0·log 0 = 0.
 
@@ -252,171 +367,180 @@ def dci_from_importance(importance) -> tuple[float, float]:
     return d, c
 
 
-def _additive_ridge_r2(
-    codes: np.ndarray, y: np.ndarray, bins: int, *, seed: int, train_fraction: float, alpha: float
-) -> np.ndarray:
-    """Held-out R² (F,) of ridge regression of y (N, F) on one-hot bins of every latent.
+def gbt_importance(x_train, y_train, x_test, y_test, *, seed: int = 0):
+    """disentanglement_lib ``dci.compute_importance_gbt`` with samples in rows.
 
-    The design matrix is never built: its Gram matrix is a block of pair-bin
-    counts, so the fit costs K² bincounts over N plus a (K·bins)² solve.
+    x: (n, K) codes, y: (n, F) class indices.  Fits one default
+    ``GradientBoostingClassifier`` per factor on the training split.  Returns the
+    (K, F) importance matrix (``feature_importances_``) and the mean over
+    factors of the train and test accuracy.  A factor with one class in the
+    training split gets importance 0 and the constant prediction.
     """
-    n, k = codes.shape
-    order = np.random.default_rng(seed).permutation(n)
-    n_train = min(max(int(round(train_fraction * n)), 1), n - 1)
-    tr, te = order[:n_train], order[n_train:]
-    feat = codes + np.arange(k) * bins  # (N, K) index of each sample's active one-hot column
-    p = k * bins
+    from sklearn.ensemble import GradientBoostingClassifier
 
-    gram = np.zeros((p, p))
-    for a in range(k):
-        for b in range(k):
-            block = np.bincount(codes[tr, a] * bins + codes[tr, b], minlength=bins * bins)
-            gram[a * bins:(a + 1) * bins, b * bins:(b + 1) * bins] = block.reshape(bins, bins)
-    mean_x = np.diag(gram) / n_train  # one-hot column means
-    gram_c = gram - n_train * np.outer(mean_x, mean_x)  # centred features (intercept unpenalised)
-    y_mean = y[tr].mean(axis=0)
-    yc = y[tr] - y_mean
-    # (P, F); equals the centred Xᵀy because yc has zero mean
-    xty = np.stack(
-        [
-            np.bincount(feat[tr].ravel(), weights=np.repeat(yc[:, j], k), minlength=p)
-            for j in range(y.shape[1])
-        ],
-        axis=1,
-    )
-    w = np.linalg.solve(gram_c + alpha * np.eye(p), xty)  # (P, F)
-    pred = y_mean - mean_x @ w + w[feat[te]].sum(axis=1)  # (N_test, F)
-
-    resid = np.sum((y[te] - pred) ** 2, axis=0)
-    sst = np.sum((y[te] - y[te].mean(axis=0)) ** 2, axis=0)
-    safe = np.where(sst > 0, sst, 1.0)
-    return np.clip(np.where(sst > 0, 1.0 - resid / safe, 0.0), 0.0, 1.0)
+    k, f = x_train.shape[1], y_train.shape[1]
+    importance = np.zeros((k, f))
+    acc_train, acc_test = [], []
+    for j in range(f):
+        classes = np.unique(y_train[:, j])
+        if classes.size < 2:
+            pred_train = np.full(len(y_train), classes[0])
+            pred_test = np.full(len(y_test), classes[0])
+        else:
+            model = GradientBoostingClassifier(random_state=seed).fit(x_train, y_train[:, j])
+            importance[:, j] = np.abs(model.feature_importances_)
+            pred_train, pred_test = model.predict(x_train), model.predict(x_test)
+        acc_train.append(np.mean(pred_train == y_train[:, j]))
+        acc_test.append(np.mean(pred_test == y_test[:, j]))
+    return importance, float(np.mean(acc_train)), float(np.mean(acc_test))
 
 
 @dataclass(frozen=True, eq=False)
 class DCIResult:
-    """DCI scores (Eastwood & Williams 2018) and the (K, F) importance matrix they came from."""
+    """DCI scores (Eastwood & Williams 2018) as disentanglement_lib's ``_compute_dci`` reports them.
+
+    disentanglement, completeness: from the (K, F) ``importance`` matrix;
+    informativeness_train / _test: mean over factors of the gradient-boosted
+    trees' accuracy on the ``num_train`` training and ``num_test`` test samples.
+    """
 
     disentanglement: float
     completeness: float
-    informativeness: float
+    informativeness_train: float
+    informativeness_test: float
     importance: np.ndarray
+    num_train: int
+    num_test: int
 
 
-def _dci_core(codes, factors, bins, seed, train_fraction, alpha) -> DCIResult:
-    imp = _eta2(codes, factors, bins)
-    d, c = dci_from_importance(imp)
-    r2 = _additive_ridge_r2(
-        codes, factors, bins, seed=seed, train_fraction=train_fraction, alpha=alpha
-    )
-    return DCIResult(d, c, float(np.mean(r2)), imp)
+def dci(mu, factors, *, num_train: int = NUM_TRAIN, num_test: int = NUM_TEST, seed: int = 0,
+        groups=None) -> DCIResult:
+    """DCI with gradient-boosted-tree importances (disentanglement_lib ``dci.py``).
 
-
-def dci(
-    mu, factors, *, bins: int = 20, seed: int = 0, train_fraction: float = 0.8, alpha: float = 1.0
-) -> DCIResult:
-    """DCI disentanglement, completeness and informativeness (Eastwood & Williams 2018).
-
-    mu: (N, K) encoder means; factors: (N, F) continuous factors.
-    Importance R (K, F) is η² of factor j given latent i in ``bins`` bins
-    (:func:`dci_importance`); disentanglement/completeness follow
-    :func:`dci_from_importance`.  Informativeness is the mean over factors of the
-    held-out R² (clipped to [0, 1]) of ridge regression (penalty ``alpha``) on the
-    one-hot bins of all latents, trained on a ``seed``-ed random
-    ``train_fraction`` of the samples and scored on the rest.
+    mu: (N, K) encoder means; factors: (N, F) class indices; train/test split by
+    :func:`split_indices` (``num_train``, ``num_test``, ``seed``, ``groups``).
     """
-    mu, factors = _check(mu, factors)
-    bins = _check_bins(bins)
-    if not 0.0 < train_fraction < 1.0:
-        raise ValueError(
-            f"train_fraction must lie strictly between 0 and 1, got {train_fraction!r}"
-        )
-    return _dci_core(histogram_discretize(mu, bins=bins), factors, bins, seed, train_fraction, alpha)
+    mu, y = _check(mu, factors)
+    tr, te = split_indices(len(mu), num_train=num_train, num_test=num_test, seed=seed, groups=groups)
+    imp, acc_train, acc_test = gbt_importance(mu[tr], y[tr], mu[te], y[te], seed=seed)
+    d, c = dci_from_importance(imp)
+    return DCIResult(d, c, acc_train, acc_test, imp, len(tr), len(te))
 
 
 # ------------------------------------------------------------------------------ SAP
-def _linear_r2(mu: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """(N, K), (N, F) → (K, F) squared Pearson correlation; 0 for a constant column."""
-    mc = mu - mu.mean(axis=0)
-    yc = y - y.mean(axis=0)
-    cov = mc.T @ yc  # (K, F)
-    var_m = np.sum(mc**2, axis=0)
-    var_y = np.sum(yc**2, axis=0)
-    ok = (np.ptp(mu, axis=0) > 0)[:, None] & (np.ptp(y, axis=0) > 0)[None, :]
-    denom = np.where(ok, np.outer(var_m, var_y), 1.0)
-    return np.clip(np.where(ok, cov**2 / denom, 0.0), 0.0, 1.0)
+def sap_score_matrix(x_train, y_train, x_test, y_test, *, seed: int = 0) -> np.ndarray:
+    """disentanglement_lib ``sap_score.compute_score_matrix``, discrete branch, samples in rows.
 
-
-def _sap_scores(mu, factors, fit, bins):
-    if fit == "linear":
-        return _linear_r2(mu, factors)
-    if fit == "binned":
-        return _eta2(histogram_discretize(mu, bins=bins), factors, bins)
-    raise ValueError(f"fit must be 'linear' or 'binned', got {fit!r}")
-
-
-def sap(mu, factors, *, fit: str = "linear", bins: int = 20) -> float:
-    """Separated attribute predictability (Kumar et al. 2018; disentanglement_lib ``sap_score``).
-
-    mu: (N, K); factors: (N, F) continuous.  Score matrix S (K, F) is the R² of
-    predicting factor j from latent i alone: squared linear correlation
-    (``fit="linear"``, disentanglement_lib's continuous-factor branch) or η² on
-    ``bins`` bins (``fit="binned"``, sees non-linear relations).  Returns the mean
-    over factors of the gap between the two largest entries of S's column.
+    x: (n, K) codes, y: (n, F) class indices.  S[i, j] = test accuracy of
+    ``LinearSVC(C=0.01, class_weight="balanced")`` fitted on latent i alone to
+    factor j.  Returns S (K, F).
     """
-    mu, factors = _check(mu, factors)
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.svm import LinearSVC
+
+    k, f = x_train.shape[1], y_train.shape[1]
+    s = np.zeros((k, f))
+    for j in range(f):
+        classes = np.unique(y_train[:, j])
+        for i in range(k):
+            if classes.size < 2:
+                pred = np.full(len(y_test), classes[0])
+            else:
+                clf = LinearSVC(C=0.01, class_weight="balanced", dual=False, random_state=seed)
+                with warnings.catch_warnings():  # an uninformative latent may not converge; it scores low anyway
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    clf.fit(x_train[:, i:i + 1], y_train[:, j])
+                pred = clf.predict(x_test[:, i:i + 1])
+            s[i, j] = np.mean(pred == y_test[:, j])
+    return s
+
+
+def sap(mu, factors, *, num_train: int = NUM_TRAIN, num_test: int = NUM_TEST, seed: int = 0,
+        groups=None) -> float:
+    """Separated attribute predictability (Kumar et al. 2018; disentanglement_lib ``sap_score.py``).
+
+    mu: (N, K); factors: (N, F) class indices.  Discrete branch: score matrix
+    from :func:`sap_score_matrix` on a :func:`split_indices` split; returns the
+    mean over factors of the gap between the two largest scores of a factor.
+    """
+    mu, y = _check(mu, factors)
+    tr, te = split_indices(len(mu), num_train=num_train, num_test=num_test, seed=seed, groups=groups)
+    return float(np.mean(_top_two_gap(sap_score_matrix(mu[tr], y[tr], mu[te], y[te], seed=seed))))
+
+
+# ---------------------------------------------------------------------- entry point
+def standard_metrics(mu, factors, *, continuous=(), bins: int = NUM_BINS, factor_bins: int = NUM_BINS,
+                     seed: int = 0, num_train: int = NUM_TRAIN, num_test: int = NUM_TEST,
+                     groups=None, factor_vae: bool = True) -> dict:
+    """Every standard metric of one representation, as one JSON-ready dict.
+
+    mu: (N, K) encoder means; factors: (N, F); ``continuous``: the factor
+    columns to bin into ``factor_bins`` equal-width bins first
+    (:func:`discretize_factors`); the others must be class indices.  ``bins``:
+    bins per latent for MIG and modularity.  DCI and SAP use one
+    :func:`split_indices` split (``num_train``, ``num_test``, ``seed``,
+    ``groups``).  The FactorVAE score (:func:`welavae.metrics.factor_vae_score`,
+    disentanglement_lib's sizes) reads the rows of ``mu`` as the encoder's
+    output on the data set's own samples.
+
+    Returns ``{"mig", "modularity", "dci_disentanglement", "dci_completeness",
+    "dci_informativeness_train", "dci_informativeness_test", "sap",
+    "factor_vae", "factor_vae_train", "params"}``; ``params`` records the
+    parameters, the split sizes actually used and every binned factor.
+    """
+    from .factor_vae import factor_vae_score
+
+    mu = _as_2d(mu, "mu", "(N, K) of encoder means")
+    disc = discretize_factors(factors, continuous=continuous, bins=factor_bins)
+    mu, y = _check(mu, disc.codes)
     bins = _check_bins(bins)
-    return float(np.mean(_top_two_gap(_sap_scores(mu, factors, fit, bins))))
-
-
-# ----------------------------------------------------------------------- modularity
-def modularity_from_mi(mi) -> float:
-    """Modularity (Ridgeway & Mozer 2018) of a (K, F) latent × factor MI matrix.
-
-    Per latent: 1 − (Σ_j m_ij² − max_j m_ij²) / (max_j m_ij² · (F − 1)); a latent
-    with no information scores 0; averaged over latents (disentanglement_lib's
-    ``modularity_explicitness.modularity``).  With F = 1 every informative latent
-    scores 1.
-    """
-    m = np.asarray(mi, dtype=np.float64)
-    if m.ndim != 2 or m.size == 0:
-        raise ValueError(f"mi must be a non-empty 2-D array (K, F), got shape {m.shape}")
-    sq = m**2
-    top = sq.max(axis=1)
-    f = m.shape[1]
-    informative = top > 0
-    denom = np.where(informative, top * max(f - 1, 1), 1.0)
-    delta = np.where(informative, (sq.sum(axis=1) - top) / denom, 0.0)
-    return float(np.mean(np.where(informative, 1.0 - delta, 0.0)))
-
-
-def modularity(mu, factors, *, bins: int = 20) -> float:
-    """Modularity (Ridgeway & Mozer 2018) from :func:`mutual_info_matrix`.
-
-    mu: (N, K); factors: (N, F).  Returns a float in [0, 1]; 1 when every latent
-    informs about one factor only.
-    """
-    return modularity_from_mi(mutual_info_matrix(mu, factors, bins=bins))
-
-
-# ---------------------------------------------------------------------------- all
-def all_metrics(mu, factors, *, bins: int = 20, seed: int = 0) -> dict[str, float]:
-    """Every metric above in one pass sharing the discretisation.
-
-    mu: (N, K); factors: (N, F).  Returns flat floats: ``mig``,
-    ``dci_disentanglement``, ``dci_completeness``, ``dci_informativeness``,
-    ``sap`` (linear) and ``modularity``.
-    """
-    mu, factors = _check(mu, factors)
-    bins = _check_bins(bins)
-    mu_d, f_d = histogram_discretize(mu, bins=bins), histogram_discretize(factors, bins=bins)
-    mi = _mi(mu_d, f_d, bins)
-    d = _dci_core(mu_d, factors, bins, seed, 0.8, 1.0)
-    return {
-        "mig": _mig_core(mi, _entropy(f_d, bins)),
-        "dci_disentanglement": d.disentanglement,
-        "dci_completeness": d.completeness,
-        "dci_informativeness": d.informativeness,
-        "sap": float(np.mean(_top_two_gap(_linear_r2(mu, factors)))),
+    tr, te = split_indices(len(mu), num_train=num_train, num_test=num_test, seed=seed, groups=groups)
+    mu_codes = histogram_discretize(mu, bins=bins)
+    mi = _mi(mu_codes, y)
+    imp, acc_train, acc_test = gbt_importance(mu[tr], y[tr], mu[te], y[te], seed=seed)
+    d, c = dci_from_importance(imp)
+    out = {
+        "mig": _mig_core(mi, factor_entropy(y)),
         "modularity": modularity_from_mi(mi),
+        "dci_disentanglement": d,
+        "dci_completeness": c,
+        "dci_informativeness_train": acc_train,
+        "dci_informativeness_test": acc_test,
+        "sap": float(np.mean(_top_two_gap(sap_score_matrix(mu[tr], y[tr], mu[te], y[te], seed=seed)))),
     }
+    params = {
+        "num_samples": int(len(mu)),
+        "representation_bins": bins,
+        "binned_factors": [dict(r) for r in disc.binned],
+        "seed": int(seed),
+        "num_train": int(len(tr)),
+        "num_test": int(len(te)),
+        "num_train_requested": int(num_train),
+        "num_test_requested": int(num_test),
+        "split": "by group" if groups is not None else "by sample",
+        "dci": "GradientBoostingClassifier() per factor",
+        "sap": "LinearSVC(C=0.01, class_weight='balanced') per latent and factor",
+    }
+    if factor_vae:
+        fv = factor_vae_score(lambda idx: mu[idx], np.arange(len(mu)), y, seed=seed)
+        out["factor_vae"] = fv.eval_accuracy
+        out["factor_vae_train"] = fv.train_accuracy
+        params["factor_vae"] = fv.params()
+    out["params"] = params
+    return out
+
+
+def all_metrics(mu, factors, **kwargs) -> dict:
+    """:func:`standard_metrics` with continuous factors and groups found from ``factors`` itself.
+
+    Kept for callers that pass raw factors (Blobs' integer (c1, c2) or the
+    continuous polar (φ, d)): every non-integer column is binned into
+    ``factor_bins`` (default 20) bins — and recorded in ``params`` — and samples
+    with the same factor row (the variants of one position) form one group of
+    the train/test split.  Keyword arguments go to :func:`standard_metrics`.
+    """
+    f = _as_2d(factors, "factors", "(N, F) of ground-truth factors")
+    kwargs.setdefault("continuous", [j for j in range(f.shape[1]) if not np.all(f[:, j] == np.round(f[:, j]))])
+    if "groups" not in kwargs:
+        kwargs["groups"] = np.unique(f, axis=0, return_inverse=True)[1].reshape(-1)
+    return standard_metrics(mu, f, **kwargs)
