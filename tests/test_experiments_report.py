@@ -3,7 +3,10 @@ import csv
 
 import pytest
 
+from welavae.config import make_run_config
 from welavae.experiments.report import (
+    CSV_COLUMNS,
+    STAT_COLUMNS,
     TABLE_COLUMNS,
     display_name,
     summarise,
@@ -11,6 +14,7 @@ from welavae.experiments.report import (
     write_tables,
 )
 from welavae.experiments.store import ResultsStore
+from welavae.metrics.stats import bootstrap_mean_ci
 
 CONTRACT = ("model,beta,gamma,label_dim,latent_dim,seeds,polar_lowest,polar_mean,polar_best10_mean,"
             "cartesian_lowest,cartesian_mean,cartesian_best10_mean,acc_angle,acc_distance")
@@ -73,20 +77,46 @@ def test_summarise_known_answers(store):
     assert p3["seeds"] == 2 and p3["diverged"] == 2 and p3["best_seed"] is None
     assert all(p3[c] is None for c in TABLE_COLUMNS[6:])
     assert bv["seeds"] == 0 and bv["polar_lowest"] is None
+    # Beyond the paper.  tcvae: medians of 105…200 and 1…20 are (150 + 155)/2 and (10 + 11)/2; no seed's
+    # polar MSE is below 100 (0/21, the diverged seed counts as a failure), every Cartesian one is (20/21).
+    assert (tc["polar_median"], tc["cartesian_median"]) == (152.5, 10.5)
+    assert tc["polar_success_rate"] == 0.0 and tc["cartesian_success_rate"] == pytest.approx(20 / 21)
+    assert (tc["polar_mean_ci_low"], tc["polar_mean_ci_high"]) == \
+        pytest.approx(bootstrap_mean_ci([200.0 - 5 * i for i in range(20)]))
+    assert tc["polar_mean_ci_low"] < tc["polar_mean"] < tc["polar_mean_ci_high"]
+    assert tc["error"] == "CUDA out of memory" and p2["error"] is None
+    # wela_p2: median of 40…90 is 60; 5 of 6 finished seeds below 100 in polar, none in Cartesian (100 is not < 100).
+    assert p2["polar_median"] == 60.0 and p2["polar_success_rate"] == pytest.approx(5 / 6)
+    assert p2["cartesian_success_rate"] == 0.0
+    # wela_p3: no finite MSE → no median or interval; 0 of 2 seeds succeeded.
+    assert p3["polar_median"] is None and p3["polar_mean_ci_low"] is None and p3["polar_success_rate"] == 0.0
+    assert bv["polar_success_rate"] is None and bv["failed"] == 0
+    assert [r["name"] for r in t] == ["β-TCVAE", "WeLa-VAE", "WeLa-VAE", "β-VAE"]  # "{}" configs: from the keys
 
 
 def test_table_csv_contract_and_values(store, tmp_path):
     csv_path, _ = write_tables(summarise(store), tmp_path / "out")
     lines = csv_path.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == CONTRACT
+    assert lines[0] == CONTRACT + "," + ",".join(STAT_COLUMNS)  # the contract first, in its order
+    assert STAT_COLUMNS == (
+        "polar_median", "polar_mean_ci_low", "polar_mean_ci_high", "polar_success_rate",
+        "cartesian_median", "cartesian_mean_ci_low", "cartesian_mean_ci_high", "cartesian_success_rate",
+        "diverged", "failed")
+
+    def ci(values):  # the interval's cells: the same seeded bootstrap over the done seeds
+        return ",".join(f"{x:.2f}" for x in bootstrap_mean_ci(values))
+
+    tc_polar, tc_cart = ci([200.0 - 5 * i for i in range(20)]), ci([1.0 + i for i in range(20)])
+    p2_polar, p2_cart = ci([50.0, 40.0, 90.0, 60.0, 70.0]), ci([300.0, 200.0, 100.0, 400.0, 500.0])
     assert lines[1:] == [
-        "tcvae,40,,,5,21,105.00,152.50,107.50,1.00,10.50,1.50,,",
-        "wela_p2,40,2000,2,2,6,40.00,62.00,40.00,100.00,300.00,100.00,0.910,0.990",
-        "wela_p3,40,1500,3,2,2,,,,,,,,",
-        "betavae,4,,,5,0,,,,,,,,",
+        f"tcvae,40,,,5,21,105.00,152.50,107.50,1.00,10.50,1.50,,,152.50,{tc_polar},0.000,10.50,{tc_cart},0.952,1,1",
+        f"wela_p2,40,2000,2,2,6,40.00,62.00,40.00,100.00,300.00,100.00,0.910,0.990,"
+        f"60.00,{p2_polar},0.833,300.00,{p2_cart},0.000,1,0",
+        "wela_p3,40,1500,3,2,2,,,,,,,,,,,,0.000,,,,0.000,2,0",
+        "betavae,4,,,5,0,,,,,,,,,,,,,,,,,0,0",
     ]
     with open(csv_path, newline="", encoding="utf-8") as f:
-        assert tuple(csv.DictReader(f).fieldnames) == TABLE_COLUMNS
+        assert tuple(csv.DictReader(f).fieldnames) == CSV_COLUMNS == TABLE_COLUMNS + STAT_COLUMNS
 
 
 def test_table_md_rows_and_caption(store, tmp_path):
@@ -94,15 +124,20 @@ def test_table_md_rows_and_caption(store, tmp_path):
     text = md_path.read_text(encoding="utf-8")
     lines = text.splitlines()
     assert lines[0].startswith("Table 1") and "4 of 29 finished seeds diverged" in lines[0]
-    assert lines[0].endswith("; 1 failed seed will be retried.")
+    assert "; 1 failed seed will be retried." in lines[0] and "MSE < 100" in lines[0]
     assert lines[2] == ("| Model | β | γ | Label dim. | Acc φ | Acc d | Polar MSE lowest | mean | best 10 % mean "
-                        "| Cartesian MSE lowest | mean | best 10 % mean | seeds |")
-    assert "| β-TCVAE | 40 | - | - | - | - | 105.00 | 152.50 | 107.50 | 1.00 | 10.50 | 1.50 | 21 (1 diverged) |" \
-        in lines
-    assert "| WeLa-VAE | 40 | 2000 | p=2 | 0.91 | 0.99 | 40.00 | 62.00 | 40.00 | 100.00 | 300.00 | 100.00 " \
-           "| 6 (1 diverged) |" in lines
-    assert "| WeLa-VAE | 40 | 1500 | p=3 | - | - | - | - | - | - | - | - | 2 (2 diverged) |" in lines
-    assert "| β-VAE | 4 | - | - | - | - | - | - | - | - | - | - | 0 |" in lines
+                        "| Cartesian MSE lowest | mean | best 10 % mean | seeds "
+                        "| Polar median | 95 % CI of mean | < 100 | Cartesian median | 95 % CI of mean | < 100 |")
+    lo, hi = bootstrap_mean_ci([50.0, 40.0, 90.0, 60.0, 70.0])
+    assert "| β-TCVAE | 40 | - | - | - | - | 105.00 | 152.50 | 107.50 | 1.00 | 10.50 | 1.50 " \
+           "| 21 (1 diverged, 1 failed) | 152.50 |" in text
+    assert f"| WeLa-VAE | 40 | 2000 | p=2 | 0.91 | 0.99 | 40.00 | 62.00 | 40.00 | 100.00 | 300.00 | 100.00 " \
+           f"| 6 (1 diverged) | 60.00 | [{lo:.2f}, {hi:.2f}] | 5/6 | 300.00 |" in text
+    assert "| WeLa-VAE | 40 | 1500 | p=3 | - | - | - | - | - | - | - | - | 2 (2 diverged) " \
+           "| - | - | 0/2 | - | - | 0/2 |" in lines
+    assert "| β-VAE | 4 | - | - | - | - | - | - | - | - | - | - | 0 | - | - | - | - | - | - |" in lines
+    # The failed model is named under the table with its error.
+    assert lines[-1] == "- **tcvae failed** (1 seed): CUDA out of memory; run the same command again to retry."
 
 
 def test_writing_twice_gives_identical_bytes(store, tmp_path):
@@ -117,10 +152,22 @@ def test_writing_twice_gives_identical_bytes(store, tmp_path):
 
 
 def test_display_names():
+    # From the key (welavae.models.parse_key) when no config is registered.
     assert display_name("tcvae") == "β-TCVAE"
     assert display_name("wela_p7") == "WeLa-VAE"
     assert display_name("betavae_p2") == "WeLa-β-VAE" and display_name("dipvae") == "DIP-VAE"
-    assert display_name("custom") == "custom"
+    assert display_name("custom") == "custom" and display_name("custom", "{}") == "custom"
+    # From the registered config: its kind and whether it has labels, whatever the key.
+    assert display_name("mine", make_run_config("betavae", label_dim=3).to_json()) == "WeLa-β-VAE"
+    assert display_name("betavae_p2", make_run_config("betavae").to_json()) == "β-VAE"
+    assert display_name("x", make_run_config("wela", label_dims=(3, 5)).to_json()) == "WeLa-VAE"
+
+
+def test_summarise_names_rows_from_the_registered_config(tmp_path):
+    with ResultsStore(tmp_path / "r.sqlite") as s:
+        s.register_model("labelled_baseline", "h", make_run_config("dipvae", label_dim=2).to_json(), beta=0.0,
+                         gamma=2000.0, label_dim=2, latent_dim=5, regulariser="dip-ii")
+        assert summarise(s)[0]["name"] == "WeLa-DIP-VAE"
 
 
 def test_distribution_plot(store, tmp_path):

@@ -1,4 +1,5 @@
-"""`welavae reproduce`: outputs per the contract, resumable after kill -9, idempotent, Ray backend."""
+"""`welavae reproduce`: outputs per the contract, resumable after kill -9, idempotent, failures recorded and
+retried, seeds in chunks, Ray backend."""
 import csv
 import json
 import os
@@ -12,18 +13,41 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from welavae import cli
 from welavae.config import DataConfig, TrainConfig
-from welavae.experiments.plan import PRESETS, RunSpec, make_plan, model_config
-from welavae.experiments.sweep import reproduce
+from welavae.experiments import executors, sweep
+from welavae.experiments.plan import PAPER_MODELS, PRESETS, RunSpec, make_plan, model_config
+from welavae.experiments.sweep import SweepFailed, reproduce
 
 CONTRACT = ("model,beta,gamma,label_dim,latent_dim,seeds,polar_lowest,polar_mean,polar_best10_mean,"
             "cartesian_lowest,cartesian_mean,cartesian_best10_mean,acc_angle,acc_distance")
 
 
-def tiny_plan(epochs=2, seeds=2, models=("tcvae", "wela_p2")):
-    data = DataConfig(variants=1)
-    train = TrainConfig(epochs=epochs, batch_size=64, lr=1e-3, checkpoint_every=1)
+def tiny_plan(epochs=2, seeds=2, models=("tcvae", "wela_p2"), data=None, batch_size=256):
+    """N = 4,096 one-blob-per-position images, MLP 16-8; batch 256 = 16 steps an epoch."""
+    data = data or DataConfig(variants=1)
+    train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=1e-3, checkpoint_every=1)
     return [RunSpec(m, model_config(m, data=data, train=train, hidden=(16, 8)), tuple(range(seeds))) for m in models]
+
+
+def run(out, plan, cache, **kw):
+    """reproduce() as the tests use it: silent, without the (slow) disentanglement_lib metrics."""
+    return reproduce(out=out, plan=plan, data_dir=cache, progress=False, standard="none", **kw)
+
+
+REAL_RUN_JOB = executors.run_job
+
+
+def trained_jobs(monkeypatch):
+    """Record (model, seeds) of every job the local executor runs (and run it)."""
+    calls = []
+
+    def recording(job, **kw):
+        calls.append((job["spec"]["model"], tuple(job["seeds"])))
+        return REAL_RUN_JOB(job, **kw)
+
+    monkeypatch.setattr(executors, "run_job", recording)
+    return calls
 
 
 def test_presets_match_the_paper():
@@ -41,14 +65,28 @@ def test_presets_match_the_paper():
     with pytest.raises(ValueError, match="unknown model"):
         make_plan("quick", models=["vae"])
     assert PRESETS["quick"]["models"][:2] == ("tcvae", "wela_p2")
+    # The paper estimates TC with "the biased Monte-Carlo estimator proposed in β-TCVAE" (MWS, §4.3).
+    assert {s.config.objective.tc_estimator for s in plan} == {"mws"}
+    assert make_plan("quick")[0].config.objective.tc_estimator == "mss"
+    assert make_plan("quick", tc_estimator="mws")[1].config.objective.tc_estimator == "mws"
+    # table: all eight models of Table 1 on the quick preset's data and network.
+    table = make_plan("table")
+    assert tuple(s.model for s in table) == PAPER_MODELS == ("tcvae",) + tuple(f"wela_p{p}" for p in range(2, 9))
+    assert [s.config.kind for s in table] == ["tcvae"] + ["wela"] * 7
+    assert [s.config.model.label_dim for s in table] == [None, 2, 3, 4, 5, 6, 7, 8]
+    q = make_plan("quick")[0].config
+    for s in table:
+        c = s.config
+        assert (c.data, c.model.hidden, c.train.batch_size, c.train.lr) == (q.data, q.model.hidden, 64, 1e-3)
+        assert c.objective.tc_estimator == "mss" and len(s.seeds) == 16 and c.train.epochs == 60
 
 
 def test_reproduce_writes_the_contract_and_reruns_in_seconds(tmp_path):
     out = tmp_path / "res"
-    rows = reproduce(out=out, plan=tiny_plan(), data_dir=tmp_path / "cache", progress=False)
+    rows = run(out, tiny_plan(), tmp_path / "cache")
     assert [r["model"] for r in rows] == ["tcvae", "wela_p2"]
     header = (out / "table.csv").read_text().splitlines()[0]
-    assert header == CONTRACT
+    assert header.startswith(CONTRACT + ",")  # the contract columns first, the extra statistics after
     table = list(csv.DictReader((out / "table.csv").open()))
     assert table[0]["acc_angle"] == "" and float(table[1]["acc_angle"]) > 0.5
     assert table[1]["gamma"] == "2000" and table[0]["latent_dim"] == "5"
@@ -61,19 +99,18 @@ def test_reproduce_writes_the_contract_and_reruns_in_seconds(tmp_path):
     assert "mse_distributions.png" in figs and any(f.startswith("tcvae_seed") for f in figs)
     before = {p: p.read_bytes() for p in [out / "table.csv", out / "table.md", out / "runs" / "tcvae" / "mu.npy"]}
     t = time.perf_counter()
-    reproduce(out=out, plan=tiny_plan(), data_dir=tmp_path / "cache", progress=False)
+    run(out, tiny_plan(), tmp_path / "cache")
     assert time.perf_counter() - t < 20  # nothing to train
     assert all(p.read_bytes() == b for p, b in before.items())
     # More seeds later: only the new ones train.
-    rows = reproduce(out=out, plan=tiny_plan(seeds=3), data_dir=tmp_path / "cache", progress=False)
+    rows = run(out, tiny_plan(seeds=3), tmp_path / "cache")
     assert rows[0]["seeds"] == 3 and np.load(out / "runs" / "tcvae" / "mu.npy").shape == (3, 4096, 5)
 
 
 def test_changed_config_in_same_directory_is_refused(tmp_path):
-    reproduce(out=tmp_path, plan=tiny_plan(epochs=1, seeds=1, models=("tcvae",)), data_dir=tmp_path / "c", progress=False)
+    run(tmp_path, tiny_plan(epochs=1, seeds=1, models=("tcvae",)), tmp_path / "c")
     with pytest.raises(ValueError, match="another configuration"):
-        reproduce(out=tmp_path, plan=tiny_plan(epochs=2, seeds=1, models=("tcvae",)), data_dir=tmp_path / "c",
-                  progress=False)
+        run(tmp_path, tiny_plan(epochs=2, seeds=1, models=("tcvae",)), tmp_path / "c")
 
 
 SCRIPT = """
@@ -81,14 +118,14 @@ import sys
 sys.path.insert(0, {tests!r})
 from test_experiments_sweep import tiny_plan
 from welavae.experiments.sweep import reproduce
-reproduce(out={out!r}, plan=tiny_plan(epochs=6), data_dir={cache!r}, progress=False)
+reproduce(out={out!r}, plan=tiny_plan(epochs=6, batch_size=64), data_dir={cache!r}, progress=False, standard="none")
 """
 
 
 def test_kill_minus_9_mid_sweep_then_resume_equals_uninterrupted(tmp_path):
     cache = str(tmp_path / "cache")
     reference = tmp_path / "ref"
-    reproduce(out=reference, plan=tiny_plan(epochs=6), data_dir=cache, progress=False)
+    run(reference, tiny_plan(epochs=6, batch_size=64), cache)  # 64 steps an epoch: time to kill it
     out = tmp_path / "killed"
     code = SCRIPT.format(tests=str(Path(__file__).parent), out=str(out), cache=cache)
     proc = subprocess.Popen([sys.executable, "-c", code])
@@ -104,24 +141,142 @@ def test_kill_minus_9_mid_sweep_then_resume_equals_uninterrupted(tmp_path):
         models = {m for (m,) in db.execute("select distinct model from results")}
     assert models == {"tcvae"}
     assert not (out / "table.csv").exists() or "wela" not in (out / "table.csv").read_text()
-    reproduce(out=out, plan=tiny_plan(epochs=6), data_dir=cache, progress=False)
+    run(out, tiny_plan(epochs=6, batch_size=64), cache)
     assert (out / "table.csv").read_bytes() == (reference / "table.csv").read_bytes()
     assert np.array_equal(np.load(out / "runs" / "wela_p2" / "mu.npy"), np.load(reference / "runs" / "wela_p2" / "mu.npy"))
 
 
+def test_a_failing_job_is_recorded_the_others_finish_and_a_rerun_retries_only_it(tmp_path, monkeypatch):
+    out, cache = tmp_path / "res", tmp_path / "cache"
+
+    def broken_for_wela(job, **kw):  # the test breaks one model's training, not the product
+        if job["spec"]["model"] == "wela_p2":
+            raise RuntimeError("injected failure in wela_p2")
+        return REAL_RUN_JOB(job, **kw)
+
+    monkeypatch.setattr(executors, "run_job", broken_for_wela)
+    with pytest.raises(SweepFailed, match="wela_p2") as err:
+        run(out, tiny_plan(epochs=1), cache)
+    assert list(err.value.failed) == ["wela_p2"] and "injected failure" in err.value.failed["wela_p2"]
+    with sqlite3.connect(out / "results.sqlite") as db:
+        rows = db.execute("select model, seed, status, error from results order by model, seed").fetchall()
+    assert [r[:3] for r in rows] == [("tcvae", 0, "done"), ("tcvae", 1, "done"),
+                                     ("wela_p2", 0, "failed"), ("wela_p2", 1, "failed")]
+    assert rows[2][3].startswith("RuntimeError: injected failure in wela_p2")  # then the traceback
+    table = {r["model"]: r for r in csv.DictReader((out / "table.csv").open())}
+    assert table["tcvae"]["failed"] == "0" and table["tcvae"]["seeds"] == "2"
+    assert table["wela_p2"]["failed"] == "2" and table["wela_p2"]["seeds"] == "0"
+    assert "**wela_p2 failed** (2 seeds): RuntimeError: injected failure in wela_p2" in (out / "table.md").read_text()
+    assert np.load(out / "runs" / "tcvae" / "mu.npy").shape == (2, 4096, 5)
+    assert not (out / "runs" / "wela_p2" / "mu.npy").exists()
+    # The same call again trains only the failed model, and succeeds.
+    calls = trained_jobs(monkeypatch)
+    rows = run(out, tiny_plan(epochs=1), cache)
+    assert calls == [("wela_p2", (0, 1))]
+    assert [(r["model"], r["seeds"], r["failed"]) for r in rows] == [("tcvae", 2, 0), ("wela_p2", 2, 0)]
+    assert "failed" not in (out / "table.md").read_text().split("\n\n", 1)[1]
+
+
+def test_a_model_whose_every_seed_diverged_is_reported_not_retrained(tmp_path, monkeypatch):
+    class Diverged(sweep.Run):  # as if every seed's loss had turned non-finite in epoch 0
+        @property
+        def diverged_epoch(self):
+            return [0] * len(self.seeds)
+
+    monkeypatch.setattr(sweep, "Run", Diverged)
+    plan = tiny_plan(epochs=1, seeds=2, models=("tcvae",))
+    with pytest.raises(SweepFailed, match="tcvae.*all 2 finished seeds diverged"):
+        run(tmp_path, plan, tmp_path / "cache")
+    calls = trained_jobs(monkeypatch)
+    with pytest.raises(SweepFailed, match="diverged") as err:
+        run(tmp_path, plan, tmp_path / "cache")
+    assert calls == [] and err.value.table[0]["diverged"] == 2  # recorded as diverged, not retried
+
+
+def test_cli_names_the_failed_models_in_one_line_and_exits_1(tmp_path, monkeypatch, capsys):
+    def failing(*args, **kw):
+        (tmp_path / "table.md").write_text("the table\n")
+        raise SweepFailed({"wela_p3": "RuntimeError: boom", "wela_p5": "all 2 finished seeds diverged"}, [])
+
+    monkeypatch.setattr(sweep, "reproduce", failing)
+    assert cli.main(["reproduce", "--out", str(tmp_path), "--seeds-per-task", "2", "--tc-estimator", "mws"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("welavae: error: 2 models failed (wela_p3, wela_p5)")
+    assert "run the same command again" in err[0]
+
+
+def test_progress_is_one_bar_over_all_epochs_and_a_line_per_job(capsys):
+    jobs = [{"spec": {"model": m, "config": {"train": {"epochs": 3}}}, "seeds": [0, 1], "chunk_dir": m}
+            for m in ("tcvae", "wela_p2")]
+    bar = sweep._Progress(jobs, True)
+    assert bar.bar.total == 6  # epochs of every job
+    tick = bar.on_epoch_for(jobs[0])
+    tick(1, None)
+    tick(2, None)
+    bar.job_done(jobs[0], "2 seeds in 1s")
+    bar.job_done(jobs[1], "FAILED: RuntimeError: boom")  # a resumed or remote job counts whole when it ends
+    assert bar.bar.n == 6
+    bar.close()
+    err = capsys.readouterr().err
+    assert "tcvae seeds_0-1 epoch 2/3" in err and "6/6" in err
+    assert "[1/2] tcvae seeds_0-1: 2 seeds in 1s" in err and "[2/2] wela_p2 seeds_0-1: FAILED" in err
+    # Not a terminal and not asked: no bar, still a line per job; progress=False: silent.
+    quiet = sweep._Progress(jobs, None)
+    quiet.job_done(jobs[0], "done")
+    quiet.close()
+    assert capsys.readouterr().err == "[1/2] tcvae seeds_0-1: done\n"
+    silent = sweep._Progress(jobs, False)
+    silent.job_done(jobs[0], "done")
+    silent.close()
+    assert capsys.readouterr().err == ""
+
+
+def test_chunked_seeds_give_the_unchunked_arrays(tmp_path, monkeypatch):
+    # A seed's run does not depend on the seeds beside it (DESIGN.md "Seeds"): seeds 0-1 and 2 in two
+    # jobs give the mu.npy of seeds 0-2 in one, up to float reduction order (~1e-6 at lr 1e-4).
+    cache = tmp_path / "cache"
+    plan = tiny_plan(epochs=1, seeds=3, models=("wela_p2",))
+    calls = trained_jobs(monkeypatch)
+    whole = run(tmp_path / "whole", plan, cache)
+    chunked = run(tmp_path / "chunked", plan, cache, seeds_per_task=2)
+    assert calls == [("wela_p2", (0, 1, 2)), ("wela_p2", (0, 1)), ("wela_p2", (2,))]
+    chunks = tmp_path / "chunked" / "runs" / "wela_p2" / "chunks"
+    assert sorted(p.name for p in chunks.iterdir()) == ["seeds_0-1", "seeds_2-2"]
+    a, b = (np.load(tmp_path / d / "runs" / "wela_p2" / "mu.npy") for d in ("whole", "chunked"))
+    assert a.shape == b.shape == (3, 4096, 2)
+    np.testing.assert_allclose(b, a, atol=1e-4)
+    assert json.loads((tmp_path / "chunked" / "runs" / "wela_p2" / "seeds.json").read_text()) == [0, 1, 2]
+    assert chunked[0]["seeds"] == 3 and chunked[0]["polar_lowest"] == pytest.approx(whole[0]["polar_lowest"], rel=1e-3)
+    with pytest.raises(ValueError, match="seeds-per-task"):
+        run(tmp_path / "x", plan, cache, seeds_per_task=0)
+
+
+@pytest.mark.ray
 def test_ray_backend_on_a_local_instance(tmp_path):
+    # Seeds in chunks of one, one model that fails inside its Ray worker (its data file does not exist).
     ray = pytest.importorskip("ray")
+    cache = tmp_path / "cache"
+    bad = tiny_plan(epochs=1, models=("wela_p3",), data=DataConfig(source="npz", path=str(tmp_path / "missing.npz")))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        rows = reproduce(out=tmp_path / "ray", plan=tiny_plan(epochs=1), data_dir=tmp_path / "cache", backend="ray",
-                         progress=False)
+        with pytest.raises(SweepFailed) as err:
+            run(tmp_path / "ray", tiny_plan(epochs=1) + bad, cache, backend="ray", seeds_per_task=1)
     finally:
         ray.shutdown()
-    local = reproduce(out=tmp_path / "local", plan=tiny_plan(epochs=1), data_dir=tmp_path / "cache", progress=False)
-    assert [r["model"] for r in rows] == ["tcvae", "wela_p2"]
+    assert list(err.value.failed) == ["wela_p3"] and "missing.npz" in err.value.failed["wela_p3"]
+    rows = err.value.table
+    local = run(tmp_path / "local", tiny_plan(epochs=1), cache)
+    assert [r["model"] for r in rows] == ["tcvae", "wela_p2", "wela_p3"] and rows[2]["failed"] == 2
     for a, b in zip(rows, local):
         assert a["polar_lowest"] == pytest.approx(b["polar_lowest"], rel=1e-4)
-    assert json.loads((tmp_path / "ray" / "runs" / "tcvae" / "seeds.json").read_text()) == [0, 1]
+    for model in ("tcvae", "wela_p2"):
+        d = tmp_path / "ray" / "runs" / model
+        assert sorted(p.name for p in (d / "chunks").iterdir()) == ["seeds_0-0", "seeds_1-1"]
+        assert json.loads((d / "seeds.json").read_text()) == [0, 1]
+        np.testing.assert_allclose(np.load(d / "mu.npy"), np.load(tmp_path / "local" / "runs" / model / "mu.npy"),
+                                   atol=1e-4)
+    with sqlite3.connect(tmp_path / "ray" / "results.sqlite") as db:
+        assert db.execute("select count(*) from results where model='wela_p3' and status='failed'").fetchone()[0] == 2
 
 
 @pytest.mark.slow

@@ -1,38 +1,53 @@
 """Where sweep jobs run: in this process (``local``) or as Ray tasks (``ray``).
 
-A job trains the unfinished seeds of one model into its own chunk directory
-(``runs/<model>/chunks/<seeds>``), with checkpoints, and returns that path;
-the driver evaluates and records it.  The Ray backend therefore assumes the
-output directory lies on a filesystem every worker can reach (one machine,
-or a shared mount on a cluster), as Ray's own ``storage_path`` does.
-Results flow back through the driver, the only writer of the database.
+A job trains some unfinished seeds of one model (all of them, or a chunk of
+``--seeds-per-task``) into its own chunk directory
+(``runs/<model>/chunks/seeds_a-b``), with checkpoints; the driver evaluates
+and records it.  The Ray backend therefore assumes the output directory lies
+on a filesystem every worker can reach (one machine, or a shared mount on a
+cluster), as Ray's own ``storage_path`` does.  Results flow back through the
+driver, the only writer of the database.
+
+A job that raises — an error in training, a data set that cannot be read, a
+Ray worker that died — does not stop the others: the executor yields it as
+``{"job": job, "error": text}`` and goes on.
 """
 from __future__ import annotations
 
+import json
+import traceback
 from pathlib import Path
 from typing import Callable, Iterator
 
-__all__ = ["Job", "run_job", "LocalExecutor", "RayExecutor", "make_executor"]
-
-
-class Job(dict):
-    """{"spec": RunSpec.to_dict(), "seeds": [...], "chunk_dir": str, "device": str, "data_dir": str | None}"""
+__all__ = ["run_job", "LocalExecutor", "RayExecutor", "make_executor", "chunk_name", "chunk_path", "chunks_by_seed",
+           "error_text"]
 
 
 def run_job(job: dict, on_epoch: Callable | None = None, data=None) -> dict:
-    """Train one job (resuming from its checkpoint) and write its chunk directory."""
+    """Train one job (resuming from its checkpoint) and write its chunk directory.
+
+    job: ``{"spec": RunSpec.to_dict(), "seeds": [...], "chunk_dir": str,
+    "device": str, "data_dir": str | None}``.
+    """
     from ..train.run import train_run
     from .plan import RunSpec
 
     spec = RunSpec.from_dict(job["spec"])
     result = train_run(spec.config, job["seeds"], job["chunk_dir"], data_dir=job.get("data_dir"),
                        device=job.get("device", "cpu"), progress=False, on_epoch=on_epoch, data=data)
-    return {"model": spec.model, "chunk_dir": job["chunk_dir"], "seconds": result.seconds,
-            "seeds": list(job["seeds"])}
+    return {"job": job, "seconds": result.seconds}
+
+
+def error_text(e: BaseException) -> str:
+    """'Type: message' on the first line, then the traceback (a Ray task error: its cause's)."""
+    cause = getattr(e, "cause", None)  # ray.exceptions.RayTaskError wraps the worker's exception
+    shown = cause if isinstance(cause, BaseException) else e
+    first = f"{type(shown).__name__}: {shown}".splitlines()[0].strip()
+    return first + "\n\n" + "".join(traceback.format_exception(type(e), e, e.__traceback__)).strip()
 
 
 class LocalExecutor:
-    """Jobs one after another in this process, each model's seeds vectorised."""
+    """Jobs one after another in this process, each job's seeds vectorised."""
 
     name = "local"
 
@@ -41,12 +56,20 @@ class LocalExecutor:
 
     def run(self, jobs: list[dict], on_epoch_for: Callable[[dict], Callable] | None = None) -> Iterator[dict]:
         for job in jobs:
-            data = self.data_loader(job) if self.data_loader else None
-            yield run_job(job, on_epoch=on_epoch_for(job) if on_epoch_for else None, data=data)
+            try:
+                data = self.data_loader(job) if self.data_loader else None
+                result = run_job(job, on_epoch=on_epoch_for(job) if on_epoch_for else None, data=data)
+            except Exception as e:  # one job's failure is recorded; KeyboardInterrupt still stops the sweep
+                result = {"job": job, "error": error_text(e)}
+            yield result
 
 
 class RayExecutor:
-    """Each job is one Ray task (requesting a GPU when the device is CUDA); results as they finish."""
+    """Each job is one Ray task (requesting a GPU when the device is CUDA); results as they finish.
+
+    A task whose worker dies is retried by Ray (``max_retries``); an exception
+    raised by the job itself is not, since it would raise again.
+    """
 
     name = "ray"
 
@@ -70,8 +93,12 @@ class RayExecutor:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
-                pending.pop(ref)
-                yield ray.get(ref)
+                job = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except Exception as e:  # RayTaskError (the job raised), WorkerCrashedError, …
+                    result = {"job": job, "error": error_text(e)}
+                yield result
 
 
 def make_executor(backend: str, *, address: str | None = None, data_loader=None):
@@ -85,7 +112,7 @@ def make_executor(backend: str, *, address: str | None = None, data_loader=None)
 
 
 def chunk_name(seeds) -> str:
-    """A directory name for a seed list: '0-7' for a range, else a short list/hash."""
+    """A directory name for a seed list: 'seeds_0-7' for a range, else a short hash of the list."""
     seeds = list(seeds)
     if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
         return f"seeds_{seeds[0]}-{seeds[-1]}"
@@ -96,3 +123,19 @@ def chunk_name(seeds) -> str:
 
 def chunk_path(out: Path, model: str, seeds) -> Path:
     return Path(out) / "runs" / model / "chunks" / chunk_name(seeds)
+
+
+def chunks_by_seed(model_dir: Path) -> dict[int, tuple[Path, int]]:
+    """seed → (chunk directory, index in its mu.npy) over the finished chunks of a model.
+
+    A seed trained in two chunks (its first job failed after training, the
+    retry was cut into other chunks) is taken from the chunk finished last.
+    """
+    chunks = []
+    for status_path in (model_dir / "chunks").glob("*/status.json"):
+        chunks.append((status_path.stat().st_mtime_ns, status_path.parent.name, status_path))
+    found = {}
+    for _, _, status_path in sorted(chunks):
+        for i, s in enumerate(json.loads(status_path.read_text())["seeds"]):
+            found[int(s)] = (status_path.parent, i)
+    return found

@@ -19,7 +19,8 @@ Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
 ``gamma`` is NULL for models without labels and ``label_dim`` NULL when 0;
 ``ord`` is the registration order (Table 1's row order).  ``status`` is one
 of ``done``, ``diverged`` (non-finite loss; its MSEs are NULL) or ``failed``
-(an error; retried on the next run).  The ``*_channels`` / ``*_inverted``
+(the seed's job raised; retried on the next run; ``error`` holds
+``Type: message`` on its first line, then the traceback).  The ``*_channels`` / ``*_inverted``
 columns hold JSON (e.g. ``[0, 1]``, ``[false, true]``); ``metrics_json`` the
 standard metrics dict ``{"cartesian": {"mig": …}, "polar": {…}}``.  SQLite
 stores a NaN as NULL.

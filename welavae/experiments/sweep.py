@@ -1,61 +1,120 @@
 """``welavae reproduce``: Table 1 end to end (paper §4.3–4.4).
 
-plan → jobs (the unfinished seeds of each model) → executor (local or Ray)
-→ evaluation in the driver → SQLite store → tables, figures.
+plan → jobs (the unfinished seeds of each model, optionally in chunks of
+``seeds_per_task``) → executor (local or Ray) → evaluation in the driver →
+SQLite store → tables, figures.
 
 Resumable at every point: a (model, seed) pair is finished once its row is
 in the database; a job's checkpoints live in its chunk directory, so a
 killed sweep continues where the last checkpoint left it.  The database is
 written in one transaction per job and the tables and arrays by atomic
 renames, so an interruption never leaves a half-written file.
+
+A job that fails (it raises, its data cannot be read, its Ray worker dies)
+is recorded as ``failed`` with its error text; the other jobs go on, the
+tables are written, and :func:`reproduce` then raises :class:`SweepFailed`
+naming the models.  The same call again retries only what failed or is
+missing.  A model whose every seed diverged is reported the same way but not
+retrained: a seed's run is deterministic, it would diverge again.
 """
 from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ..data.blobs import weak_labels
 from ..evaluate import evaluate_arrays, plot_run
-from ..train.run import prepare_data, read_run, write_npy, write_text
-from .executors import chunk_path, make_executor
-from .plan import RunSpec, make_plan
+from ..io import write_npy, write_text
+from ..run import Run
+from ..train.run import prepare_data
+from .executors import chunk_name, chunk_path, chunks_by_seed, error_text, make_executor
+from .analysis import write_analysis
+from .plan import PRESETS, RunSpec, make_plan
 from .report import summarise, write_distribution_plot, write_tables
 from .store import ResultsStore
 
-__all__ = ["reproduce", "SweepProgress"]
+__all__ = ["reproduce", "SweepFailed", "plan_jobs"]
 
 
-class SweepProgress:
-    """Models done, the current model's epoch and an ETA — one line on a terminal, plain lines otherwise."""
+class SweepFailed(RuntimeError):
+    """Some models failed; the others finished and the tables are written.
 
-    def __init__(self, total_epochs: int, enabled: bool | None = None, stream=None):
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty() if enabled is None else enabled
-        self.total = max(total_epochs, 1)
-        self.done = 0
-        self.start = time.perf_counter()
-        self.models_done = 0
-        self.models_total = 0
+    ``failed``: model → one line saying why; ``table``: the rows written
+    (as :func:`reproduce` would have returned them).
+    """
 
-    def epoch(self, model: str, epoch: int, epochs: int) -> None:
-        self.done += 1
-        if not self.tty:
-            return
-        rate = (time.perf_counter() - self.start) / self.done
-        eta = rate * (self.total - self.done)
-        self.stream.write(f"\r[{self.models_done}/{self.models_total} models] {model}: epoch {epoch}/{epochs}  "
-                          f"ETA {int(eta // 60)}:{int(eta % 60):02d}   ")
-        self.stream.flush()
+    def __init__(self, failed: dict[str, str], table: list[dict]):
+        self.failed, self.table = dict(failed), table
+        why = "; ".join(f"{m}: {reason}" for m, reason in self.failed.items())
+        super().__init__(f"{len(self.failed)} model{'s' if len(self.failed) != 1 else ''} failed "
+                         f"({', '.join(self.failed)}) — {why}")
 
-    def model_done(self, model: str, message: str) -> None:
-        self.models_done += 1
-        prefix = "\r" if self.tty else ""
-        self.stream.write(f"{prefix}[{self.models_done}/{self.models_total} models] {model}: {message}\n")
-        self.stream.flush()
+
+class _Progress:
+    """One bar over the epochs of every job, its postfix the job training now; a line per finished job.
+
+    The bar shows on a terminal (or when ``enabled``); the per-job lines show
+    unless ``enabled`` is False, so a log file still says what finished.
+    """
+
+    def __init__(self, jobs: list[dict], enabled: bool | None):
+        self.stream = sys.stderr
+        self.lines = enabled is not False
+        show = self.stream.isatty() if enabled is None else bool(enabled)
+        self.epochs = {j["chunk_dir"]: j["spec"]["config"]["train"]["epochs"] for j in jobs}
+        self.ticked = dict.fromkeys(self.epochs, 0)
+        self.jobs, self.finished = len(jobs), 0
+        self.bar = tqdm(total=sum(self.epochs.values()), unit="epoch", desc="reproduce", file=self.stream,
+                        disable=not (show and jobs), dynamic_ncols=True)
+
+    def on_epoch_for(self, job: dict):
+        key, label = job["chunk_dir"], f"{job['spec']['model']} {chunk_name(job['seeds'])}"
+
+        def tick(epoch: int, _means) -> None:
+            self.bar.set_postfix_str(f"{label} epoch {epoch}/{self.epochs[key]}", refresh=False)
+            self.ticked[key] += 1
+            self.bar.update(1)
+
+        return tick
+
+    def job_done(self, job: dict, message: str) -> None:
+        # Epochs trained before a resume, or inside a Ray worker, count when the job ends.
+        key = job["chunk_dir"]
+        self.bar.update(max(self.epochs[key] - self.ticked[key], 0))
+        self.ticked[key] = self.epochs[key]
+        self.finished += 1
+        if self.lines:
+            self.bar.write(f"[{self.finished}/{self.jobs}] {job['spec']['model']} "
+                           f"{chunk_name(job['seeds'])}: {message}", file=self.stream)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def plan_jobs(plan: list[RunSpec], store: ResultsStore, out, *, seeds_per_task: int | None = None,
+              device: str = "cpu", data_dir=None) -> list[dict]:
+    """The jobs still to run: per model, its seeds in chunks of ``seeds_per_task`` (default: one chunk),
+    each chunk's unfinished seeds one job training into ``runs/<model>/chunks/seeds_a-b``.
+
+    Chunks are cut from the model's full seed list, so a rerun finds an
+    interrupted chunk's directory (and checkpoint) under the same name.
+    """
+    if seeds_per_task is not None and int(seeds_per_task) < 1:
+        raise ValueError(f"--seeds-per-task must be >= 1, got {seeds_per_task}")
+    jobs = []
+    for spec in plan:
+        done = store.finished(spec.model, spec.config.hash())
+        size = int(seeds_per_task) if seeds_per_task else max(len(spec.seeds), 1)
+        for start in range(0, len(spec.seeds), size):
+            todo = [s for s in spec.seeds[start:start + size] if s not in done]
+            if todo:
+                jobs.append({"spec": spec.to_dict(), "seeds": todo, "chunk_dir": str(chunk_path(out, spec.model, todo)),
+                             "device": device, "data_dir": None if data_dir is None else str(data_dir)})
+    return jobs
 
 
 def _row(model: str, config_hash: str, r: dict, seconds: float, epochs: int) -> dict:
@@ -84,23 +143,29 @@ def _row(model: str, config_hash: str, r: dict, seconds: float, epochs: int) -> 
 def _merge_model_arrays(out: Path, model: str, store: ResultsStore) -> None:
     """runs/<model>/mu.npy (S, N, K) over all finished seeds (ascending), with seeds.json and factors.npy."""
     model_dir = out / "runs" / model
-    finished = {}
-    for status_path in sorted((model_dir / "chunks").glob("*/status.json")):
-        chunk = status_path.parent
-        seeds = json.loads(status_path.read_text())["seeds"]
-        mu = np.load(chunk / "mu.npy", mmap_mode="r")
-        for i, s in enumerate(seeds):
-            finished[s] = (chunk, i, mu)
-    recorded = {row["seed"] for row in store.rows(model)}
-    seeds = sorted(s for s in finished if s in recorded)
+    found = chunks_by_seed(model_dir)
+    recorded = {row["seed"] for row in store.rows(model) if row["status"] in ("done", "diverged")}
+    seeds = sorted(s for s in found if s in recorded)
     if not seeds:
         return
-    mu = np.stack([np.asarray(finished[s][2][finished[s][1]]) for s in seeds]).astype(np.float32)
+    mus = {}
+    for chunk in {found[s][0] for s in seeds}:
+        mus[chunk] = np.load(chunk / "mu.npy", mmap_mode="r")
+    mu = np.stack([np.asarray(mus[found[s][0]][found[s][1]]) for s in seeds]).astype(np.float32)
     write_npy(model_dir / "mu.npy", mu)
     write_text(model_dir / "seeds.json", json.dumps(seeds) + "\n")
-    factors = finished[seeds[0]][0] / "factors.npy"
+    factors = found[seeds[0]][0] / "factors.npy"
     if factors.exists():
         write_npy(model_dir / "factors.npy", np.load(factors))
+
+
+def _merged_is_current(out: Path, model: str, store: ResultsStore) -> bool:
+    path = out / "runs" / model / "seeds.json"
+    recorded = sorted(row["seed"] for row in store.rows(model) if row["status"] in ("done", "diverged"))
+    try:
+        return json.loads(path.read_text()) == recorded
+    except (OSError, ValueError):
+        return not recorded
 
 
 def _best_seed_figure(out: Path, model: str, store: ResultsStore, images) -> None:
@@ -108,11 +173,9 @@ def _best_seed_figure(out: Path, model: str, store: ResultsStore, images) -> Non
     if not rows:
         return
     best = min(rows, key=lambda r: r["polar_mse"])
-    for status_path in (out / "runs" / model / "chunks").glob("*/status.json"):
-        if best["seed"] in json.loads(status_path.read_text())["seeds"]:
-            chunk = status_path.parent
-            plot_run(chunk, seed=best["seed"], out_dir=out / "figures", data=images)
-            return
+    found = chunks_by_seed(out / "runs" / model)
+    if best["seed"] in found:
+        plot_run(found[best["seed"]][0], seed=best["seed"], out_dir=out / "figures", data=images)
 
 
 def reproduce(
@@ -122,11 +185,14 @@ def reproduce(
     seeds: int | None = None,
     epochs: int | None = None,
     models=None,
+    tc_estimator: str | None = None,
+    seeds_per_task: int | None = None,
     backend: str = "local",
     address: str | None = None,
     device: str = "cpu",
     data_dir=None,
     progress: bool | None = None,
+    standard: str | None = None,
     plan: list[RunSpec] | None = None,
 ) -> list[dict]:
     """Run (or resume) the Table-1 sweep into ``out``; returns the table rows.
@@ -136,10 +202,24 @@ def reproduce(
     seed per model, and ``mse_distributions.png``).  Finished (model, seed)
     pairs are skipped, so the same command again finishes in seconds.
     ``plan``: an explicit list of :class:`RunSpec` instead of the preset's.
+    ``seeds_per_task``: train a model's seeds in jobs of at most this many
+    (default: all in one), e.g. to spread one model over a Ray cluster.
+    ``progress``: the bar (None: on a terminal only; False: silent).
+    ``standard``: the disentanglement_lib metrics of each job's ``"best"``
+    seed, of ``"all"`` seeds, or ``"none"``
+    (:func:`welavae.evaluate.evaluate_arrays`); default: the preset's
+    (``"best"``, ``"none"`` for ``open-questions``).
+    Also writes ``seeds.csv``, ``selection.md`` and, for variant plans,
+    ``questions.md`` (:mod:`welavae.experiments.analysis`).
+
+    Raises :class:`SweepFailed` (after writing everything) when a model
+    failed; its ``table`` holds the rows.
     """
     out = Path(out)
+    if standard is None:
+        standard = PRESETS.get(preset, {}).get("standard", "best")
     if plan is None:
-        plan = make_plan(preset, seeds=seeds, epochs=epochs, models=models)
+        plan = make_plan(preset, seeds=seeds, epochs=epochs, models=models, tc_estimator=tc_estimator)
     by_model = {s.model: s for s in plan}
     # Validate the backend (and connect to Ray) before anything is written.
     executor = make_executor(backend, address=address,
@@ -159,7 +239,17 @@ def reproduce(
             if spec.config.model.has_labels else None
         return images, labels, factors
 
-    jobs = []
+    def evaluate(job: dict) -> list[dict]:
+        spec = by_model[job["spec"]["model"]]
+        run = Run(job["chunk_dir"])
+        factors = run.array("factors")
+        factors = factors if factors is not None else load(spec)[2]
+        evals = evaluate_arrays(run.mu, factors, label_pred=run.array("label_pred"), labels=run.array("labels"),
+                                observed=run.array("observed"), logvar=run.array("logvar"), seeds=run.seeds,
+                                diverged_epoch=run.diverged_epoch, standard=standard)
+        return [_row(spec.model, spec.config.hash(), r, run.status["seconds"], run.status["epochs"]) for r in evals]
+
+    failed: dict[str, str] = {}
     with ResultsStore(out / "results.sqlite") as store:
         for spec in plan:
             cfg = spec.config
@@ -169,35 +259,51 @@ def reproduce(
                 label_dim=cfg.model.label_dim or None, latent_dim=cfg.model.latent_dim,
                 regulariser=cfg.objective.regulariser,
             )
-            done = store.finished(spec.model, cfg.hash())
-            todo = [s for s in spec.seeds if s not in done]
-            if todo:
-                jobs.append({"spec": spec.to_dict(), "seeds": todo, "chunk_dir": str(chunk_path(out, spec.model, todo)),
-                             "device": device, "data_dir": None if data_dir is None else str(data_dir)})
-        bar = SweepProgress(sum(by_model[j["spec"]["model"]].config.train.epochs for j in jobs), progress)
-        bar.models_total = len(jobs)
-
-        def on_epoch_for(job):
-            model, epochs_ = job["spec"]["model"], job["spec"]["config"]["train"]["epochs"]
-            return lambda epoch, _means: bar.epoch(model, epoch, epochs_)
-
-        for result in executor.run(jobs, on_epoch_for=on_epoch_for):
-            spec = by_model[result["model"]]
-            run = read_run(result["chunk_dir"])
-            factors = run["factors"] if run["factors"] is not None else load(spec)[2]
-            status = run["status"]
-            evals = evaluate_arrays(run["mu"], factors, label_pred=run["label_pred"], labels=run["labels"],
-                                    seeds=status["seeds"], diverged_epoch=status["diverged_epoch"])
-            rows = [_row(spec.model, spec.config.hash(), r, status["seconds"], status["epochs"]) for r in evals]
-            store.record(rows)
-            _merge_model_arrays(out, spec.model, store)
-            _best_seed_figure(out, spec.model, store, load(spec)[0])
-            polar = [r["polar_mse"] for r in rows if r["polar_mse"] is not None]
-            best = f"best polar MSE {min(polar):.1f}" if polar else "all seeds diverged"
-            bar.model_done(spec.model, f"{len(rows)} seeds in {status['seconds']:.0f}s, {best}")
+        jobs = plan_jobs(plan, store, out, seeds_per_task=seeds_per_task, device=device, data_dir=data_dir)
+        pending = {m: sum(j["spec"]["model"] == m for j in jobs) for m in by_model}
+        trained: set[str] = set()
+        bar = _Progress(jobs, progress)
+        try:
+            for result in executor.run(jobs, on_epoch_for=bar.on_epoch_for):
+                job = result["job"]
+                spec = by_model[job["spec"]["model"]]
+                error = result.get("error")
+                if error is None:
+                    try:
+                        rows = evaluate(job)
+                    except Exception as e:  # an unreadable chunk: as if the job had raised
+                        error = error_text(e)
+                if error is None:
+                    store.record(rows)
+                    trained.add(spec.model)
+                    polar = [r["polar_mse"] for r in rows if r["polar_mse"] is not None]
+                    best = f"best polar MSE {min(polar):.1f}" if polar else "all seeds diverged"
+                    seeds_ = f"{len(rows)} seed{'s' if len(rows) != 1 else ''}"
+                    bar.job_done(job, f"{seeds_} in {result['seconds']:.0f}s, {best}")
+                else:
+                    store.record([{"model": spec.model, "seed": s, "config_hash": spec.config.hash(),
+                                   "status": "failed", "error": error} for s in job["seeds"]])
+                    failed[spec.model] = error.splitlines()[0]
+                    bar.job_done(job, f"FAILED: {failed[spec.model]}")
+                pending[spec.model] -= 1
+                if pending[spec.model] == 0 and spec.model in trained:
+                    _merge_model_arrays(out, spec.model, store)
+                    _best_seed_figure(out, spec.model, store, load(spec)[0])
+        finally:
+            bar.close()
+        for spec in plan:
+            if not _merged_is_current(out, spec.model, store):  # e.g. killed between recording and merging
+                _merge_model_arrays(out, spec.model, store)
+            finished = [r for r in store.rows(spec.model)
+                        if r["config_hash"] == spec.config.hash() and r["status"] in ("done", "diverged")]
+            if spec.model not in failed and finished and all(r["status"] == "diverged" for r in finished):
+                failed[spec.model] = (f"all {len(finished)} finished seeds diverged (non-finite loss); "
+                                      "not retried, as a seed's run is deterministic")
         table = summarise(store)
         write_tables(table, out)
+        write_analysis(out, plan, store)
         if jobs or not (out / "figures" / "mse_distributions.png").exists():
             write_distribution_plot(store, out / "figures" / "mse_distributions.png")
+    if failed:
+        raise SweepFailed(failed, table)
     return table
-
