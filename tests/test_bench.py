@@ -1,7 +1,6 @@
 """The throughput benchmark: its counts, its naive reference and its output format (never its timings)."""
 import json
 import math
-import os
 
 import numpy as np
 import pytest
@@ -10,11 +9,15 @@ import torch
 from welavae.bench import (
     ARCHS,
     NaiveVAE,
-    _PeakRSS,
+    Row,
+    _in_own_process,
+    _measure_row,
+    _result_rows,
     bench_config,
     count_parameters,
     main_table,
-    naive_steps,
+    naive_train,
+    protocol,
     run_benchmark,
     synthetic_data,
 )
@@ -61,8 +64,9 @@ def test_synthetic_data():
     assert labels.shape == (10, 2) and labels.dtype == np.int64 and set(np.unique(labels)) <= {0, 1}
 
 
-def test_naive_loss_equals_ensemble_loss():
-    # The naive model is seed 5 of the ensemble written with nn.Sequential: same terms in float64.
+def test_naive_loss_and_gradients_equal_the_ensemble():
+    # The naive model is seed 5 of the ensemble written with nn.Sequential: same terms and same gradients
+    # in float64 (each seed's gradient is its own: the ensemble's loss is a sum over independent seeds).
     c = small_config()
     images, labels = synthetic_data(16, c.model, seed=1)
     x = torch.from_numpy(images.reshape(16, -1)).double()
@@ -80,6 +84,15 @@ def test_naive_loss_equals_ensemble_loss():
     for name in ("loss", "image_nll", "label_nll", "kl", "tc"):
         assert got[name].shape == (1,)
         assert torch.allclose(got[name], ref[name], rtol=1e-12, atol=1e-9), name
+    ref["loss"].sum().backward()
+    got["loss"].sum().backward()
+    naive_layers = [m for m in [*naive.encoder, *naive.decoder] if isinstance(m, torch.nn.Linear)]
+    ens_layers = [*ens.encoder, *ens.decoder]
+    assert len(naive_layers) == len(ens_layers) == 6
+    for lin, layer in zip(naive_layers, ens_layers):
+        g_w, g_b = layer.seed_weight(0, grad=True)
+        assert torch.allclose(lin.weight.grad, g_w, rtol=1e-10, atol=1e-12)
+        assert torch.allclose(lin.bias.grad, g_b, rtol=1e-10, atol=1e-12)
 
 
 def test_naive_training_follows_the_trainer():
@@ -88,11 +101,9 @@ def test_naive_training_follows_the_trainer():
     c = small_config(epochs=2, batch=32)
     images, labels = synthetic_data(128, c.model, seed=2)
     res = train(c, [7], images, labels, progress=False)
-    naive = NaiveVAE(c, 7)
-    x_all = torch.from_numpy(images.reshape(128, -1))
-    steps = naive_steps(naive, 7, x_all, torch.from_numpy(labels))
-    for _ in range(2 * 4):
-        next(steps)
+    epochs_seen = []
+    (naive,) = naive_train(c, [7], images, labels, on_epoch=lambda e, _: epochs_seen.append(e))
+    assert epochs_seen == [1, 2]
     enc, dec = plain_networks(res.model, 0)
     start = plain_networks(EnsembleVAE(c.model, [7]), 0)
     moved = 0.0
@@ -101,6 +112,35 @@ def test_naive_training_follows_the_trainer():
         assert torch.allclose(p_naive, p_trained, atol=2e-5), (p_naive - p_trained).abs().max()
         moved = max(moved, (p_trained - p_init).abs().max().item())
     assert moved > 1e-3  # lr 1e-3 × 8 steps: the comparison is not between untouched weights
+
+
+def test_protocol_brackets_each_arch_with_the_naive_reference():
+    plan = protocol({"quick": (1, 8), "paper": (16,)}, paired=True)
+    assert plan == (
+        Row("quick", "naive", 1), Row("quick", "welavae", 1, True), Row("quick", "welavae", 8, True),
+        Row("quick", "naive", 1),
+        Row("paper", "naive", 1), Row("paper", "welavae", 16, True), Row("paper", "naive", 1),
+    )
+    assert all(not r.paired for r in protocol({"quick": (1,)}))
+
+
+def test_ratios_come_from_the_rows():
+    # Hand-made measurements, quick batch 64: naive 64·10/1.0 = 640 and 64·10/0.8 = 800 seed-samples/s
+    # (the faster, 800, is the reference); welavae S = 8: 8·64·10/2.0 = 2560 → 3.2 × naive.
+    plan = protocol({"quick": (8,)})
+    measured = [{"seconds": 1.0, "steps": 10, "peak_rss_mb": 400.0}, {"seconds": 2.0, "steps": 10, "peak_rss_mb": 600.0},
+                {"seconds": 0.8, "steps": 10, "peak_rss_mb": 410.0}]
+    rows = _result_rows(plan, measured, peak=100.0)
+    assert [(r["impl"], r["seeds"]) for r in rows] == [("naive", 1), ("welavae", 8)]
+    naive, ours = rows
+    assert naive["seed_samples_per_s"] == pytest.approx(800.0) and naive["peak_rss_mb"] == 410.0
+    assert naive["naive_runs"] == pytest.approx([640.0, 800.0])
+    assert ours["seed_samples_per_s"] == pytest.approx(2560.0)
+    assert (naive["speedup_vs_naive"], ours["speedup_vs_naive"]) == (1.0, pytest.approx(3.2))
+    # 6 · 533,384 FLOPs per seed-sample; the matmuls run skip the first layer's input gradient 2 · 4100 · 64.
+    assert ours["gflops"] == pytest.approx(6 * 533_384 * 2560 / 1e9)
+    assert ours["matmul_gflops"] == pytest.approx((6 * 533_384 - 2 * 4100 * 64) * 2560 / 1e9)
+    assert ours["fraction_of_peak"] == pytest.approx(ours["gflops"] / 100.0)
 
 
 def test_fast_run_writes_the_contract(tmp_path):
@@ -151,20 +191,15 @@ def test_main_table():
     assert lines[4].split() == ["paper", "welavae", "8", "2,500", "50.0", "25.0", "2.50", "1,500"]
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
-def test_peak_rss_is_per_block():
-    # A 256 MB array touched inside the block raises its peak by ≥ 256 MB; one freed before it does not count.
-    big = np.ones(64 * 2**20, dtype=np.float32)  # 256 MB, freed before the next block
-    with _PeakRSS() as before:
-        pass
-    del big
-    with _PeakRSS() as quiet:
-        pass
-    with _PeakRSS() as loud:
-        a = np.ones(64 * 2**20, dtype=np.float32)
-        del a
-    assert quiet.mb < before.mb - 200
-    assert loud.mb > quiet.mb + 250
+def test_each_row_reports_its_own_peak_memory():
+    # One paper seed holds weights, gradients and Adam's two moments, 16 bytes per fp32 parameter:
+    # 16 · (12,736,104 − 533,384) bytes more than a quick seed.  The quick row runs after the paper row,
+    # in a process of its own, so its peak must not include the paper row's.
+    kw = dict(device="cpu", steps_per_epoch=1, timed_epochs=1, seconds=0.0, tf32=True)
+    paper = _in_own_process(_measure_row, Row("paper", "welavae", 1), **kw)
+    quick = _in_own_process(_measure_row, Row("quick", "welavae", 1), **kw)
+    assert paper["steps"] == quick["steps"] == 1
+    assert paper["peak_rss_mb"] - quick["peak_rss_mb"] > 16 * (12_736_104 - 533_384) / 2**20
 
 
 def test_paired_rows_time_the_naive_loop_between_epochs():

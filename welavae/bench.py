@@ -1,4 +1,4 @@
-"""Throughput benchmark: the naive one-seed loop vs the vectorised multi-seed trainer vs the matmul peak.
+"""Throughput benchmark: a naive one-seed loop vs the vectorised multi-seed trainer vs the matmul peak.
 
 ``welavae bench`` (DESIGN.md, public contract) writes::
 
@@ -6,81 +6,83 @@
      "rows": [{"arch", "impl": "naive"|"welavae", "seeds", "seed_samples_per_s", "gflops", "peak_rss_mb", …}],
      "machine": {…}, "archs": {…}, "settings": {…}}
 
-What is measured, and how:
-
+* **Protocol** (:func:`protocol`, plain data).  For each architecture, in
+  this order: the naive reference, the welavae rows with S seeds, the naive
+  reference again.  The faster naive run is the arch's reference
+  (``naive_runs`` lists both) and ``speedup_vs_naive`` = a row's
+  seed-samples/s over it: the machine's speed drifts, and a reference
+  measured in a slow moment would flatter the ratios.
 * **Architectures.** WeLa-VAE, p = 2, K = 2, γ and β by the paper's rule
   (§4.3), MLP encoder 4096+4 → H1 → H2 → 2K and decoder K → H2 → H1 → 4096+4.
   ``paper``: hidden (1200, 1200), batch 256; ``quick``: hidden (64, 32), batch 64.
-* **naive** — what one would write without this package: one seed as two
-  stock ``nn.Sequential`` (:func:`welavae.nn.plain_networks`, the same initial
-  weights as that seed of the ensemble), the default ``torch.optim.Adam``
-  (not fused), the same objective (:func:`welavae.objectives.objective_terms`
-  on S = 1), the same data order and noise as the trainer draws them.  It
-  trains one seed; S seeds cost S times as long, so its row has ``seeds`` 1.
-  It runs under the trainer's allocator setting (:func:`heap_reuse`), twice:
-  before and after the arch's welavae rows, and the faster run is kept
-  (``naive_runs`` lists both) — the machine's speed drifts, and a slow naive
-  run would flatter the ratios.
-* **welavae** — :func:`welavae.train.train` itself with S seeds, on synthetic
-  data (uniform images in [0, 1], uniform labels), with its defaults: on the
-  CPU a row is a long run, so the image likelihood is the compiled kernel
-  (``compiled_nll``), compiled during the untimed warm-up epoch.
-* **Timing.** A row trains whole epochs of k steps; the first epoch is
-  warm-up and is not timed (allocations, kernel selection, lazy CUDA init).
-  Clocks are read at epoch boundaries (via the trainer's ``on_epoch``
-  callback, after ``torch.cuda.synchronize()`` on a GPU); a row stops at the
-  first epoch boundary with ``seconds`` of timed wall time and at least two
-  timed steps, or after exactly ``steps`` steps when given.  k is chosen so
-  that an epoch would take about a quarter of a second at the matmul peak
-  (1 ≤ k ≤ 32); the trainer's per-epoch work (shuffle, noise, history) is
-  timed too, as it is part of training.
+* **naive** (:func:`naive_train`) — what one would write without this
+  package: one seed as two stock ``nn.Sequential`` (the same initial weights
+  as that seed of the ensemble), the default unfused ``torch.optim.Adam``,
+  the same objective (:func:`welavae.objectives.objective_terms` on S = 1),
+  the same data order and noise as the trainer draws them, under the
+  trainer's speed settings (:func:`welavae.train.speed_settings`), so that
+  only the code differs.  S seeds cost S times one, so its row has ``seeds`` 1.
+* **welavae** — :func:`welavae.train.train` itself with S seeds.  A timed
+  row stands for a long training run, so the image likelihood is compiled
+  where :func:`compile_pays` would compile it for one (``compiled_nll``);
+  rows of a fixed number of steps decide as ``train`` would for that run.
+* **Data.** Synthetic: uniform images in [0, 1] and uniform labels, exactly
+  k batches, so that one epoch is k steps.
+* **Timing** (:class:`_Clock`, the one timer).  A row is one call of
+  ``train`` / ``naive_train`` with a fixed number of epochs; its ``on_epoch``
+  callback (:class:`_EpochLaps`) records the wall time of every epoch, after
+  synchronising a GPU.  The first epoch is warm-up (allocation, kernel
+  selection, compiling, lazy CUDA set-up) and is not timed; the per-epoch
+  work (shuffle, noise, history) is, as it is part of training.
   ``seed_samples_per_s`` = S · batch · timed steps / timed seconds.
-* **Paired** (``--paired``).  The machine's speed can drift between rows
-  (on a shared 2-core VM by ±15 % within seconds), which moves the ratio of
-  two rows run a minute apart.  With ``paired`` each welavae row also runs
-  the naive loop after every trainer epoch, for about as long, timed apart;
-  ``row["paired"]`` has the median of the per-epoch ratios
-  (``speedup_vs_naive_median``) — a ratio of two rates measured seconds apart.
+  k is chosen so that an epoch would take :data:`EPOCH_SECONDS_AT_PEAK`
+  at the matmul peak (1 ≤ k ≤ :data:`MAX_STEPS_PER_EPOCH`).  The number of
+  timed epochs is ⌈steps / k⌉ when ``steps`` is given; otherwise a probe
+  call (warm-up and one epoch) measures an epoch, and the row gets enough
+  epochs for ``seconds`` of timed wall time and at least two steps — the
+  FLOP count alone would not bound it where small kernels are
+  launch-bound (a GPU).
+* **Paired** (``--paired``).  Drift also moves the ratio of two rows run a
+  minute apart.  A paired welavae row runs the naive loop after every
+  trainer epoch, for about as long, timed apart; ``row["paired"]`` has the
+  median of the per-epoch ratios (``speedup_vs_naive_median``): ratios of
+  rates measured seconds apart.
 * **FLOPs.** ``gflops`` = 6 · P · seed_samples_per_s / 1e9 with P the
-  parameters of one seed's network counted from the layer sizes
-  (:func:`count_parameters`): the usual 2 FLOPs per weight forward and 4
-  backward.  The first layer's input gradient is never computed (the data
-  need none), so the matmuls really executed are 6·P − 2·W₁ per sample
-  (W₁ = first-layer weights); ``matmul_gflops`` reports that count — for the
-  paper architecture it is 13 % below ``gflops``.
+  parameters of one seed's network (:func:`count_parameters`): 2 FLOPs per
+  weight forward and 4 backward.  The first layer's input gradient is never
+  computed (the data need none), so the matmuls really run are
+  6·P − 2·W₁ per sample (W₁ = first-layer weights): ``matmul_gflops``.
 * **peak_gflops** — best of several large square fp32 ``torch.mm`` on the
-  device (2048² on the CPU, 8192² on a GPU), measured before and after the
-  rows, the higher kept.  On a GPU the benchmark runs with the trainer's
-  TF32 setting (``tf32``) for the peak, the naive loop and the trainer alike,
-  so the fraction compares like with like.
-* **peak_rss_mb** — peak resident set of this process during the row: on
-  Linux the kernel's high-water mark (``VmHWM``), reset before each row by
-  writing 5 to ``/proc/self/clear_refs``; elsewhere a 5 ms sampler of
-  ``VmRSS`` or, lacking ``/proc``, the process-wide ``ru_maxrss`` (monotone:
-  an upper bound).  It includes the interpreter and torch (~0.4 GB); freed
-  heap is handed back (``malloc_trim``) before each row.
-  On a GPU, rows also report ``peak_device_mb`` (``torch.cuda.max_memory_allocated``).
+  device, under the trainer's speed settings (TF32 on a GPU unless
+  ``tf32=False``), before and after the rows; the higher is kept.
+* **peak_rss_mb** — every row runs in a process of its own, forked from a
+  server that has imported torch and this module, and reports that
+  process's ``ru_maxrss``: the row's data, model, optimiser state and
+  activations (the probe call's are freed before the timed call), plus the
+  interpreter and torch as imported.  The
+  parent never trains, so no row inherits another's heap.  With
+  ``--paired`` it includes the naive model.  On a GPU rows also report
+  ``peak_device_mb`` (``torch.cuda.max_memory_allocated`` of that process).
 
-Default seeds: on the CPU the paper architecture runs S ∈ {1, 8, 16} (S = 50
-would take ~10 GB and ~10 s a step on two cores), the quick one
-S ∈ {1, 8, 16, 50}; on a GPU both run all four.  The default run takes
-about 90 s on a 2-core CPU.  Other processes on the machine slow the
-two-thread CPU kernels badly (``machine.load_average_1min`` records the
-load at the start): compare rows of one run, and repeat when in doubt.
+Default seeds: on the CPU the paper architecture runs S ∈ {1, 8, 16} (its
+S = 50 needs more memory and time than a small machine has), the quick one
+S ∈ {1, 8, 16, 50}; on a GPU both run all four.  Other processes slow the
+CPU kernels (``machine.load_average_1min`` records the load at the start):
+compare rows of one run, and repeat when in doubt.
 """
 from __future__ import annotations
 
 import dataclasses
-import gc
 import itertools
 import json
 import math
+import multiprocessing
 import os
 import platform
 import resource
 import sys
-import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -90,17 +92,21 @@ import torch.nn.functional as F
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, make_run_config
 from .nn.vae import EnsembleVAE, plain_networks
 from .objectives.objective import objective_terms
-from .train.trainer import compile_pays, epoch_noise, epoch_permutation, heap_reuse, train
+from .train.platform import speed_settings
+from .train.trainer import compile_pays, epoch_noise, epoch_permutation, train
 
 __all__ = [
     "ARCHS",
     "DEFAULT_SEEDS",
     "NaiveVAE",
+    "Row",
     "bench_config",
     "count_parameters",
     "main_table",
     "matmul_peak_gflops",
     "naive_steps",
+    "naive_train",
+    "protocol",
     "run_benchmark",
     "synthetic_data",
 ]
@@ -118,9 +124,29 @@ FAST_STEPS = 2
 ROW_SECONDS = {"cpu": 6.0, "cuda": 3.0}
 EPOCH_SECONDS_AT_PEAK = 0.25
 MAX_STEPS_PER_EPOCH = 32
+MIN_TIMED_STEPS = 2
 
 
-# --------------------------------------------------------------------------- set-up
+# --------------------------------------------------------------------------- what is measured
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One measurement: ``seeds`` seeds of ``arch`` trained by ``impl``; ``paired``: naive timed between epochs."""
+
+    arch: str
+    impl: str  # "naive" | "welavae"
+    seeds: int
+    paired: bool = False
+
+
+def protocol(seed_counts: dict[str, tuple[int, ...]], *, paired: bool = False) -> tuple[Row, ...]:
+    """The rows in the order they run: per arch, naive, the welavae rows, naive again (module docstring)."""
+    return tuple(
+        row
+        for arch, counts in seed_counts.items()
+        for row in (Row(arch, "naive", 1), *(Row(arch, "welavae", s, paired) for s in counts), Row(arch, "naive", 1))
+    )
 
 
 def bench_config(arch: str) -> RunConfig:
@@ -136,10 +162,9 @@ def _layer_sizes(m: ModelConfig) -> list[tuple[int, int]]:
     """(in, out) of every dense layer of one seed, encoder then decoder."""
     if m.encoder != "mlp":
         raise ValueError("the benchmark counts MLP encoders only")
-    label = m.num_labels * m.label_dim if m.has_labels else 0
-    label_in = label if m.labels_in_encoder else 0
-    enc = [m.image_dim + label_in, *m.hidden, 2 * m.latent_dim]
-    dec = [m.latent_dim, *reversed(m.hidden), m.image_dim + label]
+    labels = sum(m.label_dims)
+    enc = [m.image_dim + (labels if m.labels_in_encoder else 0), *m.hidden, 2 * m.latent_dim]
+    dec = [m.latent_dim, *reversed(m.hidden), m.image_dim + labels]
     return [(a, b) for sizes in (enc, dec) for a, b in zip(sizes[:-1], sizes[1:])]
 
 
@@ -155,11 +180,13 @@ def _flops_per_seed_sample(m: ModelConfig) -> tuple[int, int]:
     return 6 * p, 6 * p - 2 * a * b
 
 
-def synthetic_data(n: int, m: ModelConfig, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Images (n, size, size) float32 uniform in [0, 1] and labels (n, num_labels) int64 uniform in 0…p−1."""
+def synthetic_data(n: int, m: ModelConfig, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images (n, H, W) float32 uniform in [0, 1]; labels (n, m) int64, label j uniform in 0…p_j−1 (None without)."""
     g = torch.Generator().manual_seed(seed)
-    images = torch.rand(n, m.image_size, m.image_size, generator=g)
-    labels = torch.randint(0, max(m.label_dim, 1), (n, m.num_labels), generator=g)
+    images = torch.rand(n, *m.image_shape, generator=g)
+    if not m.has_labels:
+        return images.numpy(), None
+    labels = torch.stack([torch.randint(0, p, (n,), generator=g) for p in m.label_dims], dim=1)
     return images.numpy(), labels.numpy()
 
 
@@ -170,7 +197,8 @@ class NaiveVAE:
     """One seed in stock PyTorch: encoder and decoder ``nn.Sequential`` and the default (unfused) Adam.
 
     Starts from the weights of seed ``seed`` of :class:`EnsembleVAE` and
-    minimises the same objective, so it is the trainer written plainly.
+    minimises the same objective, so it is the trainer written plainly
+    (labels all present: no missing-label masks).
     """
 
     def __init__(self, config: RunConfig, seed: int, device="cpu"):
@@ -178,24 +206,22 @@ class NaiveVAE:
         encoder, decoder = plain_networks(EnsembleVAE(config.model, [seed]), 0)
         self.encoder, self.decoder = encoder.to(device), decoder.to(device)
         t = config.train
-        params = [*self.encoder.parameters(), *self.decoder.parameters()]
-        self.optimizer = torch.optim.Adam(params, lr=t.lr, betas=t.adam_betas, eps=t.adam_eps)
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=t.lr, betas=t.adam_betas, eps=t.adam_eps)
 
     def terms(self, x: torch.Tensor, y: torch.Tensor | None, eps: torch.Tensor, dataset_size: int) -> dict:
         """x (B, D), y (B, m) ints, eps (B, K) → the objective's terms, each (1,)."""
         m = self.config.model
-        b = x.shape[0]
         h = x
-        if m.has_labels and m.labels_in_encoder:
-            h = torch.cat([x, F.one_hot(y, m.label_dim).to(x.dtype).reshape(b, -1)], dim=1)  # (B, D + m·p)
+        if m.labels_in_encoder:
+            onehots = [F.one_hot(y[:, j], p).to(x.dtype) for j, p in enumerate(m.label_dims)]
+            h = torch.cat([x, *onehots], dim=1)  # (B, D + Σ p_j)
         mu, logvar = self.encoder(h).chunk(2, dim=-1)  # (B, K) each
         z = mu + torch.exp(0.5 * logvar) * eps
-        out = self.decoder(z)  # (B, D [+ m·p])
-        img = out[:, : m.image_dim]
-        labels = out[:, m.image_dim :].reshape(b, m.num_labels, m.label_dim)[None] if m.has_labels else None
+        img, *labels = self.decoder(z).split([m.image_dim, *m.label_dims], dim=1)  # (B, D), m × (B, p_j)
         return objective_terms(self.config.objective, x=x, img_logits=img[None], mu=mu[None],
                                logvar=logvar[None], z=z[None], dataset_size=dataset_size,
-                               y=y if m.has_labels else None, label_logits=labels)
+                               y=y if m.has_labels else None,
+                               label_logits=[lab[None] for lab in labels] if m.has_labels else None)
 
     def step(self, x, y, eps, dataset_size: int) -> torch.Tensor:
         """One Adam step; returns the loss (1,) before it."""
@@ -227,144 +253,178 @@ def naive_steps(naive: NaiveVAE, seed: int, x_all: torch.Tensor, y_all: torch.Te
             yield epoch, t
 
 
-# --------------------------------------------------------------------------- measuring
+def _on_device(images, labels, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(N, H, W) images and (N, m) labels as tensors x (N, D), y (N, m) on ``device``."""
+    x = torch.from_numpy(np.ascontiguousarray(images).reshape(len(images), -1)).to(device)
+    return x, None if labels is None else torch.from_numpy(np.asarray(labels)).to(device)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def naive_train(config: RunConfig, seeds, images, labels=None, *, device="cpu", on_epoch=None,
+                tf32: bool = True) -> list[NaiveVAE]:
+    """:func:`welavae.train.train` written naively: one :class:`NaiveVAE` per seed, one seed after another.
+
+    ``config.train.epochs`` epochs of N // B steps each; ``on_epoch(epoch, None)``
+    after every epoch of every seed.  Runs under the trainer's speed
+    settings, so that only the code differs.
+    """
+    device = torch.device(device)
+    x_all, y_all = _on_device(images, labels, device)
+    steps_per_epoch = len(x_all) // config.train.batch_size
+    models = []
+    with speed_settings(device, tf32=tf32):
+        for seed in seeds:
+            naive = NaiveVAE(config, seed, device)
+            stepper = naive_steps(naive, seed, x_all, y_all)
+            for epoch in range(1, config.train.epochs + 1):
+                for _ in range(steps_per_epoch):
+                    next(stepper)
+                if on_epoch is not None:
+                    on_epoch(epoch, None)
+            models.append(naive)
+    return models
 
 
-def matmul_peak_gflops(device="cpu", *, n: int | None = None, repeats: int = 5) -> float:
-    """Best fp32 ``torch.mm`` rate of n×n matrices on ``device``, GFLOP/s (2n³ FLOPs each)."""
+# --------------------------------------------------------------------------- timing
+
+
+class _Clock:
+    """The benchmark's one timer: :meth:`lap` is the wall time since the last lap, read after the device is idle."""
+
+    def __init__(self, device):
+        self.device = torch.device(device)
+        self.last = self._now()
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # kernels run asynchronously: wait for them
+        return time.perf_counter()
+
+    def lap(self) -> float:
+        now = self._now()
+        seconds, self.last = now - self.last, now
+        return seconds
+
+
+class _EpochLaps:
+    """``on_epoch`` callback: ``epochs`` holds the seconds of every epoch (the first with the set-up before it).
+
+    With ``naive`` (a :func:`naive_steps` iterator), paired: after each epoch
+    the naive loop runs for about as long (one step after the warm-up
+    epoch), on the clock apart, and ``naive_laps`` gets its (seconds, steps);
+    the trainer's next lap starts after it.
+    """
+
+    def __init__(self, device, naive=None):
+        self.clock = _Clock(device)
+        self.epochs: list[float] = []
+        self.naive, self.naive_laps = naive, []
+
+    def __call__(self, epoch: int, _means=None) -> None:
+        ours = self.clock.lap()
+        self.epochs.append(ours)
+        if self.naive is None:
+            return
+        budget = ours if len(self.epochs) > 1 else 0.0
+        seconds, steps = 0.0, 0
+        while steps == 0 or seconds < budget:
+            next(self.naive)
+            steps += 1
+            seconds += self.clock.lap()
+        self.naive_laps.append((seconds, steps))
+
+
+def matmul_peak_gflops(device="cpu", *, n: int | None = None, repeats: int = 5, tf32: bool = True) -> float:
+    """Best fp32 ``torch.mm`` rate of n×n matrices on ``device`` under the trainer's speed settings, GFLOP/s."""
     device = torch.device(device)
     n = n or (8192 if device.type == "cuda" else 2048)
     inner = 10 if device.type == "cuda" else 1  # GPU: amortise the synchronisation
     g = torch.Generator().manual_seed(0)
     a, b = (torch.rand(n, n, generator=g).to(device) for _ in range(2))
     c = torch.empty(n, n, device=device)
-    torch.mm(a, b, out=c)  # warm-up
     best = math.inf
-    for _ in range(repeats):
-        _sync(device)
-        t = time.perf_counter()
-        for _ in range(inner):
-            torch.mm(a, b, out=c)
-        _sync(device)
-        best = min(best, (time.perf_counter() - t) / inner)
+    with speed_settings(device, tf32=tf32):
+        torch.mm(a, b, out=c)  # warm-up
+        clock = _Clock(device)
+        for _ in range(repeats):
+            clock.lap()
+            for _ in range(inner):
+                torch.mm(a, b, out=c)
+            best = min(best, clock.lap() / inner)
     return 2.0 * n**3 / best / 1e9
 
 
-class _PeakRSS:
-    """Peak resident memory (MB) of this process while the ``with`` block runs; see the module docstring."""
-
-    def __enter__(self):
-        self.mode, self._stop, self._peak_kb = "rusage", None, 0
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # reset VmHWM to the current RSS (Linux ≥ 4.0)
-            self.mode = "hwm"
-        except OSError:
-            if os.path.exists("/proc/self/status"):
-                self.mode = "sample"
-                self._stop = threading.Event()
-                self._thread = threading.Thread(target=self._sample, daemon=True)
-                self._thread.start()
-        return self
-
-    def _sample(self):
-        while True:
-            self._peak_kb = max(self._peak_kb, _status_kb("VmRSS"))
-            if self._stop.wait(0.005):
-                return
-
-    def __exit__(self, *exc):
-        if self.mode == "hwm":
-            kb = _status_kb("VmHWM")
-        elif self.mode == "sample":
-            self._stop.set()
-            self._thread.join()
-            kb = max(self._peak_kb, _status_kb("VmRSS"))
-        else:
-            maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            kb = maxrss / 1024 if sys.platform == "darwin" else maxrss  # macOS reports bytes
-        self.mb = kb / 1024.0
-        return False
+# --------------------------------------------------------------------------- one row, in a process of its own
 
 
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
+def _peak_rss_mb() -> float:
+    """This process's peak resident set so far, MB (``ru_maxrss`` is in kB on Linux, in bytes on macOS)."""
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / (2**20 if sys.platform == "darwin" else 2**10)
 
 
-def _malloc_trim() -> None:
-    """Hand freed heap memory back to the OS (glibc), so a row's RSS does not start from the last row's high."""
-    try:
-        import ctypes
+def _in_own_process(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` in a fresh child process, so that its peak memory is its own; returns its result.
 
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-class _Stop(Exception):
-    pass
-
-
-class _Clock:
-    """Epoch-boundary timestamps; the first epoch is warm-up.  Raises _Stop when the row has enough."""
-
-    def __init__(self, device, steps_per_epoch: int, min_steps: int, seconds: float):
-        self.device, self.k, self.min_steps, self.seconds = device, steps_per_epoch, min_steps, seconds
-        self.t0 = self.elapsed = None
-        self.steps = 0
-
-    def __call__(self, epoch_done: int, _means=None) -> None:
-        _sync(self.device)
-        now = time.perf_counter()
-        if epoch_done == 1:
-            self.t0 = now
-            return
-        self.steps = (epoch_done - 1) * self.k
-        self.elapsed = now - self.t0
-        if self.steps >= self.min_steps and self.elapsed >= self.seconds:
-            raise _Stop
-
-
-class _PairedClock(_Clock):
-    """A _Clock that, after each trainer epoch, runs the naive loop for about as long and times it apart.
-
-    Each timed epoch gives a pair (trainer rate, naive rate) measured seconds
-    apart, so the ratio of a pair is free of the machine's drift; the row
-    reports their median.  The trainer's time excludes the naive segments.
+    Children fork from multiprocessing's fork server (spawned where there is
+    none), which imports torch and this module once instead of every row,
+    and torch._dynamo, which the first optimizer of a process imports.  A
+    script that calls this needs the ``if __name__ == "__main__":`` guard.
     """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__, "torch._dynamo"])  # read when the server first starts
+    else:
+        ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
 
-    def __init__(self, device, steps_per_epoch, min_steps, seconds, naive_iter, seed_samples_per_epoch, batch):
-        super().__init__(device, steps_per_epoch, min_steps, seconds)
-        self.naive_iter, self.per_epoch, self.batch = naive_iter, seed_samples_per_epoch, batch
-        self.pairs: list[tuple[float, float]] = []
-        self.elapsed, self.resume = 0.0, None
 
-    def __call__(self, epoch_done: int, _means=None) -> None:
-        _sync(self.device)
-        now = time.perf_counter()
-        ours = now - self.resume if epoch_done > 1 else 0.0  # epoch 1 is warm-up, for the naive loop too
-        n = 0
-        while n == 0 or time.perf_counter() - now < ours:
-            next(self.naive_iter)
-            n += 1
-            _sync(self.device)
-        naive = time.perf_counter() - now
-        if epoch_done > 1:
-            self.elapsed += ours
-            self.steps = (epoch_done - 1) * self.k
-            self.pairs.append((self.per_epoch / ours, self.batch * n / naive))
-        self.resume = time.perf_counter()
-        if epoch_done > 1 and self.steps >= self.min_steps and self.elapsed >= self.seconds:
-            raise _Stop
+def _measure_row(row: Row, *, device: str, steps_per_epoch: int, timed_epochs: int | None, seconds: float,
+                 tf32: bool) -> dict:
+    """Time one row (module docstring, Timing); run by :func:`_in_own_process`.
+
+    Returns the timed seconds and steps, whether the likelihood was
+    compiled, this process's peak memory and, paired, the median ratio.
+    """
+    device = torch.device(device)
+    config = bench_config(row.arch)
+    k, b = steps_per_epoch, config.train.batch_size
+    images, labels = synthetic_data(b * k, config.model)
+    logits = row.seeds * b * config.model.image_dim * k * (1 + timed_epochs if timed_epochs else math.inf)
+    compiled = row.impl == "welavae" and compile_pays(device, logits)
+
+    def run(epochs: int, paired: bool) -> _EpochLaps:
+        naive = None
+        if paired:
+            naive = naive_steps(NaiveVAE(config, 0, device), 0, *_on_device(images, labels, device))
+        laps = _EpochLaps(device, naive)
+        cfg = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=epochs))
+        if row.impl == "naive":
+            naive_train(cfg, [0], images, labels, device=device, on_epoch=laps, tf32=tf32)
+        else:
+            train(cfg, list(range(row.seeds)), images, labels, device=device, progress=False, on_epoch=laps,
+                  tf32=tf32, compile_nll=compiled)
+        return laps
+
+    if timed_epochs is None:
+        epoch_seconds = run(2, paired=False).epochs[1]
+        timed_epochs = max(math.ceil(seconds / epoch_seconds), math.ceil(MIN_TIMED_STEPS / k))
+    laps = run(1 + timed_epochs, paired=row.paired)
+    out = {"seconds": sum(laps.epochs[1:]), "steps": timed_epochs * k, "steps_per_epoch": k,
+           "compiled_nll": compiled, "peak_rss_mb": round(_peak_rss_mb(), 1)}
+    if row.paired:
+        ours = [row.seeds * b * k / s for s in laps.epochs[1:]]
+        naive = [b * n / s for s, n in laps.naive_laps[1:]]
+        out["paired"] = {"pairs": len(ours), "speedup_vs_naive_median": float(np.median(np.divide(ours, naive))),
+                         "naive_seed_samples_per_s_median": float(np.median(naive))}
+    if device.type == "cuda":
+        out["peak_device_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return out
+
+
+def _rate(row: Row, measured: dict) -> float:
+    """seed_samples_per_s of a measured row: S · batch · timed steps / timed seconds."""
+    return row.seeds * ARCHS[row.arch][1] * measured["steps"] / measured["seconds"]
 
 
 def _steps_per_epoch(flops_per_step: float, peak_gflops: float, steps: int | None) -> int:
@@ -373,95 +433,17 @@ def _steps_per_epoch(flops_per_step: float, peak_gflops: float, steps: int | Non
     return k if steps is None else min(k, steps)
 
 
-def _run_row(impl: str, config: RunConfig, s: int, device, *, peak_gflops, steps, seconds, tf32,
-             paired: bool = False) -> dict:
-    """Time one row; returns the seconds, steps and memory of its timed part (and, paired, the pairs)."""
-    b = config.train.batch_size
-    flops, _ = _flops_per_seed_sample(config.model)
-    k = _steps_per_epoch(flops * b * s, peak_gflops, steps)
-    # Fixed steps: exactly ⌈steps/k⌉ timed epochs.  Otherwise `seconds` and at least two timed steps.
-    min_steps = 2 if steps is None else math.ceil(steps / k) * k
-    clock = _Clock(device, k, min_steps, 0.0 if steps is not None else seconds)
-    images, labels = synthetic_data(b * k, config.model)
-    gc.collect()
-    _malloc_trim()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-    compiled = False
-    with _PeakRSS() as rss:
-        if impl == "naive":
-            naive = NaiveVAE(config, 0, device)
-            x_all = torch.from_numpy(images.reshape(len(images), -1)).to(device)
-            y_all = torch.from_numpy(labels).to(device)
-            with heap_reuse():  # the allocator setting train() uses, so that only the code differs
-                try:
-                    for epoch, t in naive_steps(naive, 0, x_all, y_all):
-                        if t == k - 1:
-                            clock(epoch + 1)
-                except _Stop:
-                    pass
-            del naive, x_all, y_all
-        else:
-            epochs = 1 + (min_steps // k if steps is not None else 1_000_000)
-            cfg = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=epochs))
-            compiled = compile_pays(device, s * b * config.model.image_dim * k * epochs)
-            if paired:
-                naive = NaiveVAE(config, 0, device)
-                x_all = torch.from_numpy(images.reshape(len(images), -1)).to(device)
-                y_all = torch.from_numpy(labels).to(device)
-                clock = _PairedClock(device, k, min_steps, clock.seconds, naive_steps(naive, 0, x_all, y_all),
-                                     s * b * k, b)
-            try:
-                train(cfg, list(range(s)), images, labels, device=device, progress=False, on_epoch=clock, tf32=tf32)
-            except _Stop:
-                pass
-    row = {"seconds": clock.elapsed, "steps": clock.steps, "steps_per_epoch": k, "peak_rss_mb": round(rss.mb, 1),
-           "compiled_nll": compiled}
-    if isinstance(clock, _PairedClock):
-        ratios = [ours / naive for ours, naive in clock.pairs]
-        row["paired"] = {"pairs": len(ratios), "speedup_vs_naive_median": float(np.median(ratios)),
-                         "naive_seed_samples_per_s_median": float(np.median([nv for _, nv in clock.pairs]))}
-    if device.type == "cuda":
-        row["peak_device_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-    return row
-
-
 # --------------------------------------------------------------------------- the benchmark
 
 
-def _machine(device: torch.device, tf32: bool) -> dict:
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = platform.processor() or platform.machine()
-        try:
-            with open("/proc/cpuinfo") as f:
-                name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
-        except OSError:
-            pass
-    info = {"device": str(device), "device_name": name, "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "torch_version": torch.__version__,
-            "python": platform.python_version()}
-    if hasattr(os, "getloadavg"):
-        # Other processes share the CPU: a load above the core count means the timings are pessimistic.
-        info["load_average_1min"] = round(os.getloadavg()[0], 2)
-    if device.type == "cuda":
-        info["tf32"] = bool(tf32)
-    else:
-        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-    return info
-
-
-def _resolve_seeds(seeds, archs, device_type: str, fast: bool) -> dict[str, tuple[int, ...]]:
-    if seeds is None:
-        seeds = FAST_SEEDS if fast else None
+def _seed_counts(seeds, archs, device_type: str, fast: bool) -> dict[str, tuple[int, ...]]:
+    """arch → seed counts of its welavae rows, from ``seeds`` (a tuple, a dict arch → tuple, or None)."""
     out = {}
     for arch in archs:
-        if isinstance(seeds, dict):
-            chosen = seeds.get(arch, DEFAULT_SEEDS[device_type][arch])
-        else:
-            chosen = DEFAULT_SEEDS[device_type][arch] if seeds is None else seeds
+        bench_config(arch)  # validates the name
+        chosen = seeds.get(arch) if isinstance(seeds, dict) else seeds
+        if chosen is None:
+            chosen = FAST_SEEDS if fast else DEFAULT_SEEDS[device_type][arch]
         chosen = tuple(int(s) for s in chosen)
         if not chosen or min(chosen) < 1:
             raise ValueError(f"bench: seed counts must be integers >= 1, got {chosen} for {arch!r}")
@@ -486,24 +468,20 @@ def run_benchmark(
 
     seeds: seed counts of the welavae rows — a tuple for every arch, a dict
     arch → tuple, or None for :data:`DEFAULT_SEEDS` of the device type.
-    steps: timed steps per row (None: time-budgeted, ``seconds`` per row,
-    default 6 s on the CPU, 3 s on a GPU).  fast: a smoke test, not a
-    measurement — seeds (1, 2), two timed steps, a small peak matmul.
-    paired: also time the naive loop between the trainer's epochs within each
-    welavae row (``row["paired"]``: the median ratio of those pairs, free of
-    the machine's drift; the row's ``peak_rss_mb`` then includes the naive model).
-    Writes the result as JSON to ``json_path`` if given; prints
-    :func:`main_table` (and a line per row to stderr) if ``print_table``.
+    steps: timed steps per row (None: ``seconds`` of timed wall time per row,
+    :data:`ROW_SECONDS` by default).  fast: a smoke test, not a measurement —
+    seeds (1, 2), :data:`FAST_STEPS` timed steps, a small peak matmul.
+    paired: time the naive loop between the trainer's epochs in each welavae
+    row too (``row["paired"]``).  Writes the result as JSON to ``json_path``
+    if given; prints a line per row to stderr and :func:`main_table` if
+    ``print_table``.
     """
     device = torch.device(device)
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"bench: device must be 'cpu' or 'cuda', got {str(device)!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("bench: device 'cuda' requested but no CUDA device is available")
-    archs = tuple(archs)
-    for arch in archs:
-        bench_config(arch)  # validates the name
-    seed_counts = _resolve_seeds(seeds, archs, device.type, fast)
+    plan = protocol(_seed_counts(seeds, archs, device.type, fast), paired=paired)
     if fast and steps is None:
         steps = FAST_STEPS
     if steps is not None and int(steps) < 1:
@@ -512,59 +490,26 @@ def run_benchmark(
     peak_kw = {"n": 256, "repeats": 2} if fast else {}
 
     t_start = time.perf_counter()
-    saved_tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32  # train() sets both
-    torch.set_flush_denormal(True)  # as the trainer does, so the naive loop runs under the same rule
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = tf32
     machine = _machine(device, tf32)  # before we load the machine ourselves
-    try:
-        peak = matmul_peak_gflops(device, **peak_kw)
-        rows, arch_info = [], {}
-        for arch in archs:
-            config = bench_config(arch)
-            flops, matmul_flops = _flops_per_seed_sample(config.model)
-            arch_info[arch] = {"hidden": list(config.model.hidden), "batch_size": config.train.batch_size,
-                               "latent_dim": config.model.latent_dim, "label_dim": config.model.label_dim,
-                               "parameters_per_seed": count_parameters(config.model),
-                               "flops_per_seed_sample": flops, "matmul_flops_per_seed_sample": matmul_flops}
-            # The naive loop runs before and after the arch's welavae rows and the faster run is kept:
-            # the machine's speed drifts, and a slow naive run would flatter the ratios.
-            arch_rows = []
-            for impl, s in [("naive", 1)] + [("welavae", s) for s in seed_counts[arch]] + [("naive", 1)]:
-                r = _run_row(impl, config, s, device, peak_gflops=peak, steps=steps, seconds=seconds, tf32=tf32,
-                             paired=paired and impl == "welavae")
-                rate = s * config.train.batch_size * r["steps"] / r["seconds"]
-                if print_table:
-                    print(f"bench: {arch:5s} {impl:7s} S={s:<3d} {rate:10.0f} seed-samples/s "
-                          f"{rate * flops / 1e9:8.1f} GFLOP/s ({r['steps']} steps in {r['seconds']:.2f}s)",
-                          file=sys.stderr, flush=True)
-                row = {"arch": arch, "impl": impl, "seeds": s, "seed_samples_per_s": rate,
-                       "gflops": rate * flops / 1e9, "peak_rss_mb": r["peak_rss_mb"]}
-                row.update({key: r[key] for key in ("seconds", "steps", "steps_per_epoch", "compiled_nll",
-                                                    "peak_device_mb", "paired") if key in r})
-                if impl == "naive" and arch_rows:
-                    first = arch_rows[0]
-                    first["naive_runs"] = [first["seed_samples_per_s"], rate]
-                    if rate > first["seed_samples_per_s"]:
-                        row["naive_runs"] = first["naive_runs"]
-                        arch_rows[0] = row
-                else:
-                    arch_rows.append(row)
-            naive_rate = arch_rows[0]["seed_samples_per_s"]
-            for row in arch_rows:
-                row["speedup_vs_naive"] = row["seed_samples_per_s"] / naive_rate
-                row["matmul_gflops"] = row["seed_samples_per_s"] * matmul_flops / 1e9
-            rows.extend(arch_rows)
-        peak = max(peak, matmul_peak_gflops(device, **peak_kw))  # the machine is shared: keep the better
-        for row in rows:
-            row["fraction_of_peak"] = row["gflops"] / peak
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved_tf32
+    peak = matmul_peak_gflops(device, tf32=tf32, **peak_kw)
+    measured = []
+    for row in plan:
+        b = ARCHS[row.arch][1]
+        flops_per_step = _flops_per_seed_sample(bench_config(row.arch).model)[0] * b * row.seeds
+        k = _steps_per_epoch(flops_per_step, peak, steps)
+        m = _in_own_process(_measure_row, row, device=str(device), steps_per_epoch=k,
+                            timed_epochs=None if steps is None else math.ceil(steps / k), seconds=seconds, tf32=tf32)
+        measured.append(m)
+        if print_table:
+            print(f"bench: {row.arch} {row.impl} S={row.seeds}: {_rate(row, m):,.0f} seed-samples/s "
+                  f"({m['steps']} steps in {m['seconds']:.2f} s)", file=sys.stderr, flush=True)
+    peak = max(peak, matmul_peak_gflops(device, tf32=tf32, **peak_kw))  # the machine drifts: keep the better
+
     result = {
         "peak_gflops": peak,
-        "rows": rows,
+        "rows": _result_rows(plan, measured, peak),
         "machine": machine,
-        "archs": arch_info,
+        "archs": {arch: _arch_info(arch) for arch in dict.fromkeys(r.arch for r in plan)},
         "settings": {"fast": bool(fast), "paired": bool(paired), "steps": steps,
                      "seconds_per_row": None if steps is not None else seconds,
                      "wall_seconds": round(time.perf_counter() - t_start, 1)},
@@ -576,31 +521,94 @@ def run_benchmark(
     return result
 
 
+def _result_rows(plan: tuple[Row, ...], measured: list[dict], peak: float) -> list[dict]:
+    """The JSON rows: rates and FLOP rates; per arch the faster naive run first, then the welavae rows, with ratios."""
+    out = []
+    for arch in dict.fromkeys(r.arch for r in plan):
+        flops, matmul_flops = _flops_per_seed_sample(bench_config(arch).model)
+        rows = []
+        for row, m in zip(plan, measured):
+            if row.arch == arch:
+                rate = _rate(row, m)
+                rows.append({"arch": arch, "impl": row.impl, "seeds": row.seeds, "seed_samples_per_s": rate,
+                             "gflops": rate * flops / 1e9, **m, "matmul_gflops": rate * matmul_flops / 1e9,
+                             "fraction_of_peak": rate * flops / 1e9 / peak})
+        naive_runs = [r for r in rows if r["impl"] == "naive"]
+        reference = max(naive_runs, key=lambda r: r["seed_samples_per_s"])
+        reference["naive_runs"] = [r["seed_samples_per_s"] for r in naive_runs]
+        rows = [reference, *(r for r in rows if r["impl"] != "naive")]
+        for r in rows:
+            r["speedup_vs_naive"] = r["seed_samples_per_s"] / reference["seed_samples_per_s"]
+        out.extend(rows)
+    return out
+
+
+def _arch_info(arch: str) -> dict:
+    config = bench_config(arch)
+    m = config.model
+    flops, matmul_flops = _flops_per_seed_sample(m)
+    return {"hidden": list(m.hidden), "batch_size": config.train.batch_size, "latent_dim": m.latent_dim,
+            "label_dim": m.label_dim, "parameters_per_seed": count_parameters(m),
+            "flops_per_seed_sample": flops, "matmul_flops_per_seed_sample": matmul_flops}
+
+
+def _machine(device: torch.device, tf32: bool) -> dict:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+        try:
+            with open("/proc/cpuinfo") as f:  # Linux names the CPU model only here
+                name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name)
+        except OSError:
+            pass
+    info = {"device": str(device), "device_name": name, "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch_version": torch.__version__,
+            "python": platform.python_version()}
+    if hasattr(os, "getloadavg"):
+        # Other processes share the CPU: a load above the core count means the timings are pessimistic.
+        info["load_average_1min"] = round(os.getloadavg()[0], 2)
+    if device.type == "cuda":
+        info["tf32"] = bool(tf32)
+    else:
+        info["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    return info
+
+
+# --------------------------------------------------------------------------- the table
+
+#: (header, cell of a row given the peak GFLOP/s); "× naive, paired" is added when a row has it.
+_COLUMNS = (
+    ("arch", lambda r, peak: r["arch"]),
+    ("impl", lambda r, peak: r["impl"]),
+    ("seeds", lambda r, peak: str(r["seeds"])),
+    ("seed-samples/s", lambda r, peak: f"{r['seed_samples_per_s']:,.0f}"),
+    ("GFLOP/s", lambda r, peak: f"{r['gflops']:.1f}"),
+    ("% of peak", lambda r, peak: f"{100 * r['gflops'] / peak:.1f}"),
+    ("× naive", lambda r, peak: f"{r['speedup_vs_naive']:.2f}" if "speedup_vs_naive" in r else ""),
+    ("peak RSS MB", lambda r, peak: f"{r['peak_rss_mb']:,.0f}"),
+)
+_PAIRED_COLUMN = ("× naive, paired",
+                  lambda r, peak: f"{r['paired']['speedup_vs_naive_median']:.2f}" if "paired" in r else "")
+
+
 def main_table(result: dict) -> str:
     """The result as an aligned text table, one line per row, under a line naming the machine and its peak."""
-    header = ("arch", "impl", "seeds", "seed-samples/s", "GFLOP/s", "% of peak", "× naive", "peak RSS MB")
-    paired = any("paired" in r for r in result["rows"])
-    if paired:
-        header += ("× naive, paired",)
-    lines = [
-        tuple(str(x) for x in (
-            r["arch"], r["impl"], r["seeds"], f"{r['seed_samples_per_s']:,.0f}", f"{r['gflops']:.1f}",
-            f"{100 * r['gflops'] / result['peak_gflops']:.1f}",
-            f"{r['speedup_vs_naive']:.2f}" if "speedup_vs_naive" in r else "", f"{r['peak_rss_mb']:,.0f}",
-            *([f"{r['paired']['speedup_vs_naive_median']:.2f}" if "paired" in r else ""] if paired else [])))
-        for r in result["rows"]
-    ]
-    widths = [max(len(h), *(len(ln[i]) for ln in lines)) if lines else len(h) for i, h in enumerate(header)]
-
-    def fmt(cells):
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-
+    rows, peak = result["rows"], result["peak_gflops"]
+    columns = _COLUMNS + ((_PAIRED_COLUMN,) if any("paired" in r for r in rows) else ())
+    cells = [[header for header, _ in columns], *([cell(r, peak) for _, cell in columns] for r in rows)]
     m = result.get("machine", {})
-    title = f"matmul peak {result['peak_gflops']:.1f} GFLOP/s"
+    title = f"matmul peak {peak:.1f} GFLOP/s"
     if m:
         title += f" on {m.get('device_name', m.get('device', '?'))} ({m.get('device')}, torch {m.get('torch_version')})"
         if m.get("load_average_1min") is not None:
             title += f"; load average {m['load_average_1min']:.2f} on {m.get('cpu_count')} CPUs at start"
-    out = [title, fmt(header), fmt(["-" * w for w in widths])]
-    out += [fmt(ln) for ln in lines]
-    return "\n".join(out)
+    return "\n".join([title, *_align(cells, left=2)])
+
+
+def _align(cells: list[list[str]], *, left: int) -> list[str]:
+    """A header and rows of cells as lines, a rule under the header; the first ``left`` columns left-aligned."""
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    lines = [cells[0], ["-" * w for w in widths], *cells[1:]]
+    return ["  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+            for line in lines]
