@@ -74,7 +74,7 @@ def test_train_writes_run_directory(tmp_path):
     mu = np.load(out / "mu.npy")
     assert mu.shape == (2, 4096, 2) and mu.dtype == np.float32
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["model"]["label_dim"] == 2 and cfg["objective"]["gamma"] == 2000.0
+    assert cfg["model"]["label_dims"] == [2, 2] and cfg["objective"]["gamma"] == 2000.0
     assert (out / "checkpoints" / "last.pt").exists()
     lines = (out / "history.csv").read_text().splitlines()
     assert lines[0].startswith("epoch,seed,loss") and len(lines) == 1 + 2
