@@ -81,6 +81,9 @@ def test_rank_seeds_and_the_select_command(tmp_path, capsys):
     assert sorted(ranked["ranking"]) == [0, 1, 2]
     assert [loss[s] for s in ranked["ranking"]] == sorted(loss.values(), reverse=True)  # lowest loss first
     assert set(ranked["scores"]) >= {"label_mig", "label_single", "udr_lasso", "udr_spearman", "loss", "tc"}
+    import welavae
+
+    assert welavae.load(tmp_path / "run").select(by="loss")["ranking"] == ranked["ranking"]
     assert main(["select", str(tmp_path / "run"), "--by", "udr_spearman", "--json", str(tmp_path / "s.json")]) == 0
     out = json.loads((tmp_path / "s.json").read_text())
     assert out["by"] == "udr_spearman" and len(out["ranking"]) == 3

@@ -193,3 +193,18 @@ def test_cli_refuses_bad_data_and_label_conditioned_encoding_without_writing(sma
     assert main(["encode", str(run), "--images", str(tmp_path / "train"), "--labels", str(csv),
                  "--out", str(tmp_path / "z.npy")]) == 0
     assert np.allclose(np.load(tmp_path / "z.npy"), np.load(run / "mu.npy"), atol=1e-6)
+
+
+def test_conv_encoder_takes_any_size_from_16_and_refuses_smaller():
+    # 4 convs of kernel 4, stride 2, padding 1: n → ⌊n/2⌋ four times, so 20×36 → 1×2 positions of 64 channels.
+    rng = np.random.default_rng(0)
+    images = rng.random((128, 20, 36)).astype(np.float32)
+    labels = rng.integers(0, 3, size=(128, 1))
+    c = make_run_config("wela", label_dims=(3,), encoder="conv", hidden=(8,), image_shape=(20, 36),
+                        data=DataConfig(source="arrays"), train=TrainConfig(epochs=1, batch_size=32, lr=1e-3))
+    model = EnsembleVAE(c.model, [0, 1])
+    assert model.conv.out_features == 64 * 1 * 2
+    r = train(c, [0, 1], images, labels, progress=False)
+    assert np.isfinite(r.history).all()
+    with pytest.raises(ValueError, match="H, W >= 16"):
+        make_run_config("wela", label_dims=(3,), encoder="conv", image_shape=(15, 64))

@@ -5,10 +5,11 @@ the model names of the paper (β-TCVAE, WeLa-VAE, and the named variants
 β-VAE and DIP-VAE) to objective terms with a plain dict: the variants differ
 by their objective, not by class.
 
-TC estimator: minibatch stratified sampling (MSS) by default.  On the quick
-preset with MWS, one of eight β-TCVAE seeds drifted to a polar-like code
-(polar MSE ≈ 80 after 25–50 epochs), unlike the paper's baseline; with MSS
-no β-TCVAE seed came near a polar code (best polar MSE > 400 over 40 epochs).
+TC estimator: minibatch stratified sampling (MSS) by default; the paper
+(and the ``paper`` preset) uses minibatch weighted sampling (MWS).  Why MSS
+for the small presets: with MWS some β-TCVAE seeds of the quick preset
+drift to a polar-like code, unlike the paper's baseline (README, where both
+estimators' quick-preset numbers stand side by side).
 
 β convention (paper eq. 4): loss = −E log p(x|z) − γ Σ_j E log p(y_j|z)
 + KL + β·TC.  In Chen et al.'s notation, where the TC term of the ELBO's own

@@ -122,7 +122,8 @@ def questions_rows(plan, rows_by_model) -> list[dict]:
         best = rows[int(summ["argmin"])] if summ["argmin"] >= 0 else rows[0]
         m, d = spec.config.model, spec.config.data
         out.append({
-            "model": spec.model, "encoder_input": m.encoder_input, "label_fraction": d.label_fraction,
+            "model": spec.model, "encoder_input": m.encoder_input if m.has_labels else "image",
+            "label_fraction": d.label_fraction if m.has_labels else 0.0,
             "latent_dim": m.latent_dim, "label_head": m.label_head, "seeds": len(rows),
             "polar_lowest": summ["lowest"], "polar_mean": summ["mean"], "polar_best10_mean": summ["best_mean"],
             "best_seed": best["seed"], "acc": best["acc"], "acc_hidden": best["acc_hidden"],

@@ -23,8 +23,9 @@ mean come from the registry :mod:`welavae.models`.  Presets:
 ``open-questions``  the paper's §5 questions on the quick preset's data and
            network (8 seeds, WeLa-VAE p = 2): a label-free encoder q(z|x),
            fractions 1, 0.1, 0.01, 0.001 of the labels for each encoder
-           input, and K = 3, 4 latents with the dense or the diagonal label
-           head (:data:`VARIANTS`).
+           input, K = 3, 4 latents with the dense or the diagonal label
+           head, and β-TCVAE with K = 2 as the no-label control
+           (:data:`VARIANTS`).
 
 ``quick``, ``table`` and ``open-questions`` estimate the total correlation by
 minibatch stratified sampling (see :mod:`welavae.config` for why).
@@ -58,6 +59,8 @@ VARIANTS = {
        for enc in ("image+labels", "image") for f in (1.0, 0.1, 0.01, 0.001)},
     **{f"wela_p2-k{k}-{head}": ("wela_p2", dict(latent_dim=k, label_head=head))
        for k in (3, 4) for head in ("dense", "diagonal")},
+    # The control for the label fractions: the same network and K = 2 with no labels at all.
+    "tcvae-k2": ("tcvae", dict(latent_dim=2)),
 }
 
 PRESETS = {

@@ -128,8 +128,15 @@ def display_name(model: str, config_json: str | None = None) -> str:
 
     From the registered config (its kind, and whether it has labels) when
     ``config_json`` holds one, else from the key (:func:`welavae.models.parse_key`:
-    'wela_p3' → 'WeLa-VAE'); a key neither knows is its own name.
+    'wela_p3' → 'WeLa-VAE'); a key neither knows is its own name.  A variant
+    key (``wela_p2-image-f0.1``, see :data:`welavae.experiments.plan.VARIANTS`)
+    is shown after the name, so that the variants' rows can be told apart.
     """
+    name = _paper_name(model, config_json)
+    return f"{name} `{model}`" if "-" in model and name != model else name
+
+
+def _paper_name(model: str, config_json: str | None) -> str:
     try:
         d = json.loads(config_json) if config_json else None
         if isinstance(d, dict) and d.get("kind") in _models.MODELS:
@@ -138,7 +145,7 @@ def display_name(model: str, config_json: str | None = None) -> str:
     except (ValueError, TypeError, KeyError):
         pass  # not a config this version reads: fall back to the key
     try:
-        kind, p = _models.parse_key(model)
+        kind, p = _models.parse_key(model.split("-")[0])  # a variant: its base key
     except ValueError:
         return model
     return _models.display_name(kind.name, labelled=p is not None)

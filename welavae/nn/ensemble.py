@@ -106,7 +106,7 @@ class StackedHeads(nn.Module):
     heads are one ``nn.Linear`` for :func:`seed_weight`.  But each head has
     its own weight, so its output and gradient are one contiguous block:
     backward needs no copy of the (S, B, 4096) image gradient into a
-    concatenated (S, B, 4096 + labels) one (~7 % of a quick-architecture step).
+    concatenated (S, B, 4096 + labels) one.
     """
 
     def __init__(self, in_features: int, out_sizes, generators: list[torch.Generator]):
