@@ -91,7 +91,8 @@ class TrainedModel:
         """images (N, H, W) in [0, 1] (labels (N, m) if the encoder reads them) → μ (S, N, K), or (N, K) for ``seed``."""
         return self.posterior(images, labels, seed=seed, batch_size=batch_size)[0]
 
-    def _latents(self, z, seed) -> tuple[torch.Tensor, bool]:
+    def _latents(self, z, seed):
+        """z (N, K) or (S, N, K) → (the latents as the network's input, the network): all seeds, or ``seed`` alone."""
         z = np.asarray(z, dtype=np.float32)
         k, s = self.config.model.latent_dim, len(self.seeds)
         if z.shape[-1] != k or z.ndim not in (2, 3):
@@ -100,33 +101,26 @@ class TrainedModel:
             raise ValueError(f"z has {z.shape[0]} seeds, the model {s}")
         i = self._index(seed)
         t = torch.from_numpy(z).to(self.device)
-        if z.ndim == 2:
-            t = t.expand(s, -1, -1) if i is None else t
-        elif i is not None:
-            t = t[i]
-        if i is not None:  # run the one seed alone
-            return t, True
-        return t, False
+        if i is None:
+            return (t.expand(s, -1, -1) if z.ndim == 2 else t), self.ensemble
+        return (t if z.ndim == 2 else t[i])[None], self.ensemble.subset([seed])
 
     @torch.no_grad()
     def decode(self, z, *, seed=None) -> np.ndarray:
         """z (N, K) or (S, N, K) → Bernoulli pixel probabilities (S, N, H, W), or (N, H, W) for ``seed``."""
-        t, one = self._latents(z, seed)
-        net = self.ensemble.subset([seed]) if one else self.ensemble
-        logits, _ = net.decode(t[None] if one else t)
+        t, net = self._latents(z, seed)
+        logits, _ = net.decode(t)
         probs = torch.sigmoid(logits).cpu().numpy().reshape(*logits.shape[:2], *self.config.model.image_shape)
-        return probs[0] if one else probs
+        return probs if seed is None else probs[0]
 
     @torch.no_grad()
     def predict_labels(self, z, *, seed=None) -> np.ndarray:
         """z (N, K) or (S, N, K) → the most probable class of each label, (S, N, m), or (N, m) for ``seed``."""
         if not self.config.model.has_labels:
             raise ValueError(f"model {self.config.name!r} has no weak labels to predict")
-        t, one = self._latents(z, seed)
-        net = self.ensemble.subset([seed]) if one else self.ensemble
-        logits = net.label_logits(t[None] if one else t)
-        pred = torch.stack([lg.argmax(-1) for lg in logits], dim=-1).cpu().numpy()
-        return pred[0] if one else pred
+        t, net = self._latents(z, seed)
+        pred = torch.stack([lg.argmax(-1) for lg in net.label_logits(t)], dim=-1).cpu().numpy()
+        return pred if seed is None else pred[0]
 
     def select(self, by: str = "label_alignment", **kwargs):
         """The run's seeds ranked without ground truth (:func:`welavae.selection.rank_seeds`)."""
