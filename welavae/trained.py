@@ -13,6 +13,8 @@ q(z|x, y), ``encoder_input="image+labels"``); a label-free encoder
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -22,8 +24,7 @@ from .run import Run
 
 __all__ = ["TrainedModel", "load", "fit"]
 
-_TRAIN_FIELDS = {"epochs", "batch_size", "lr", "adam_betas", "adam_eps", "data_seed", "checkpoint_every",
-                 "eval_batch_size"}
+_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
 class TrainedModel:
@@ -67,15 +68,10 @@ class TrainedModel:
     def posterior(self, images, labels=None, *, seed=None, batch_size: int = 2048):
         """Encoder means and log-variances, each (S, N, K), or (N, K) for one ``seed``."""
         x = self._images(images)
-        y = None
         m = self.config.model
-        if m.labels_in_encoder:
-            if labels is None:
-                raise ValueError(
-                    f"model {self.config.name!r} encodes q(z|x, y): give the weak labels of the images "
-                    "(a missing label is -1), or train a label-free encoder with --encoder-input image"
-                )
-            y = torch.from_numpy(check_labels(labels, len(x), m.label_dims))
+        # Without labels, a label-conditioned encoder refuses in EnsembleVAE.one_hot, naming --encoder-input image.
+        y = torch.from_numpy(check_labels(labels, len(x), m.label_dims)) if m.labels_in_encoder and labels is not None \
+            else None
         mus, lvs = [], []
         for start in range(0, len(x), batch_size):
             xb = x[start : start + batch_size].to(self.device)

@@ -111,8 +111,6 @@ class EnsembleVAE(nn.Module):
                 "or train a label-free encoder with --encoder-input image"
             )
         dims = self.config.label_dims
-        if len(set(dims)) == 1 and not bool((y < 0).any()):
-            return F.one_hot(y, dims[0]).to(like.dtype).reshape(batch, -1)
         blocks = [F.one_hot(y[:, j].clamp(min=0), p) * (y[:, j, None] >= 0) for j, p in enumerate(dims)]
         return torch.cat(blocks, dim=1).to(like.dtype)
 

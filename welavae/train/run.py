@@ -11,7 +11,7 @@ from ..run import Run, parse_seeds
 from .checkpoint import export_safetensors
 from .trainer import TERMS, TrainResult, encode_dataset, train
 
-__all__ = ["prepare_data", "observed_labels", "train_run", "parse_seeds", "read_run"]
+__all__ = ["prepare_data", "observed_labels", "train_run", "parse_seeds"]
 
 
 def prepare_data(config: RunConfig, *, data_dir=None):
@@ -90,11 +90,3 @@ def train_run(
         "device": str(device),
     })
     return result
-
-
-def read_run(run_dir) -> dict:
-    """A run directory's config, status and arrays as a dict (see :class:`welavae.run.Run`)."""
-    run = Run(run_dir)
-    out = {"config": run.config, "status": run.status, "mu": run.mu}
-    out.update({name: run.array(name) for name in ("logvar", "label_pred", "labels", "observed", "factors")})
-    return out
