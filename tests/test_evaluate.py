@@ -88,3 +88,21 @@ def test_nan_representation_is_reported_not_raised():
     mu = np.full((1, len(f), 2), np.nan)
     row = evaluate_arrays(mu, f)[0]
     assert math.isnan(row["polar"]["mse"])
+
+
+def test_plot_run_picks_the_best_seed_on_the_models_task(run_dir, tmp_path):
+    """Without a seed: β-TCVAE's figure is its lowest Cartesian MSE (paper Fig. 4a), WeLa-VAE's its lowest polar."""
+    import shutil
+
+    b = make_blobs(1)
+    d, wela = tmp_path / "tcvae", shutil.copytree(run_dir, tmp_path / "wela")
+    cfg = make_run_config("tcvae", hidden=(16, 8), data=DataConfig(variants=1),
+                          train=TrainConfig(epochs=1, batch_size=64, lr=1e-3))
+    train_run(cfg, [0, 1], d, data=(b.images, None, b.factors), progress=False)
+    cartesian, polar = np.zeros((2, len(b.factors), 5))
+    cartesian[:, :2], polar[:, :2] = b.factors, polar_factors(b.factors)
+    for run, mu in ((d, [polar, cartesian]), (wela, [cartesian, polar])):
+        np.save(run / "mu.npy", np.stack(mu)[..., : np.load(run / "mu.npy").shape[-1]])
+    # the perfect code of each task is the second seed in both runs
+    assert [p.name for p in plot_run(d, out_dir=tmp_path, data=b.images)][0] == "tcvae_seed1.png"
+    assert [p.name for p in plot_run(wela, out_dir=tmp_path, data=b.images)][0] == "wela_p2_seed5.png"

@@ -24,7 +24,13 @@ from .metrics import cartesian_mse, label_accuracy, polar_mse, standard_metrics
 from .metrics.latents import ACTIVE_VARIANCE, active_latents
 from .run import Run
 
-__all__ = ["evaluate_seed", "evaluate_arrays", "evaluate_run", "seed_figure", "plot_run"]
+__all__ = ["evaluate_seed", "evaluate_arrays", "evaluate_run", "seed_figure", "plot_run", "figure_task"]
+
+
+def figure_task(config) -> str:
+    """The task a run's best seed is chosen by: ``"cartesian"`` for a model that reads no
+    labels (β-TCVAE, the paper's Figure 4a), ``"polar"`` for one steered by weak labels (Figure 5)."""
+    return "polar" if config.model.label_dims else "cartesian"
 
 
 def _mse_dict(res) -> dict:
@@ -181,7 +187,8 @@ def seed_figure(model, images, mu, logvar, factors, *, title=None, n_originals: 
 
 
 def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_dir=None) -> list[Path]:
-    """Draw the Figure-1 layout (and a 2-D scatter) of one seed of a run; default: the lowest polar MSE.
+    """Draw the Figure-1 layout (and a 2-D scatter) of one seed of a run; default: the seed of lowest
+    MSE on the run's :func:`figure_task` (Cartesian without labels, polar with them).
 
     Writes ``OUT/<name>_seed<S>.png`` and ``OUT/<name>_seed<S>_scatter.png``
     (OUT defaults to ``RUN_DIR/figures``).  ``data``: optional images (N, H, W)
@@ -194,8 +201,9 @@ def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_
     seeds, factors = run.seeds, run.array("factors")
     if factors is None:
         raise ValueError(f"{run.path} has no factors.npy: the positional heat maps need the true factors")
+    score = polar_mse if figure_task(run.config) == "polar" else cartesian_mse
     if seed is None:
-        scores = [polar_mse(m, factors).mse if np.isfinite(m).all() else math.inf for m in run.mu]
+        scores = [score(m, factors).mse if np.isfinite(m).all() else math.inf for m in run.mu]
         seed = seeds[int(np.argmin(scores))]
     if seed not in seeds:
         raise ValueError(f"seed {seed} is not in {run.path} (seeds: {seeds})")
@@ -207,8 +215,7 @@ def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_
     title = f"{config.name}, seed {seed}: polar MSE {pm.mse:.2f}, Cartesian MSE {cm.mse:.2f}"
     out = Path(out_dir) if out_dir is not None else run.path / Run.FIGURES
     paths = [save_figure(seed_figure(model, images, mu, logvar, factors, title=title), out / f"{config.name}_seed{seed}.png")]
-    i_phi, j_d = pm.channels
-    pair = mu[:, [i_phi, j_d]]
-    paths.append(save_figure(latent_scatter(pair, factors, title=f"{config.name} seed {seed}: channels ({i_phi}, {j_d})"),
+    i, j = (pm if score is polar_mse else cm).channels
+    paths.append(save_figure(latent_scatter(mu[:, [i, j]], factors, title=f"{config.name} seed {seed}: channels ({i}, {j})"),
                              out / f"{config.name}_seed{seed}_scatter.png"))
     return paths

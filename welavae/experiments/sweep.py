@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data.blobs import weak_labels
-from ..evaluate import evaluate_arrays, plot_run
+from ..evaluate import evaluate_arrays, figure_task, plot_run
 from ..io import write_npy, write_text
 from ..run import Run
 from ..train.run import prepare_data
@@ -168,11 +168,14 @@ def _merged_is_current(out: Path, model: str, store: ResultsStore) -> bool:
         return not recorded
 
 
-def _best_seed_figure(out: Path, model: str, store: ResultsStore, images) -> None:
-    rows = [r for r in store.rows(model) if r["status"] == "done" and r["polar_mse"] is not None]
+def _best_seed_figure(out: Path, spec: RunSpec, store: ResultsStore, images) -> None:
+    """The figure of the model's best seed on its task (:func:`welavae.evaluate.figure_task`)."""
+    key = f"{figure_task(spec.config)}_mse"
+    rows = [r for r in store.rows(spec.model) if r["status"] == "done" and r[key] is not None]
     if not rows:
         return
-    best = min(rows, key=lambda r: r["polar_mse"])
+    model = spec.model
+    best = min(rows, key=lambda r: r[key])
     found = chunks_by_seed(out / "runs" / model)
     if best["seed"] in found:
         plot_run(found[best["seed"]][0], seed=best["seed"], out_dir=out / "figures", data=images)
@@ -288,7 +291,7 @@ def reproduce(
                 pending[spec.model] -= 1
                 if pending[spec.model] == 0 and spec.model in trained:
                     _merge_model_arrays(out, spec.model, store)
-                    _best_seed_figure(out, spec.model, store, load(spec)[0])
+                    _best_seed_figure(out, spec, store, load(spec)[0])
         finally:
             bar.close()
         for spec in plan:
