@@ -12,7 +12,10 @@ writes:
                    polar MSE, the lowest polar MSE (found with the ground
                    truth), the regret (their difference) and the Spearman
                    correlation of the criterion with the polar MSE over the
-                   seeds (negative = the criterion finds low MSE);
+                   seeds (negative = the criterion finds low MSE); then,
+                   over the models with weak labels, a summary per
+                   criterion (:func:`selection_summary`) beside a random
+                   pick's expected regret;
 ``questions.md``   for plans with variants (the ``open-questions`` preset):
                    one row per model with its encoder input, label fraction,
                    K and label head.
@@ -34,7 +37,7 @@ from ..run import Run
 from ..selection import CRITERIA, last_terms, seed_scores
 from .executors import chunks_by_seed
 
-__all__ = ["seed_rows", "write_analysis"]
+__all__ = ["seed_rows", "selection_rows", "selection_summary", "write_analysis"]
 
 
 def seed_rows(out, spec, store) -> list[dict]:
@@ -103,6 +106,30 @@ def selection_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
+def selection_summary(sel: list[dict], rows_by_model: dict[str, list[dict]], models) -> list[dict]:
+    """Over ``models`` (their :func:`selection_rows` in ``sel``), per criterion: the mean Spearman ρ(score,
+    polar MSE), how many times it picks the lowest-MSE seed, the median and mean regret.  First row
+    ``random``: a seed drawn uniformly, whose expected regret is the model's mean polar MSE − its lowest."""
+    models = [m for m in models if any(s["model"] == m for s in sel)]
+    random = []
+    for m in models:
+        polar = np.array([np.nan if r["polar_mse"] is None else r["polar_mse"] for r in rows_by_model[m]])
+        random.append(float(np.nanmean(polar) - np.nanmin(polar)))
+    out = [{"criterion": "random", "models": len(models), "mean_spearman": math.nan, "picks_lowest": math.nan,
+            "median_regret": float(np.median(random)) if random else math.nan,
+            "mean_regret": float(np.mean(random)) if random else math.nan}]
+    for c in CRITERIA:
+        picked = [s for s in sel if s["criterion"] == c and s["model"] in models]
+        if not picked:
+            continue
+        regret = [s["regret"] for s in picked]
+        rho = [s["spearman_polar"] for s in picked if math.isfinite(s["spearman_polar"])]
+        out.append({"criterion": c, "models": len(picked), "mean_spearman": float(np.mean(rho)) if rho else math.nan,
+                    "picks_lowest": sum(r == 0 for r in regret), "median_regret": float(np.median(regret)),
+                    "mean_regret": float(np.mean(regret))})
+    return out
+
+
 def _f(x, fmt=".2f") -> str:
     return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
 
@@ -160,6 +187,17 @@ def write_analysis(out, plan, store) -> dict[str, Path]:
         lines.append(f"| {s['model']} | {s['criterion']} | {s['seed']} | {_f(s['polar_mse'])} | {_f(s['polar_lowest'])} "
                      f"| {_f(s['regret'])} | {_f(s['spearman_polar'])} | {_f(s['cartesian_mse'])} "
                      f"| {_f(s['cartesian_lowest'])} | {_f(s['spearman_cartesian'])} |")
+    labelled = [spec.model for spec in plan if spec.config.model.label_dims]
+    summary = selection_summary(sel, rows_by_model, labelled)
+    if len(summary) > 1:
+        lines += ["", f"Summary over the {summary[0]['models']} models with weak labels (regret: the picked seed's "
+                  "polar MSE minus the model's lowest; `random`: a seed drawn uniformly, expected regret = mean − "
+                  "lowest):", "", "| criterion | mean ρ(score, polar MSE) | picks the lowest-MSE seed | median regret "
+                  "| mean regret |", "|:---|---:|---:|---:|---:|"]
+        for r in summary:
+            picks = "-" if r["criterion"] == "random" else f"{r['picks_lowest']}/{r['models']}"
+            lines.append(f"| {r['criterion']} | {_f(r['mean_spearman'])} | {picks} | {_f(r['median_regret'], '.1f')} "
+                         f"| {_f(r['mean_regret'], '.1f')} |")
     written["selection"] = write_text(out / "selection.md", "\n".join(lines) + "\n")
     write_text(out / "selection.csv", _csv(sel))
     if any("-" in spec.model for spec in plan):  # variant keys (open-questions): wela_p2-image-f0.1
