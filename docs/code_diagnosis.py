@@ -8,8 +8,8 @@ output (``RESULTS/runs/<model>``): ``mu.npy`` (S, N, K) and ``factors.npy``
 MSE (eqs. 5–7):
 
 ``kNN``   how much of the position the code keeps at all: the squared L2 error
-          of (c1, c2) predicted from μ by its 10 nearest neighbours (in
-          sample, so a lower bound).  A code that folds regions onto each
+          of (c1, c2) predicted from μ (each channel standardised) by its 10
+          nearest neighbours (in sample, so a lower bound).  A code that folds regions onto each
           other, or collapses, scores high here.
 ``φ mono``, ``d mono``  the RMS error of the best *monotone* map from the
           channel that eq. 6 assigns to φ (degrees) and to d (pixels) —
@@ -49,7 +49,9 @@ def diagnose(mu: np.ndarray, factors: np.ndarray) -> dict:
     polar = polar_mse(mu, factors)
     phi, dist = polar_factors(factors).T
     i, j = polar.channels
-    knn = KNeighborsRegressor(n_neighbors=10).fit(mu, factors).predict(mu)
+    sd = mu.std(axis=0)
+    z = (mu - mu.mean(axis=0)) / np.where(sd > 0, sd, 1.0)  # each channel on one scale: neighbours by all of them
+    knn = KNeighborsRegressor(n_neighbors=10).fit(z, factors).predict(z)
     return {"polar": polar.mse, "cartesian": cartesian_mse(mu, factors).mse,
             "knn": float(np.mean(np.sum((knn - factors) ** 2, axis=1))),
             "phi_mono_deg": math.degrees(monotone_rmse(mu[:, i], phi)),
