@@ -18,7 +18,7 @@ mean come from the registry :mod:`welavae.models`.  Presets:
            about twice as many epochs for the same polar MSE.
 ``table``  all eight models of Table 1 on the quick preset's data and
            network, the paper's batch of 256 and 150 epochs, 16 seeds (about
-           50 minutes on 2 CPU cores).  Batch 256 is what lets β-TCVAE find
+           43 minutes on 2 CPU cores).  Batch 256 is what lets β-TCVAE find
            the paper's Cartesian code on this set: at the quick preset's
            batch 64 no seed of 16 did, at 60 or at 150 epochs; at batch 256
            three of 16 did, and WeLa-VAE p = 2 needs the 150 epochs there
