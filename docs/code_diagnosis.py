@@ -9,8 +9,8 @@ MSE (eqs. 5–7):
 
 ``kNN``   how much of the position the code keeps at all: the squared L2 error
           of (c1, c2) predicted from μ (each channel standardised) by its 10
-          nearest neighbours (in sample, so a lower bound).  A code that folds regions onto each
-          other, or collapses, scores high here.
+          nearest neighbours (in sample, so a lower bound).  A code that
+          folds regions onto each other, or collapses, scores high here.
 ``φ mono``, ``d mono``  the RMS error of the best *monotone* map from the
           channel that eq. 6 assigns to φ (degrees) and to d (pixels) —
           isotonic regression, so any bend of the channel is forgiven and

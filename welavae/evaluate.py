@@ -30,7 +30,7 @@ __all__ = ["evaluate_seed", "evaluate_arrays", "evaluate_run", "seed_figure", "p
 def figure_task(config) -> str:
     """The task a run's best seed is chosen by: ``"cartesian"`` for a model that reads no
     labels (β-TCVAE, the paper's Figure 4a), ``"polar"`` for one steered by weak labels (Figure 5)."""
-    return "polar" if config.model.label_dims else "cartesian"
+    return "polar" if config.model.has_labels else "cartesian"
 
 
 def _mse_dict(res) -> dict:
@@ -201,7 +201,8 @@ def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_
     seeds, factors = run.seeds, run.array("factors")
     if factors is None:
         raise ValueError(f"{run.path} has no factors.npy: the positional heat maps need the true factors")
-    score = polar_mse if figure_task(run.config) == "polar" else cartesian_mse
+    polar_task = figure_task(run.config) == "polar"
+    score = polar_mse if polar_task else cartesian_mse
     if seed is None:
         scores = [score(m, factors).mse if np.isfinite(m).all() else math.inf for m in run.mu]
         seed = seeds[int(np.argmin(scores))]
@@ -215,7 +216,7 @@ def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_
     title = f"{config.name}, seed {seed}: polar MSE {pm.mse:.2f}, Cartesian MSE {cm.mse:.2f}"
     out = Path(out_dir) if out_dir is not None else run.path / Run.FIGURES
     paths = [save_figure(seed_figure(model, images, mu, logvar, factors, title=title), out / f"{config.name}_seed{seed}.png")]
-    i, j = (pm if score is polar_mse else cm).channels
+    i, j = (pm if polar_task else cm).channels
     paths.append(save_figure(latent_scatter(mu[:, [i, j]], factors, title=f"{config.name} seed {seed}: channels ({i}, {j})"),
                              out / f"{config.name}_seed{seed}_scatter.png"))
     return paths

@@ -111,13 +111,13 @@ def selection_summary(sel: list[dict], rows_by_model: dict[str, list[dict]], mod
     polar MSE), how many times it picks the lowest-MSE seed, the median and mean regret.  First row
     ``random``: a seed drawn uniformly, whose expected regret is the model's mean polar MSE − its lowest."""
     models = [m for m in models if any(s["model"] == m for s in sel)]
-    random = []
+    chance = []  # a uniformly drawn seed's expected regret, per model
     for m in models:
         polar = np.array([np.nan if r["polar_mse"] is None else r["polar_mse"] for r in rows_by_model[m]])
-        random.append(float(np.nanmean(polar) - np.nanmin(polar)))
+        chance.append(float(np.nanmean(polar) - np.nanmin(polar)))
     out = [{"criterion": "random", "models": len(models), "mean_spearman": math.nan, "picks_lowest": math.nan,
-            "median_regret": float(np.median(random)) if random else math.nan,
-            "mean_regret": float(np.mean(random)) if random else math.nan}]
+            "median_regret": float(np.median(chance)) if chance else math.nan,
+            "mean_regret": float(np.mean(chance)) if chance else math.nan}]
     for c in CRITERIA:
         picked = [s for s in sel if s["criterion"] == c and s["model"] in models]
         if not picked:
@@ -187,7 +187,7 @@ def write_analysis(out, plan, store) -> dict[str, Path]:
         lines.append(f"| {s['model']} | {s['criterion']} | {s['seed']} | {_f(s['polar_mse'])} | {_f(s['polar_lowest'])} "
                      f"| {_f(s['regret'])} | {_f(s['spearman_polar'])} | {_f(s['cartesian_mse'])} "
                      f"| {_f(s['cartesian_lowest'])} | {_f(s['spearman_cartesian'])} |")
-    labelled = [spec.model for spec in plan if spec.config.model.label_dims]
+    labelled = [spec.model for spec in plan if spec.config.model.has_labels]
     summary = selection_summary(sel, rows_by_model, labelled)
     if len(summary) > 1:
         lines += ["", f"Summary over the {summary[0]['models']} models with weak labels (regret: the picked seed's "

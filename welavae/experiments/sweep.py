@@ -174,9 +174,8 @@ def _best_seed_figure(out: Path, spec: RunSpec, store: ResultsStore, images) -> 
     rows = [r for r in store.rows(spec.model) if r["status"] == "done" and r[key] is not None]
     if not rows:
         return
-    model = spec.model
     best = min(rows, key=lambda r: r[key])
-    found = chunks_by_seed(out / "runs" / model)
+    found = chunks_by_seed(out / "runs" / spec.model)
     if best["seed"] in found:
         plot_run(found[best["seed"]][0], seed=best["seed"], out_dir=out / "figures", data=images)
 
