@@ -40,7 +40,7 @@ def test_help(verb):
         (["train", "--model", "tcvae", "--batch-size", "1", "--out", "x"], "batch_size"),
         (["train", "--model", "tcvae", "--seeds", "3-1", "--out", "x"], "seeds"),
         (["data", "--variants", "0"], "integer >= 1"),
-        (["data", "--label-dim", "1", "--variants", "1"], "label dimension"),
+        (["data", "--label-dim", "1", "--variants", "1"], "label_dims"),
         (["reproduce", "--models", "vae", "--out", "x"], "unknown model"),
         (["reproduce", "--address", "auto", "--out", "x"], "--address only applies"),
         (["evaluate", "/nonexistent/run"], "config.json is missing"),

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from welavae.config import DataConfig, TrainConfig, make_run_config
-from welavae.data import make_blobs, polar_factors, weak_labels
+from welavae.data import Dataset, make_blobs, polar_factors, weak_labels
 from welavae.evaluate import evaluate_arrays, evaluate_run, plot_run
 from welavae.run import Run
-from welavae.train.run import train_run
+from welavae.train.rundir import train_run
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def run_dir(tmp_path_factory):
     b = make_blobs(1)
     cfg = make_run_config("wela", label_dim=2, hidden=(16, 8), data=DataConfig(variants=1),
                           train=TrainConfig(epochs=1, batch_size=64, lr=1e-3))
-    train_run(cfg, [3, 5], d, data=(b.images, weak_labels(b.factors, 2), b.factors), progress=False)
+    train_run(cfg, [3, 5], d, data=Dataset(b.images, weak_labels(b.factors, 2), factors=b.factors), progress=False)
     return d
 
 
@@ -98,7 +98,7 @@ def test_plot_run_picks_the_best_seed_on_the_models_task(run_dir, tmp_path):
     d, wela = tmp_path / "tcvae", shutil.copytree(run_dir, tmp_path / "wela")
     cfg = make_run_config("tcvae", hidden=(16, 8), data=DataConfig(variants=1),
                           train=TrainConfig(epochs=1, batch_size=64, lr=1e-3))
-    train_run(cfg, [0, 1], d, data=(b.images, None, b.factors), progress=False)
+    train_run(cfg, [0, 1], d, data=Dataset(b.images, None, factors=b.factors), progress=False)
     cartesian, polar = np.zeros((2, len(b.factors), 5))
     cartesian[:, :2], polar[:, :2] = b.factors, polar_factors(b.factors)
     for run, mu in ((d, [polar, cartesian]), (wela, [cartesian, polar])):

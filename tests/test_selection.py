@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from welavae.cli import main
-from welavae.data import make_blobs, polar_factors, weak_labels
+from welavae.data import Dataset, make_blobs, polar_factors, weak_labels
 from welavae.selection import label_mig, label_single, rank_seeds, udr
 
 
@@ -70,12 +70,12 @@ def test_label_alignment_is_highest_for_the_code_of_the_labels_coordinates(blobs
 
 def test_rank_seeds_and_the_select_command(tmp_path, capsys):
     from welavae.config import DataConfig, TrainConfig, make_run_config
-    from welavae.train.run import train_run
+    from welavae.train.rundir import train_run
 
     b = make_blobs(1)
     cfg = make_run_config("wela", label_dim=2, hidden=(16, 8), data=DataConfig(variants=1),
                           train=TrainConfig(epochs=1, batch_size=64, lr=1e-3))
-    train_run(cfg, [0, 1, 2], tmp_path / "run", data=(b.images, weak_labels(b.factors, 2), b.factors), progress=False)
+    train_run(cfg, [0, 1, 2], tmp_path / "run", data=Dataset(b.images, weak_labels(b.factors, 2), factors=b.factors), progress=False)
     ranked = rank_seeds(tmp_path / "run", by="loss")
     loss = ranked["scores"]["loss"]
     assert sorted(ranked["ranking"]) == [0, 1, 2]

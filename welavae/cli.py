@@ -59,68 +59,69 @@ def _add_user_data_args(p):
 
 
 def _cmd_data(args) -> int:
-    from .data import load_blobs, weak_labels
+    from .config import DataConfig, make_run_config
+    from .data import load
 
     t = time.perf_counter()
-    blobs = load_blobs(args.variants, shape=args.shape, data_dir=args.data_dir)
-    weak_labels(blobs.factors, args.label_dim)  # validates p
-    print(f"Blobs: N={len(blobs)} images of {blobs.size}x{blobs.size} ({blobs.shape}, V={blobs.variants}) "
+    # read as a WeLa model with p classes per label would read it: Blobs and its weak labels (validates p)
+    config = make_run_config("wela", label_dim=args.label_dim, data=DataConfig(variants=args.variants, shape=args.shape))
+    ds = load(config, data_dir=args.data_dir)
+    size = ds.image_shape[0]
+    print(f"Blobs: N={len(ds.images)} images of {size}x{size} ({args.shape}, V={args.variants}) "
           f"ready in {time.perf_counter() - t:.1f}s")
     if args.out:
         from .plots import label_regions, sample_grid, save_figure
 
         out = Path(args.out)
-        idx = [int(i) for i in range(0, len(blobs), max(1, len(blobs) // 32))][:32]
-        save_figure(sample_grid(blobs.images[idx]), out / "samples.png")
-        save_figure(label_regions(args.label_dim, size=blobs.size), out / f"label_regions_p{args.label_dim}.png")
+        idx = [int(i) for i in range(0, len(ds.images), max(1, len(ds.images) // 32))][:32]
+        save_figure(sample_grid(ds.images[idx]), out / "samples.png")
+        save_figure(label_regions(args.label_dim, size=size), out / f"label_regions_p{args.label_dim}.png")
         print(f"figures: {out / 'samples.png'}, {out / f'label_regions_p{args.label_dim}.png'}")
     return 0
 
 
-def _user_data(args):
-    """The user's data set named by --npz or --images/--labels, or None for Blobs."""
-    from .data import load_image_folder, load_npz
-
+def _user_source(args):
+    """The DataConfig fields of the user's data named by --npz or --images/--labels, or None for Blobs."""
     if args.npz and args.images:
         raise ValueError("give --npz or --images, not both")
     if args.labels and not args.images:
         raise ValueError("--labels goes with --images DIR")
     if args.npz:
-        return load_npz(args.npz)
+        return dict(source="npz", path=args.npz)
     if args.images:
-        return load_image_folder(args.images, args.labels)
+        return dict(source="images", path=args.images, labels_path=args.labels)
     return None
 
 
 def _cmd_train(args) -> int:
     from .config import DataConfig, TrainConfig, make_run_config
+    from .data import load
     from .models import MODELS
-    from .train.run import parse_seeds, train_run
+    from .train.rundir import parse_seeds, train_run
 
     seeds = parse_seeds(args.seeds)
-    ds = _user_data(args)  # validated before anything is written
     common = dict(latent_dim=args.latent_dim, beta=args.beta, gamma=args.gamma, hidden=args.hidden,
                   encoder=args.encoder, encoder_input=args.encoder_input, label_head=args.label_head,
                   tc_estimator=args.tc_estimator,
                   train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                     checkpoint_every=args.checkpoint_every))
     fraction = dict(label_fraction=args.label_fraction, label_seed=args.label_seed)
-    if ds is None:
+    source = _user_source(args)
+    if source is None:
         data = DataConfig(variants=args.variants, shape=args.shape, **fraction)
         cfg = make_run_config(args.model, label_dim=args.label_dim, data=data, **common)
-        payload = None
-    else:
+        ds = load(cfg, data_dir=args.data_dir)
+    else:  # the model's labels and image size are those of the data
         if args.label_dim is not None:
             raise ValueError("--label-dim is for Blobs; with your own data the classes come from the labels")
-        source = dict(source="npz", path=args.npz) if args.npz else \
-            dict(source="images", path=args.images, labels_path=args.labels)
+        data = DataConfig(**source, **fraction)
+        ds = load(data)
         use_labels = MODELS[args.model].labels != "never" and ds.labels is not None
         cfg = make_run_config(args.model, label_dims=ds.label_dims if use_labels else None,
-                              image_shape=ds.image_shape, data=DataConfig(**source, **fraction),
+                              image_shape=ds.image_shape, data=data,
                               label_names=ds.label_names if use_labels else (),
                               label_classes=ds.label_classes if use_labels else (), **common)
-        payload = (ds.images, ds.labels if use_labels else None, ds.factors)
-    result = train_run(cfg, seeds, args.out, data_dir=args.data_dir, device=args.device, data=payload)
+    result = train_run(cfg, seeds, args.out, device=args.device, data=ds)  # writes only after load validated
     n_div = int(result.diverged.sum())
     print(f"{cfg.name}: {len(seeds)} seeds, {result.epochs_done} epochs in {result.seconds:.1f}s"
           f"{f', {n_div} diverged' if n_div else ''}; wrote {args.out}")
@@ -130,19 +131,17 @@ def _cmd_train(args) -> int:
 def _cmd_encode(args) -> int:
     import numpy as np
 
-    from .data import load_image_folder
+    from .config import DataConfig
+    from .data import load
     from .io import write_npy
-    from .trained import load
+    from .trained import load as load_model
 
-    model = load(args.run_dir, device=args.device)
-    m = model.config.model
-    if args.images and args.labels and m.has_labels:  # read the CSV with the model's own label classes
-        ds = load_image_folder(args.images, args.labels, label_names=m.label_names or None,
-                               label_classes=m.label_classes or None)
-    else:
-        ds = _user_data(args)
-    if ds is None:
+    source = _user_source(args)
+    if source is None:
         raise ValueError("give the images to encode: --npz FILE or --images DIR [--labels CSV]")
+    model = load_model(args.run_dir, device=args.device)
+    m = model.config.model
+    ds = load(DataConfig(**source), model=m)  # the CSV read with the model's own label classes
     z = model.encode(ds.images, ds.labels if m.labels_in_encoder else None, seed=args.seed)
     write_npy(args.out, z.astype(np.float32))
     print(f"encoded {len(ds.images)} images: {args.out} {z.shape}")

@@ -192,10 +192,10 @@ def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_
 
     Writes ``OUT/<name>_seed<S>.png`` and ``OUT/<name>_seed<S>_scatter.png``
     (OUT defaults to ``RUN_DIR/figures``).  ``data``: optional images (N, H, W)
-    to skip regenerating the data set.
+    to skip reading the data set again (:func:`welavae.data.load`).
     """
+    from .data.load import load
     from .plots import latent_scatter, save_figure
-    from .train.run import prepare_data
 
     run = Run(run_dir)
     seeds, factors = run.seeds, run.array("factors")
@@ -210,7 +210,7 @@ def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_
         raise ValueError(f"seed {seed} is not in {run.path} (seeds: {seeds})")
     i = seeds.index(seed)
     model, config = run.load_model().subset([seed]), run.config
-    images = data if data is not None else prepare_data(config, data_dir=data_dir)[0]
+    images = data if data is not None else load(config, data_dir=data_dir, run_dir=run.path).images
     mu, logvar = run.mu[i], run.array("logvar")[i]
     pm, cm = polar_mse(mu, factors), cartesian_mse(mu, factors)
     title = f"{config.name}, seed {seed}: polar MSE {pm.mse:.2f}, Cartesian MSE {cm.mse:.2f}"

@@ -12,6 +12,7 @@ Everything that reads or writes a run directory goes through :class:`Run`
 ``labels.npy``          (N, m) int64 weak labels, −1 where unknown (models with labels)
 ``observed.npy``        (N, m) bool, the labels the model was trained with (the rest were hidden)
 ``factors.npy``         (N, F) true generative factors (when known)
+``data.npz``            the arrays a run trained by :func:`welavae.fit` was given (:mod:`welavae.data.load`)
 ``history.csv``         per-epoch loss terms per seed
 ``status.json``         seeds, diverged epochs, epochs, wall time
 ``metrics.json``        written by ``welavae evaluate``

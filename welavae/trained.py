@@ -145,8 +145,13 @@ def fit(images, labels=None, *, label_dims=None, seeds=(0,), out, model: str = "
     (``latent_dim``, ``beta``, ``gamma``, ``hidden``, ``encoder``,
     ``encoder_input``, ``label_head``, ``tc_estimator``) and of
     :class:`~welavae.config.TrainConfig` (``epochs``, ``batch_size``, ``lr`` …).
+
+    The run's data source is ``"arrays"``: the arrays trained on are kept in
+    ``out/data.npz`` (:mod:`welavae.data.load`), so the run is evaluated,
+    plotted (with ``factors`` (N, 2)) and resumed like any other.
     """
-    from .train.run import train_run
+    from .data.user import Dataset
+    from .train.rundir import train_run
 
     x = check_images(images)
     if x.ndim != 3:
@@ -156,10 +161,16 @@ def fit(images, labels=None, *, label_dims=None, seeds=(0,), out, model: str = "
         labels = labels[:, None] if labels.ndim == 1 else labels
         label_dims = tuple(label_dims) if label_dims is not None else infer_label_dims(labels)
         labels = check_labels(labels, len(x), label_dims)
+    if factors is not None:
+        factors = np.asarray(factors, dtype=np.float64)
+        if factors.ndim != 2 or len(factors) != len(x):
+            raise ValueError(f"factors must have shape (N={len(x)}, F), got {factors.shape}")
     train_kwargs = {k: hyperparameters.pop(k) for k in list(hyperparameters) if k in _TRAIN_FIELDS}
     data = DataConfig(source="arrays", size=x.shape[1], label_fraction=label_fraction, label_seed=label_seed)
     config = make_run_config(model, label_dims=label_dims if labels is not None else None,
                              image_shape=x.shape[1:], label_names=label_names, data=data,
                              train=TrainConfig(**train_kwargs), **hyperparameters)
-    train_run(config, list(seeds), out, device=device, progress=progress, data=(x, labels, factors))
+    data = Dataset(images=x, labels=labels, label_dims=tuple(label_dims) if labels is not None else (),
+                   label_names=tuple(label_names) if labels is not None else (), factors=factors)
+    train_run(config, list(seeds), out, device=device, progress=progress, data=data)
     return load(out, device=device)

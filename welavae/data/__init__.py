@@ -1,7 +1,9 @@
-"""Data: the paper's Blobs set (§4.1), its weak labels, caching; a user's own data and its validation."""
+"""Data: the paper's Blobs set (§4.1), its weak labels, caching; a user's own data and its validation;
+:func:`load`, the one way from a config to a :class:`Dataset`."""
 from .blobs import Blobs, blob_pixels, label_edges, make_blobs, polar_factors, weak_labels
 from .cache import default_data_dir, load_blobs
-from .user import Dataset, UserData, check_images, check_labels, hide_labels, load_image_folder, load_npz, read_images
+from .load import load, save_npz
+from .user import Dataset, check_images, check_labels, hide_labels, load_image_folder, load_npz, read_images
 
 __all__ = [
     "Blobs",
@@ -19,5 +21,6 @@ __all__ = [
     "read_images",
     "hide_labels",
     "Dataset",
-    "UserData",
+    "load",
+    "save_npz",
 ]

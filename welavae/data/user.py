@@ -23,16 +23,13 @@ __all__ = [
     "check_labels",
     "infer_label_dims",
     "Dataset",
-    "UserData",
     "load_npz",
     "load_image_folder",
     "read_images",
     "hide_labels",
-    "IMAGE_SUFFIXES",
 ]
 
 MISSING = -1
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def check_images(images, *, name: str = "images") -> np.ndarray:
@@ -130,9 +127,6 @@ class Dataset:
     @property
     def image_shape(self) -> tuple[int, int]:
         return tuple(self.images.shape[1:3])
-
-
-UserData = Dataset  # the 0.1.0 name
 
 
 def load_npz(path, *, label_dims=None) -> Dataset:

@@ -29,7 +29,7 @@ def run_job(job: dict, on_epoch: Callable | None = None, data=None) -> dict:
     job: ``{"spec": RunSpec.to_dict(), "seeds": [...], "chunk_dir": str,
     "device": str, "data_dir": str | None}``.
     """
-    from ..train.run import train_run
+    from ..train.rundir import train_run
     from .plan import RunSpec
 
     spec = RunSpec.from_dict(job["spec"])

@@ -19,6 +19,7 @@ retrained: a seed's run is deterministic, it would diverge again.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -26,11 +27,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..data.blobs import weak_labels
+from ..data.load import load as load_data
 from ..evaluate import evaluate_arrays, figure_task, plot_run
 from ..io import write_npy, write_text
 from ..run import Run
-from ..train.run import prepare_data
 from .executors import chunk_name, chunk_path, chunks_by_seed, error_text, make_executor
 from .analysis import write_analysis
 from .plan import PRESETS, RunSpec, make_plan
@@ -231,21 +231,19 @@ def reproduce(
     data_cache: dict = {}
 
     def load(spec: RunSpec):
-        """(images, labels, factors) for a spec; the data set is built once per data config."""
-        key = json.dumps(spec.config.data.__dict__, sort_keys=True, default=str)
+        """The spec's :class:`~welavae.data.Dataset`; models on one data config share one images array."""
+        key = json.dumps([spec.config.data.__dict__, spec.config.model.label_dims], sort_keys=True, default=str)
         if key not in data_cache:
-            images, _, factors = prepare_data(spec.config, data_dir=data_dir)
-            data_cache[key] = (images, factors)
-        images, factors = data_cache[key]
-        labels = weak_labels(factors, spec.config.model.label_dim, size=spec.config.data.size) \
-            if spec.config.model.has_labels else None
-        return images, labels, factors
+            ds = load_data(spec.config, data_dir=data_dir)
+            images = data_cache.setdefault(json.dumps(spec.config.data.__dict__, sort_keys=True, default=str), ds)
+            data_cache[key] = dataclasses.replace(ds, images=images.images)
+        return data_cache[key]
 
     def evaluate(job: dict) -> list[dict]:
         spec = by_model[job["spec"]["model"]]
         run = Run(job["chunk_dir"])
         factors = run.array("factors")
-        factors = factors if factors is not None else load(spec)[2]
+        factors = factors if factors is not None else load(spec).factors
         evals = evaluate_arrays(run.mu, factors, label_pred=run.array("label_pred"), labels=run.array("labels"),
                                 observed=run.array("observed"), logvar=run.array("logvar"), seeds=run.seeds,
                                 diverged_epoch=run.diverged_epoch, standard=standard)
@@ -290,7 +288,7 @@ def reproduce(
                 pending[spec.model] -= 1
                 if pending[spec.model] == 0 and spec.model in trained:
                     _merge_model_arrays(out, spec.model, store)
-                    _best_seed_figure(out, spec, store, load(spec)[0])
+                    _best_seed_figure(out, spec, store, load(spec).images)
         finally:
             bar.close()
         for spec in plan:

@@ -1,0 +1,67 @@
+"""welavae.data.load: one function from a config to a Dataset (Blobs, npz, image folder, fit's arrays)."""
+import numpy as np
+import pytest
+
+from welavae.config import DataConfig, TrainConfig, make_run_config
+from welavae.data import Dataset, load, make_blobs, save_npz, weak_labels
+from welavae.data.load import ARRAYS_FILE
+
+
+def test_blobs_get_the_weak_labels_of_the_models_p(tmp_path):
+    data = DataConfig(variants=1)
+    wela = load(make_run_config("wela", label_dim=3, data=data), data_dir=tmp_path)
+    b = make_blobs(1)  # the cache holds exactly the generated set
+    np.testing.assert_array_equal(wela.images, b.images)
+    np.testing.assert_array_equal(wela.labels, weak_labels(b.factors, 3))
+    assert wela.label_dims == (3, 3) and wela.label_names == ("angle", "distance")
+    assert load(make_run_config("tcvae", data=data), data_dir=tmp_path).labels is None
+    assert load(data, data_dir=tmp_path).labels is None  # no model: no weak labels
+
+
+def test_npz_is_checked_against_the_model_before_anything_is_written(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, images=np.zeros((4, 8, 8), np.float32))  # no labels
+    cfg = make_run_config("wela", label_dims=(2,), image_shape=(8, 8), data=DataConfig(source="npz", path=str(path)))
+    with pytest.raises(ValueError, match="has no labels but model"):
+        load(cfg)
+    cfg = make_run_config("tcvae", image_shape=(6, 6), data=DataConfig(source="npz", path=str(path)))
+    with pytest.raises(ValueError, match="images are 8x8, the model expects 6x6"):
+        load(cfg)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz"]
+
+
+def test_save_npz_round_trips_through_load_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    ds = Dataset(images=rng.random((5, 4, 4), dtype=np.float32), labels=np.array([[0], [1], [-1], [1], [0]]),
+                 label_dims=(2,), label_names=("size",), factors=rng.random((5, 2)))
+    save_npz(tmp_path / "x.npz", ds)
+    back = load(DataConfig(source="npz", path=str(tmp_path / "x.npz")))
+    np.testing.assert_array_equal(back.images, ds.images)
+    np.testing.assert_array_equal(back.labels, ds.labels)
+    np.testing.assert_array_equal(back.factors, ds.factors)
+    assert back.label_names == ("size",) and back.label_dims == (2,)
+
+
+def test_a_run_fit_on_arrays_is_evaluated_and_plotted_like_any_other(tmp_path):
+    import welavae
+    from welavae.evaluate import evaluate_run, plot_run
+
+    b = make_blobs(1)
+    labels = weak_labels(b.factors, 2)
+    model = welavae.fit(b.images, labels, seeds=(0, 1), out=tmp_path / "run", factors=b.factors, hidden=(16, 8),
+                        epochs=1, batch_size=64, lr=1e-3, label_fraction=0.5)
+    assert model.config.data.source == "arrays"
+    kept = load(model.config, run_dir=tmp_path / "run")  # the arrays fit trained on, all labels (none hidden)
+    np.testing.assert_array_equal(kept.images, b.images)
+    np.testing.assert_array_equal(kept.labels, labels)
+    np.testing.assert_array_equal(kept.factors, b.factors)
+    result = evaluate_run(tmp_path / "run", standard="none")
+    assert [r["seed"] for r in result["seeds"]] == [0, 1] and np.isfinite(result["seeds"][0]["polar"]["mse"])
+    assert result["seeds"][0]["accuracy_hidden"] is not None  # the hidden half is known from data.npz's labels
+    names = [p.name for p in plot_run(tmp_path / "run", seed=1, out_dir=tmp_path / "fig")]
+    assert names == ["wela_p2_seed1.png", "wela_p2_seed1_scatter.png"]
+    with pytest.raises(ValueError, match="in-memory arrays"):
+        load(model.config)  # without its run directory
+    (tmp_path / "run" / ARRAYS_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match=ARRAYS_FILE):
+        plot_run(tmp_path / "run", seed=1, out_dir=tmp_path / "fig")
