@@ -23,7 +23,7 @@ from welavae.bench import (
 )
 from welavae.config import DataConfig, TrainConfig, make_run_config
 from welavae.nn import EnsembleVAE, plain_networks
-from welavae.objectives import objective_terms
+from welavae.objectives import bernoulli_nll, objective_terms
 from welavae.train import train
 
 
@@ -76,7 +76,7 @@ def test_naive_loss_and_gradients_equal_the_ensemble():
     mu, lv = ens.encode(x, y)
     z = mu + torch.exp(0.5 * lv) * eps[None]
     img, lab = ens.decode(z)
-    ref = objective_terms(c.objective, x=x, img_logits=img, mu=mu, logvar=lv, z=z, dataset_size=4096, y=y,
+    ref = objective_terms(c.objective, image_nll=bernoulli_nll(img, x), mu=mu, logvar=lv, z=z, dataset_size=4096, y=y,
                           label_logits=lab)
     naive = NaiveVAE(c, 5)
     naive.encoder.double(), naive.decoder.double()

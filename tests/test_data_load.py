@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from welavae.config import DataConfig, TrainConfig, make_run_config
+from welavae.config import DataConfig, make_run_config
 from welavae.data import Dataset, load, make_blobs, save_npz, weak_labels
 from welavae.data.load import ARRAYS_FILE
 

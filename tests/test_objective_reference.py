@@ -33,7 +33,8 @@ import pytest
 import torch
 
 from welavae.config import ObjectiveConfig
-from welavae.objectives.likelihoods import linear_bernoulli_nll
+from welavae.nn.heads import linear_bernoulli_nll
+from welavae.objectives.likelihoods import bernoulli_nll
 from welavae.objectives.objective import objective_terms
 from welavae.objectives.tc import log_importance_weights
 
@@ -199,12 +200,12 @@ def make_case(seed, *, labels, fused, tc=True):
 
 
 def package_terms(cfg, case, **extra):
-    common = dict(x=case["x"], mu=case["mu"], logvar=case["logvar"], z=case["z"], dataset_size=N,
+    common = dict(mu=case["mu"], logvar=case["logvar"], z=case["z"], dataset_size=N,
                   y=case["y"], label_logits=case["label_logits"], **extra)
     if "h" in case:
         nll = linear_bernoulli_nll(case["h"], case["weight"], case["bias"], case["x"])
         return objective_terms(cfg, image_nll=nll, **common)
-    return objective_terms(cfg, img_logits=case["img_logits"], **common)
+    return objective_terms(cfg, image_nll=bernoulli_nll(case["img_logits"], case["x"]), **common)
 
 
 def reference_terms(cfg, case):

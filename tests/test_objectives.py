@@ -158,7 +158,7 @@ def test_dip_ii_with_off_diagonal_covariance_by_hand():
     assert dip_regulariser(mu, lv, kind="i", lambda_od=3.0, lambda_d=7.0).item() == pytest.approx(13.0, rel=1e-14)
     # The objective adds it unweighted as its regulariser (paper §3: a drop-in for the TC penalty).
     cfg = ObjectiveConfig(regulariser="dip-ii", dip_lambda_od=3.0, dip_lambda_d=7.0)
-    t = objective_terms(cfg, x=torch.zeros(4, 3), img_logits=torch.zeros(1, 4, 3), mu=mu, logvar=lv, z=mu,
+    t = objective_terms(cfg, image_nll=bernoulli_nll(torch.zeros(1, 4, 3), torch.zeros(4, 3)), mu=mu, logvar=lv, z=mu,
                         dataset_size=10)
     assert t["reg"].item() == pytest.approx(23.5, rel=1e-14)
 
@@ -169,8 +169,7 @@ def _closed_form_batch():
     # Every μ_k = ±1 with σ² = 1: KL = ½ Σ_k (1 + 1 − 0 − 1) = K/2 = 1 per sample.
     mu = torch.tensor([1.0, -1.0]).expand(2, 4, 2)
     return dict(
-        x=torch.rand(4, 6, generator=torch.Generator().manual_seed(0)),
-        img_logits=torch.zeros(2, 4, 6),
+        image_nll=bernoulli_nll(torch.zeros(2, 4, 6), torch.rand(4, 6, generator=torch.Generator().manual_seed(0))),
         mu=mu,
         logvar=torch.zeros(2, 4, 2),
         z=torch.randn(2, 4, 2, generator=torch.Generator().manual_seed(1)),

@@ -14,7 +14,7 @@ import pytest
 
 from welavae.cli import main
 from welavae.data import Dataset, make_blobs, polar_factors, weak_labels
-from welavae.selection import label_mig, label_single, rank_seeds, udr
+from welavae.selection import DEFAULT_CRITERION, label_mig, label_single, rank_seeds, udr
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,10 @@ def test_rank_seeds_and_the_select_command(tmp_path, capsys):
     assert set(ranked["scores"]) >= {"label_mig", "label_single", "udr_lasso", "udr_spearman", "loss", "tc"}
     import welavae
 
-    assert welavae.load(tmp_path / "run").select(by="loss")["ranking"] == ranked["ranking"]
+    model = welavae.load(tmp_path / "run")
+    assert model.select(by="loss")["ranking"] == ranked["ranking"]
+    assert model.select()["by"] == DEFAULT_CRITERION == "label_mig"  # the default is a criterion
+    assert model.select()["ranking"] == rank_seeds(tmp_path / "run", by="label_mig")["ranking"]
     assert main(["select", str(tmp_path / "run"), "--by", "udr_spearman", "--json", str(tmp_path / "s.json")]) == 0
     out = json.loads((tmp_path / "s.json").read_text())
     assert out["by"] == "udr_spearman" and len(out["ranking"]) == 3

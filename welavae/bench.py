@@ -91,6 +91,7 @@ import torch.nn.functional as F
 
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, make_run_config
 from .nn.vae import EnsembleVAE, plain_networks
+from .objectives.likelihoods import bernoulli_nll
 from .objectives.objective import objective_terms
 from .train.platform import speed_settings
 from .train.trainer import compile_pays, epoch_noise, epoch_permutation, train
@@ -218,7 +219,7 @@ class NaiveVAE:
         mu, logvar = self.encoder(h).chunk(2, dim=-1)  # (B, K) each
         z = mu + torch.exp(0.5 * logvar) * eps
         img, *labels = self.decoder(z).split([m.image_dim, *m.label_dims], dim=1)  # (B, D), m × (B, p_j)
-        return objective_terms(self.config.objective, x=x, img_logits=img[None], mu=mu[None],
+        return objective_terms(self.config.objective, image_nll=bernoulli_nll(img[None], x), mu=mu[None],
                                logvar=logvar[None], z=z[None], dataset_size=dataset_size,
                                y=y if m.has_labels else None,
                                label_logits=[lab[None] for lab in labels] if m.has_labels else None)

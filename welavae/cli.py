@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .config import ENCODER_INPUTS, ENCODERS, LABEL_HEADS, TC_ESTIMATORS
+from .config import ENCODER_INPUTS, ENCODERS, LABEL_HEADS, PAPER_GAMMA, TC_ESTIMATORS
 from .data.blobs import SHAPES
 from .evaluate import STANDARD
 from .models import MODELS
+from .selection import CRITERIA, DEFAULT_CRITERION
 
 __all__ = ["main", "build_parser"]
 
@@ -43,6 +44,20 @@ def _positive_int(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
     return v
+
+
+def _model_help() -> str:
+    """From the registry: each kind's name, Table-1 name, regulariser and use of weak labels."""
+    return "; ".join(f"{n}: {k.display} ({k.regulariser} regulariser, weak labels {k.labels})"
+                     for n, k in MODELS.items())
+
+
+def _gamma_help() -> str:
+    """welavae.config.paper_gamma's rule, with Table 1's values."""
+    table = ", ".join(f"{gamma:g}" for gamma in PAPER_GAMMA.values())
+    ps = sorted(PAPER_GAMMA)
+    return (f"γ, the weak labels' weight (default: the paper's rule, image dimension ≈ γ × label dimension: "
+            f"Table 1's {table} for 64x64 images and p = {ps[0]}..{ps[-1]}, else D / mean p)")
 
 
 def _add_data_args(p):
@@ -152,7 +167,7 @@ def _cmd_select(args) -> int:
     import json
 
     from .io import write_text
-    from .selection import CRITERIA, rank_seeds
+    from .selection import rank_seeds
 
     if args.by not in CRITERIA:
         raise ValueError(f"--by must be one of {', '.join(CRITERIA)}, got {args.by!r}")
@@ -239,16 +254,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_data)
 
     p = sub.add_parser("train", help="train several seeds of one model at once")
-    p.add_argument("--model", required=True, choices=tuple(MODELS))
-    p.add_argument("--label-dim", type=int, default=None, help="Blobs: p, classes per weak label (wela: required)")
-    p.add_argument("--latent-dim", type=int, default=None, help="K (default: 5 for tcvae, 2 for wela)")
+    p.add_argument("--model", required=True, choices=tuple(MODELS), help=_model_help())
+    p.add_argument("--label-dim", type=int, default=None,
+                   help="Blobs: p, classes per weak label (required by " +
+                        ", ".join(n for n, k in MODELS.items() if k.labels == "required") + ")")
+    p.add_argument("--latent-dim", type=int, default=None,
+                   help="K (default: " + ", ".join(f"{n} {k.latent_dim}" for n, k in MODELS.items()) + ")")
     p.add_argument("--seeds", default="0", help="'0-7' or '0,1,2' (default 0)")
     p.add_argument("--epochs", type=int, default=150)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--hidden", type=_int_list, default=(1200, 1200), help="hidden sizes, e.g. 1200,1200")
-    p.add_argument("--beta", type=float, default=None, help="β in the paper's convention (default 40 for TC models)")
-    p.add_argument("--gamma", type=float, default=None, help="γ (default: the paper's rule, 4096/p)")
+    p.add_argument("--beta", type=float, default=None,
+                   help="β in the paper's convention (default: " +
+                        ", ".join(f"{n} {k.beta:g}" for n, k in MODELS.items()) + ")")
+    p.add_argument("--gamma", type=float, default=None, help=_gamma_help())
     p.add_argument("--encoder", choices=ENCODERS, default="mlp")
     p.add_argument("--tc-estimator", choices=TC_ESTIMATORS, default="mss",
                    help="total-correlation estimator (Chen et al.): minibatch stratified (default) or weighted sampling")
@@ -277,15 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="coordinate MSE, label accuracy and disentanglement metrics of a run")
     p.add_argument("run_dir", help="a directory written by `welavae train`")
     p.add_argument("--standard", choices=STANDARD, default="best",
-                   help="disentanglement_lib metrics (MIG, DCI, SAP, modularity, FactorVAE; about a minute a seed) "
-                        "for the seed of lowest polar MSE (default), every seed, or none")
+                   help="disentanglement_lib metrics (MIG, DCI, SAP, modularity, FactorVAE; the slow part: "
+                        "docs/performance.md) for the seed of lowest polar MSE (default), every seed, or none")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("select", help="rank a run's seeds without ground truth (UDR, weak-label alignment, loss)")
     p.add_argument("run_dir", help="a directory written by `welavae train`")
-    p.add_argument("--by", default="label_mig",
-                   help="criterion: label_mig (default), label_single, udr_lasso, udr_spearman, loss, image_nll, "
-                        "label_nll, kl, tc")
+    p.add_argument("--by", default=DEFAULT_CRITERION,
+                   help=f"criterion: {', '.join(CRITERIA)} (default {DEFAULT_CRITERION})")
     p.add_argument("--json", default=None, help="also write the ranking and every score as JSON")
     p.set_defaults(func=_cmd_select)
 

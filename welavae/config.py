@@ -39,6 +39,8 @@ __all__ = [
 REGULARISERS = ("tc", "kl", "dip-i", "dip-ii", "none")
 ENCODERS = ("mlp", "conv")
 TC_ESTIMATORS = ("mss", "mws")
+#: The objective's terms (welavae.objectives.objective_terms), in the column order of a run's history.csv.
+TERMS = ("loss", "image_nll", "label_nll", "kl", "tc", "reg")
 
 #: Table 1's γ for 64×64 images ("image dimension ≈ γ × label dimension", §4.3).
 PAPER_GAMMA = {2: 2000.0, 3: 1500.0, 4: 1000.0, 5: 800.0, 6: 750.0, 7: 600.0, 8: 500.0}

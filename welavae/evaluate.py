@@ -107,7 +107,7 @@ def evaluate_arrays(mu, factors, *, label_pred=None, labels=None, observed=None,
     """:func:`evaluate_seed` for every seed of a run.  mu, logvar: (S, N, K); label_pred: (S, N, m).
 
     ``standard``: the disentanglement_lib metrics (a gradient-boosted classifier
-    per factor: about a minute per seed on 2 cores) for ``"all"`` seeds, the
+    per factor, the slow part of an evaluation: docs/performance.md) for ``"all"`` seeds, the
     ``"best"`` one (lowest polar MSE; the default), or ``"none"``.
     """
     choice = _standard_choice(standard)

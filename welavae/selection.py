@@ -49,10 +49,15 @@ import math
 
 import numpy as np
 
-__all__ = ["CRITERIA", "udr", "label_mig", "label_single", "seed_scores", "last_terms", "rank_seeds"]
+from .config import TERMS
 
-CRITERIA = ("label_mig", "label_single", "udr_lasso", "udr_spearman", "loss", "image_nll", "label_nll", "kl", "tc")
-LOSS_TERMS = ("loss", "image_nll", "label_nll", "kl", "tc")
+__all__ = ["CRITERIA", "DEFAULT_CRITERION", "udr", "label_mig", "label_single", "seed_scores", "last_terms", "rank_seeds"]
+
+# The objective's terms as history.csv holds them; "reg" is left out: it is β (or λ) times a term, its
+# ranking that of tc (or kl) for one run, or the DIP penalty, which is not a loss a user would rank by.
+LOSS_TERMS = tuple(t for t in TERMS if t != "reg")
+CRITERIA = ("label_mig", "label_single", "udr_lasso", "udr_spearman", *LOSS_TERMS)
+DEFAULT_CRITERION = "label_mig"  # of `welavae select` and TrainedModel.select()
 KL_THRESHOLD = 0.01
 
 
@@ -83,9 +88,14 @@ def _lasso(a: np.ndarray, b: np.ndarray, seed: int) -> np.ndarray:
     return np.abs(np.asarray(model.coef_).reshape(b.shape[1], a.shape[1])).T  # (K_a, K_b)
 
 
-def latent_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
-    """(…, N, K) → (…, K): mean over samples of KL(N(μ, σ²) ‖ N(0, 1)) per latent."""
-    return np.mean(0.5 * (mu**2 + np.exp(logvar) - logvar - 1.0), axis=-2)
+def _latent_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    """(S, N, K) → (S, K): mean over samples of KL(N(μ_k, σ_k²) ‖ N(0, 1)), each latent alone."""
+    import torch
+
+    from .objectives.kl import gaussian_kl
+
+    mu, logvar = torch.from_numpy(mu), torch.from_numpy(logvar)
+    return gaussian_kl(mu[..., None], logvar[..., None]).mean(-2).numpy()  # a (…, K, 1) "latent" per k
 
 
 def udr(mu, logvar, *, correlation: str = "lasso", num_points: int = 1000, seed: int = 0) -> np.ndarray:
@@ -100,7 +110,7 @@ def udr(mu, logvar, *, correlation: str = "lasso", num_points: int = 1000, seed:
     if s < 2:
         return np.full(s, np.nan)
     idx = np.random.default_rng(seed).choice(n, size=min(num_points, n), replace=False)
-    kl = latent_kl(mu[:, idx], logvar[:, idx])  # (S, K)
+    kl = _latent_kl(mu[:, idx], logvar[:, idx])  # (S, K)
     reps = []
     for i in range(s):
         x = mu[i, idx]
@@ -215,7 +225,7 @@ def last_terms(run) -> dict[str, np.ndarray] | None:
                             else np.nan for s in run.seeds]) for term in LOSS_TERMS}
 
 
-def rank_seeds(run, *, by: str = "label_mig", seed: int = 0) -> dict:
+def rank_seeds(run, *, by: str = DEFAULT_CRITERION, seed: int = 0) -> dict:
     """The seeds of a run directory ranked by one criterion, with every criterion's scores.
 
     ``run``: a :class:`welavae.run.Run` or its path.  Returns ``{"by", "ranking": [seeds, best

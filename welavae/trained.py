@@ -57,29 +57,23 @@ class TrainedModel:
             raise ValueError(f"seed {seed} is not in this model (seeds: {self.seeds})")
         return self.seeds.index(int(seed))
 
-    def _images(self, images) -> torch.Tensor:
+    def _images(self, images) -> np.ndarray:
         x = check_images(images)
         h, w = self.config.model.image_shape
         if x[0].size != h * w:
             raise ValueError(f"images are {x.shape[1:]} but the model was trained on {h}x{w} images")
-        return torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), h * w)))
+        return x.reshape(len(x), h * w)
 
-    @torch.no_grad()
     def posterior(self, images, labels=None, *, seed=None, batch_size: int = 2048):
-        """Encoder means and log-variances, each (S, N, K), or (N, K) for one ``seed``."""
+        """Encoder means and log-variances, each (S, N, K), or (N, K) for one ``seed``
+        (batched by :func:`welavae.train.trainer.encode_dataset`)."""
+        from .train.trainer import encode_dataset
+
         x = self._images(images)
         m = self.config.model
         # Without labels, a label-conditioned encoder refuses in EnsembleVAE.one_hot, naming --encoder-input image.
-        y = torch.from_numpy(check_labels(labels, len(x), m.label_dims)) if m.labels_in_encoder and labels is not None \
-            else None
-        mus, lvs = [], []
-        for start in range(0, len(x), batch_size):
-            xb = x[start : start + batch_size].to(self.device)
-            yb = None if y is None else y[start : start + batch_size].to(self.device)
-            mu, logvar = self.ensemble.encode(xb, yb)
-            mus.append(mu.float().cpu())
-            lvs.append(logvar.float().cpu())
-        mu, logvar = torch.cat(mus, dim=1).numpy(), torch.cat(lvs, dim=1).numpy()
+        y = check_labels(labels, len(x), m.label_dims) if m.labels_in_encoder and labels is not None else None
+        mu, logvar, _ = encode_dataset(self.ensemble, x, y, batch_size=batch_size, predict=False)
         i = self._index(seed)
         return (mu, logvar) if i is None else (mu[i], logvar[i])
 
@@ -118,13 +112,14 @@ class TrainedModel:
         pred = torch.stack([lg.argmax(-1) for lg in net.label_logits(t)], dim=-1).cpu().numpy()
         return pred if seed is None else pred[0]
 
-    def select(self, by: str = "label_alignment", **kwargs):
-        """The run's seeds ranked without ground truth (:func:`welavae.selection.rank_seeds`)."""
-        from .selection import rank_seeds
+    def select(self, by: str | None = None, **kwargs):
+        """The run's seeds ranked without ground truth (:func:`welavae.selection.rank_seeds`);
+        ``by`` defaults to :data:`welavae.selection.DEFAULT_CRITERION`."""
+        from .selection import DEFAULT_CRITERION, rank_seeds
 
         if self.run is None:
             raise ValueError("select() needs a model loaded from a run directory")
-        return rank_seeds(self.run, by=by, **kwargs)
+        return rank_seeds(self.run, by=by or DEFAULT_CRITERION, **kwargs)
 
 
 def load(run_dir, *, device="cpu") -> TrainedModel:

@@ -35,14 +35,14 @@ from ..io import write_text
 from ..metrics.stats import seed_summary
 from ..run import Run
 from ..selection import CRITERIA, last_terms, seed_scores
-from .executors import chunks_by_seed
+from .sweepdir import SweepDir
 
 __all__ = ["seed_rows", "selection_rows", "selection_summary", "write_analysis"]
 
 
 def seed_rows(out, spec, store) -> list[dict]:
     """One dict per finished seed of ``spec``'s model (see the module docstring); [] when none finished."""
-    found = chunks_by_seed(Path(out) / "runs" / spec.model)
+    found = SweepDir(out).chunks_by_seed(spec.model)
     recorded = {r["seed"]: r for r in store.rows(spec.model)
                 if r["config_hash"] == spec.config.hash() and r["status"] in ("done", "diverged")}
     seeds = sorted(s for s in found if s in recorded)

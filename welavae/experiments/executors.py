@@ -14,13 +14,10 @@ Ray worker that died — does not stop the others: the executor yields it as
 """
 from __future__ import annotations
 
-import json
 import traceback
-from pathlib import Path
 from typing import Callable, Iterator
 
-__all__ = ["run_job", "LocalExecutor", "RayExecutor", "make_executor", "chunk_name", "chunk_path", "chunks_by_seed",
-           "error_text"]
+__all__ = ["run_job", "LocalExecutor", "RayExecutor", "make_executor", "error_text"]
 
 
 def run_job(job: dict, on_epoch: Callable | None = None, data=None) -> dict:
@@ -109,33 +106,3 @@ def make_executor(backend: str, *, address: str | None = None, data_loader=None)
     if backend == "ray":
         return RayExecutor(address)
     raise ValueError(f"unknown backend {backend!r}; choose 'local' or 'ray'")
-
-
-def chunk_name(seeds) -> str:
-    """A directory name for a seed list: 'seeds_0-7' for a range, else a short hash of the list."""
-    seeds = list(seeds)
-    if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
-        return f"seeds_{seeds[0]}-{seeds[-1]}"
-    import hashlib
-
-    return "seeds_" + hashlib.sha1(",".join(map(str, seeds)).encode()).hexdigest()[:10]
-
-
-def chunk_path(out: Path, model: str, seeds) -> Path:
-    return Path(out) / "runs" / model / "chunks" / chunk_name(seeds)
-
-
-def chunks_by_seed(model_dir: Path) -> dict[int, tuple[Path, int]]:
-    """seed → (chunk directory, index in its mu.npy) over the finished chunks of a model.
-
-    A seed trained in two chunks (its first job failed after training, the
-    retry was cut into other chunks) is taken from the chunk finished last.
-    """
-    chunks = []
-    for status_path in (model_dir / "chunks").glob("*/status.json"):
-        chunks.append((status_path.stat().st_mtime_ns, status_path.parent.name, status_path))
-    found = {}
-    for _, _, status_path in sorted(chunks):
-        for i, s in enumerate(json.loads(status_path.read_text())["seeds"]):
-            found[int(s)] = (status_path.parent, i)
-    return found

@@ -9,7 +9,7 @@ mean come from the registry :mod:`welavae.models`.  Presets:
            (K=5, β=40) and WeLa-VAE (K=2, β=40, γ by the rule) for p = 2…8;
            total correlation by minibatch weighted sampling, "the biased
            Monte-Carlo estimator proposed in β-TCVAE" (§4.3).
-``quick``  what fits a 2-core CPU in about ten minutes and still shows the
+``quick``  what fits a 2-core CPU in minutes and still shows the
            paper's finding: the authors' own set (N = 4,096, one blob per
            position, their blurred-disk shape), MLP 64-32, Adam 1e-3,
            batch 64, 8 seeds, β-TCVAE and WeLa-VAE p=2 (see QUICK_EPOCHS).
@@ -17,12 +17,13 @@ mean come from the registry :mod:`welavae.models`.  Presets:
            in a few dozen epochs; with the σ = 2–4 Gaussians WeLa p=2 needs
            about twice as many epochs for the same polar MSE.
 ``table``  all eight models of Table 1 on the quick preset's data and
-           network, the paper's batch of 256 and 150 epochs, 16 seeds (about
-           43 minutes on 2 CPU cores).  Batch 256 is what lets β-TCVAE find
-           the paper's Cartesian code on this set: at the quick preset's
-           batch 64 no seed of 16 did, at 60 or at 150 epochs; at batch 256
-           three of 16 did, and WeLa-VAE p = 2 needs the 150 epochs there
-           (measured in the README).
+           network, the paper's batch of 256 and 150 epochs, 16 seeds.
+           Batch 256 is what lets β-TCVAE find the paper's Cartesian code
+           on this set, and WeLa-VAE p = 2 needs the 150 epochs there.
+
+Each preset's measured wall time, and the batch and epoch measurements behind
+these choices, are in docs/performance.md and docs/results.md (with their
+commands); a timing quoted here would be true on one machine on one day.
 
 ``open-questions``  the paper's §5 questions on the quick preset's data and
            network (8 seeds, WeLa-VAE p = 2): a label-free encoder q(z|x),

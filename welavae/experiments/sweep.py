@@ -1,8 +1,11 @@
 """``welavae reproduce``: Table 1 end to end (paper §4.3–4.4).
 
-plan → jobs (the unfinished seeds of each model, optionally in chunks of
-``seeds_per_task``) → executor (local or Ray) → evaluation in the driver →
-SQLite store → tables, figures.
+:func:`reproduce` reads register → run → finish: the plan's models are
+registered in the SQLite store; the jobs (the unfinished seeds of each
+model, optionally in chunks of ``seeds_per_task``) run on an executor (local
+or Ray), each evaluated in the driver and recorded as it finishes; then the
+tables and figures are written.  The results folder's layout is owned by
+:class:`~welavae.experiments.sweepdir.SweepDir`.
 
 Resumable at every point: a (model, seed) pair is finished once its row is
 in the database; a job's checkpoints live in its chunk directory, so a
@@ -22,20 +25,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from pathlib import Path
-
-import numpy as np
 from tqdm import tqdm
 
 from ..data.load import load as load_data
 from ..evaluate import evaluate_arrays, figure_task, plot_run
-from ..io import write_npy, write_text
 from ..run import Run
-from .executors import chunk_name, chunk_path, chunks_by_seed, error_text, make_executor
+from .executors import error_text, make_executor
 from .analysis import write_analysis
 from .plan import PRESETS, RunSpec, make_plan
 from .report import summarise, write_distribution_plot, write_tables
 from .store import ResultsStore
+from .sweepdir import SweepDir, chunk_name
 
 __all__ = ["reproduce", "SweepFailed", "plan_jobs"]
 
@@ -112,7 +112,7 @@ def plan_jobs(plan: list[RunSpec], store: ResultsStore, out, *, seeds_per_task: 
         for start in range(0, len(spec.seeds), size):
             todo = [s for s in spec.seeds[start:start + size] if s not in done]
             if todo:
-                jobs.append({"spec": spec.to_dict(), "seeds": todo, "chunk_dir": str(chunk_path(out, spec.model, todo)),
+                jobs.append({"spec": spec.to_dict(), "seeds": todo, "chunk_dir": str(SweepDir(out).chunk(spec.model, todo)),
                              "device": device, "data_dir": None if data_dir is None else str(data_dir)})
     return jobs
 
@@ -140,44 +140,117 @@ def _row(model: str, config_hash: str, r: dict, seconds: float, epochs: int) -> 
     }
 
 
-def _merge_model_arrays(out: Path, model: str, store: ResultsStore) -> None:
-    """runs/<model>/mu.npy (S, N, K) over all finished seeds (ascending), with seeds.json and factors.npy."""
-    model_dir = out / "runs" / model
-    found = chunks_by_seed(model_dir)
-    recorded = {row["seed"] for row in store.rows(model) if row["status"] in ("done", "diverged")}
-    seeds = sorted(s for s in found if s in recorded)
-    if not seeds:
-        return
-    mus = {}
-    for chunk in {found[s][0] for s in seeds}:
-        mus[chunk] = np.load(chunk / "mu.npy", mmap_mode="r")
-    mu = np.stack([np.asarray(mus[found[s][0]][found[s][1]]) for s in seeds]).astype(np.float32)
-    write_npy(model_dir / "mu.npy", mu)
-    write_text(model_dir / "seeds.json", json.dumps(seeds) + "\n")
-    factors = found[seeds[0]][0] / "factors.npy"
-    if factors.exists():
-        write_npy(model_dir / "factors.npy", np.load(factors))
+def _finished_seeds(store: ResultsStore, model: str) -> list[int]:
+    return sorted(row["seed"] for row in store.rows(model) if row["status"] in ("done", "diverged"))
 
 
-def _merged_is_current(out: Path, model: str, store: ResultsStore) -> bool:
-    path = out / "runs" / model / "seeds.json"
-    recorded = sorted(row["seed"] for row in store.rows(model) if row["status"] in ("done", "diverged"))
-    try:
-        return json.loads(path.read_text()) == recorded
-    except (OSError, ValueError):
-        return not recorded
-
-
-def _best_seed_figure(out: Path, spec: RunSpec, store: ResultsStore, images) -> None:
+def _best_seed_figure(out: SweepDir, spec: RunSpec, store: ResultsStore, images) -> None:
     """The figure of the model's best seed on its task (:func:`welavae.evaluate.figure_task`)."""
     key = f"{figure_task(spec.config)}_mse"
     rows = [r for r in store.rows(spec.model) if r["status"] == "done" and r[key] is not None]
     if not rows:
         return
     best = min(rows, key=lambda r: r[key])
-    found = chunks_by_seed(out / "runs" / spec.model)
+    found = out.chunks_by_seed(spec.model)
     if best["seed"] in found:
-        plot_run(found[best["seed"]][0], seed=best["seed"], out_dir=out / "figures", data=images)
+        plot_run(found[best["seed"]][0], seed=best["seed"], out_dir=out.figures, data=images)
+
+
+class _DataSets:
+    """Each spec's :class:`~welavae.data.Dataset` (:func:`welavae.data.load`), read once; the models
+    on one data config share one images array."""
+
+    def __init__(self, data_dir):
+        self.data_dir, self.cache = data_dir, {}
+
+    def __call__(self, spec: RunSpec):
+        data = json.dumps(spec.config.data.__dict__, sort_keys=True, default=str)
+        key = (data, spec.config.model.label_dims)
+        if key not in self.cache:
+            ds = load_data(spec.config, data_dir=self.data_dir)
+            shared = self.cache.setdefault(data, ds)
+            self.cache[key] = dataclasses.replace(ds, images=shared.images)
+        return self.cache[key]
+
+
+def _register(store: ResultsStore, plan: list[RunSpec]) -> None:
+    for spec in plan:
+        cfg = spec.config
+        store.register_model(
+            spec.model, cfg.hash(), cfg.to_json(), beta=cfg.objective.beta,
+            gamma=cfg.objective.gamma if cfg.model.has_labels else None,
+            label_dim=cfg.model.label_dim or None, latent_dim=cfg.model.latent_dim,
+            regulariser=cfg.objective.regulariser,
+        )
+
+
+def _evaluate(job: dict, spec: RunSpec, data: _DataSets, standard: str) -> list[dict]:
+    """The store's rows of a finished job, from its chunk directory."""
+    run = Run(job["chunk_dir"])
+    factors = run.array("factors")
+    factors = factors if factors is not None else data(spec).factors
+    evals = evaluate_arrays(run.mu, factors, label_pred=run.array("label_pred"), labels=run.array("labels"),
+                            observed=run.array("observed"), logvar=run.array("logvar"), seeds=run.seeds,
+                            diverged_epoch=run.diverged_epoch, standard=standard)
+    return [_row(spec.model, spec.config.hash(), r, run.status["seconds"], run.status["epochs"]) for r in evals]
+
+
+def _run(jobs, executor, by_model: dict[str, RunSpec], store: ResultsStore, out: SweepDir, data: _DataSets,
+         standard: str, progress) -> dict[str, str]:
+    """Run the jobs, record each as it finishes, merge a model's arrays and draw its figure once its last
+    job is in; returns model → why it failed."""
+    failed: dict[str, str] = {}
+    pending = {m: sum(j["spec"]["model"] == m for j in jobs) for m in by_model}
+    trained: set[str] = set()
+    bar = _Progress(jobs, progress)
+    try:
+        for result in executor.run(jobs, on_epoch_for=bar.on_epoch_for):
+            job = result["job"]
+            spec = by_model[job["spec"]["model"]]
+            error = result.get("error")
+            if error is None:
+                try:
+                    rows = _evaluate(job, spec, data, standard)
+                except Exception as e:  # an unreadable chunk: as if the job had raised
+                    error = error_text(e)
+            if error is None:
+                store.record(rows)
+                trained.add(spec.model)
+                polar = [r["polar_mse"] for r in rows if r["polar_mse"] is not None]
+                best = f"best polar MSE {min(polar):.1f}" if polar else "all seeds diverged"
+                seeds_ = f"{len(rows)} seed{'s' if len(rows) != 1 else ''}"
+                bar.job_done(job, f"{seeds_} in {result['seconds']:.0f}s, {best}")
+            else:
+                store.record([{"model": spec.model, "seed": s, "config_hash": spec.config.hash(),
+                               "status": "failed", "error": error} for s in job["seeds"]])
+                failed[spec.model] = error.splitlines()[0]
+                bar.job_done(job, f"FAILED: {failed[spec.model]}")
+            pending[spec.model] -= 1
+            if pending[spec.model] == 0 and spec.model in trained:
+                out.merge(spec.model, _finished_seeds(store, spec.model))
+                _best_seed_figure(out, spec, store, data(spec).images)
+    finally:
+        bar.close()
+    return failed
+
+
+def _finish(out: SweepDir, plan: list[RunSpec], store: ResultsStore, failed: dict[str, str], trained: bool):
+    """Merge what a killed sweep left unmerged, name the models whose every seed diverged, write the tables."""
+    for spec in plan:
+        finished = _finished_seeds(store, spec.model)
+        if out.merged_seeds(spec.model) != finished:  # e.g. killed between recording and merging
+            out.merge(spec.model, finished)
+        rows = [r for r in store.rows(spec.model)
+                if r["config_hash"] == spec.config.hash() and r["status"] in ("done", "diverged")]
+        if spec.model not in failed and rows and all(r["status"] == "diverged" for r in rows):
+            failed[spec.model] = (f"all {len(rows)} finished seeds diverged (non-finite loss); "
+                                  "not retried, as a seed's run is deterministic")
+    table = summarise(store)
+    write_tables(table, out.path)
+    write_analysis(out.path, plan, store)
+    if trained or not (out.figures / "mse_distributions.png").exists():
+        write_distribution_plot(store, out.figures / "mse_distributions.png")
+    return table
 
 
 def reproduce(
@@ -217,93 +290,21 @@ def reproduce(
     Raises :class:`SweepFailed` (after writing everything) when a model
     failed; its ``table`` holds the rows.
     """
-    out = Path(out)
+    out = SweepDir(out)
     if standard is None:
         standard = PRESETS.get(preset, {}).get("standard", "best")
     if plan is None:
         plan = make_plan(preset, seeds=seeds, epochs=epochs, models=models, tc_estimator=tc_estimator)
     by_model = {s.model: s for s in plan}
+    data = _DataSets(data_dir)
     # Validate the backend (and connect to Ray) before anything is written.
-    executor = make_executor(backend, address=address,
-                             data_loader=lambda job: load(by_model[job["spec"]["model"]]))
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "plan.json", json.dumps({"preset": preset, "runs": [s.to_dict() for s in plan]}, indent=2) + "\n")
-    data_cache: dict = {}
-
-    def load(spec: RunSpec):
-        """The spec's :class:`~welavae.data.Dataset`; models on one data config share one images array."""
-        key = json.dumps([spec.config.data.__dict__, spec.config.model.label_dims], sort_keys=True, default=str)
-        if key not in data_cache:
-            ds = load_data(spec.config, data_dir=data_dir)
-            images = data_cache.setdefault(json.dumps(spec.config.data.__dict__, sort_keys=True, default=str), ds)
-            data_cache[key] = dataclasses.replace(ds, images=images.images)
-        return data_cache[key]
-
-    def evaluate(job: dict) -> list[dict]:
-        spec = by_model[job["spec"]["model"]]
-        run = Run(job["chunk_dir"])
-        factors = run.array("factors")
-        factors = factors if factors is not None else load(spec).factors
-        evals = evaluate_arrays(run.mu, factors, label_pred=run.array("label_pred"), labels=run.array("labels"),
-                                observed=run.array("observed"), logvar=run.array("logvar"), seeds=run.seeds,
-                                diverged_epoch=run.diverged_epoch, standard=standard)
-        return [_row(spec.model, spec.config.hash(), r, run.status["seconds"], run.status["epochs"]) for r in evals]
-
-    failed: dict[str, str] = {}
-    with ResultsStore(out / "results.sqlite") as store:
-        for spec in plan:
-            cfg = spec.config
-            store.register_model(
-                spec.model, cfg.hash(), cfg.to_json(), beta=cfg.objective.beta,
-                gamma=cfg.objective.gamma if cfg.model.has_labels else None,
-                label_dim=cfg.model.label_dim or None, latent_dim=cfg.model.latent_dim,
-                regulariser=cfg.objective.regulariser,
-            )
-        jobs = plan_jobs(plan, store, out, seeds_per_task=seeds_per_task, device=device, data_dir=data_dir)
-        pending = {m: sum(j["spec"]["model"] == m for j in jobs) for m in by_model}
-        trained: set[str] = set()
-        bar = _Progress(jobs, progress)
-        try:
-            for result in executor.run(jobs, on_epoch_for=bar.on_epoch_for):
-                job = result["job"]
-                spec = by_model[job["spec"]["model"]]
-                error = result.get("error")
-                if error is None:
-                    try:
-                        rows = evaluate(job)
-                    except Exception as e:  # an unreadable chunk: as if the job had raised
-                        error = error_text(e)
-                if error is None:
-                    store.record(rows)
-                    trained.add(spec.model)
-                    polar = [r["polar_mse"] for r in rows if r["polar_mse"] is not None]
-                    best = f"best polar MSE {min(polar):.1f}" if polar else "all seeds diverged"
-                    seeds_ = f"{len(rows)} seed{'s' if len(rows) != 1 else ''}"
-                    bar.job_done(job, f"{seeds_} in {result['seconds']:.0f}s, {best}")
-                else:
-                    store.record([{"model": spec.model, "seed": s, "config_hash": spec.config.hash(),
-                                   "status": "failed", "error": error} for s in job["seeds"]])
-                    failed[spec.model] = error.splitlines()[0]
-                    bar.job_done(job, f"FAILED: {failed[spec.model]}")
-                pending[spec.model] -= 1
-                if pending[spec.model] == 0 and spec.model in trained:
-                    _merge_model_arrays(out, spec.model, store)
-                    _best_seed_figure(out, spec, store, load(spec).images)
-        finally:
-            bar.close()
-        for spec in plan:
-            if not _merged_is_current(out, spec.model, store):  # e.g. killed between recording and merging
-                _merge_model_arrays(out, spec.model, store)
-            finished = [r for r in store.rows(spec.model)
-                        if r["config_hash"] == spec.config.hash() and r["status"] in ("done", "diverged")]
-            if spec.model not in failed and finished and all(r["status"] == "diverged" for r in finished):
-                failed[spec.model] = (f"all {len(finished)} finished seeds diverged (non-finite loss); "
-                                      "not retried, as a seed's run is deterministic")
-        table = summarise(store)
-        write_tables(table, out)
-        write_analysis(out, plan, store)
-        if jobs or not (out / "figures" / "mse_distributions.png").exists():
-            write_distribution_plot(store, out / "figures" / "mse_distributions.png")
+    executor = make_executor(backend, address=address, data_loader=lambda job: data(by_model[job["spec"]["model"]]))
+    out.write_plan(preset, plan)
+    with ResultsStore(out.database) as store:
+        _register(store, plan)
+        jobs = plan_jobs(plan, store, out.path, seeds_per_task=seeds_per_task, device=device, data_dir=data_dir)
+        failed = _run(jobs, executor, by_model, store, out, data, standard, progress)
+        table = _finish(out, plan, store, failed, trained=bool(jobs))
     if failed:
         raise SweepFailed(failed, table)
     return table

@@ -1,7 +1,7 @@
 """Seed-stacked layers: S independent networks evaluated as one program.
 
 Every parameter carries a seed axis, so one forward pass trains 1 or 50
-seeds.  Two layouts:
+seeds.  Three layouts:
 
 * :class:`SharedInputLinear` — the first layer, whose input batch is shared
   by all seeds (the paper varies only the initialisation).  Its weight is

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from ..objectives.likelihoods import linear_bernoulli_nll
+from .heads import linear_bernoulli_nll
 from ..seeding import init_generators
 from .ensemble import DiagonalLabelHeads, SharedInputLinear, StackedHeads, StackedLinear, init_uniform
 

@@ -19,7 +19,7 @@ import torch
 from ..config import ObjectiveConfig
 from .dip import dip_regulariser
 from .kl import gaussian_kl
-from .likelihoods import bernoulli_nll, categorical_nll
+from .likelihoods import categorical_nll
 from .tc import total_correlation
 
 __all__ = ["objective_terms"]
@@ -28,8 +28,7 @@ __all__ = ["objective_terms"]
 def objective_terms(
     cfg: ObjectiveConfig,
     *,
-    x: torch.Tensor,
-    img_logits: torch.Tensor | None = None,
+    image_nll: torch.Tensor,
     mu: torch.Tensor,
     logvar: torch.Tensor,
     z: torch.Tensor,
@@ -37,20 +36,15 @@ def objective_terms(
     y: torch.Tensor | None = None,
     label_logits=None,
     log_w: torch.Tensor | None = None,
-    image_nll: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Per-seed terms, each (S,): image_nll, label_nll, kl, tc (when used), reg, loss.
+    """Per-seed terms, each (S,), named as :data:`welavae.config.TERMS`: image_nll, label_nll, kl,
+    tc (when used), reg, loss.
 
-    x: (B, D) in [0, 1]; img_logits: (S, B, D); mu, logvar, z: (S, B, K);
-    y: (B, m) ints, −1 = missing; label_logits: m tensors (S, B, p_j).
-    ``image_nll``: −log p(x|z) (S, B) already computed (``EnsembleVAE.decode_nll``),
-    instead of ``img_logits``; give exactly one of the two.
+    image_nll: (S, B) per-sample −log p(x|z) (:func:`~welavae.objectives.likelihoods.bernoulli_nll`
+    of the image logits, or the fused head's :meth:`welavae.nn.vae.EnsembleVAE.decode_nll`);
+    mu, logvar, z: (S, B, K); y: (B, m) ints, −1 = missing; label_logits: m tensors (S, B, p_j).
     """
-    if (img_logits is None) == (image_nll is None):
-        raise ValueError("objective_terms: give exactly one of img_logits and image_nll")
     terms: dict[str, torch.Tensor] = {}
-    if image_nll is None:
-        image_nll = bernoulli_nll(img_logits, x)
     terms["image_nll"] = image_nll.mean(1)
     kl = gaussian_kl(mu, logvar).mean(1)
     terms["kl"] = kl

@@ -34,13 +34,13 @@ def save_checkpoint(path, *, model, optimizer, config: RunConfig, epoch: int, hi
         "format": FORMAT,
         "config": config.to_json(),
         "seeds": torch.tensor(model.seeds, dtype=torch.int64),
+        # Randomness is derived from (seed, epoch) and (data_seed, epoch): the epoch is the RNG state.
+        # (Checkpoints before 0.3 also hold an unused "rng" entry; they load as they are.)
         "epoch": int(epoch),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": _cpu_state(optimizer.state_dict()),
         "history": torch.as_tensor(np.asarray(history, dtype=np.float64)),
         "diverged_epoch": torch.as_tensor(np.asarray(diverged_epoch, dtype=np.int64)),
-        # Randomness is derived from (seed, epoch) and (data_seed, epoch): the epoch is the RNG state.
-        "rng": {"scheme": "derived-per-epoch", "next_epoch": int(epoch)},
     }
     atomic_write(path, lambda f: torch.save(state, f))
 

@@ -15,9 +15,8 @@ sets, for the duration of a training run, and restores on exit:
 
 Transparent huge pages for torch's allocator (``THP_MEM_ALLOC_ENABLE=1``)
 are read by torch once, at its first allocation, so no context manager can
-set them: :func:`enable_huge_pages` is called by the ``welavae`` command
-before torch is imported; a Python user sets the variable before importing
-torch.  The measured effect of each setting is in the README.
+set them: the ``welavae`` command sets the variable (unless the user did)
+before torch is imported; a Python user sets it before importing torch.  The measured effect of each setting is in the README.
 """
 from __future__ import annotations
 
@@ -28,19 +27,11 @@ import platform
 
 import torch
 
-__all__ = ["speed_settings", "heap_reuse", "enable_huge_pages"]
+__all__ = ["speed_settings", "heap_reuse"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
 _heap_depth = 0
 _denormal_depth = 0
-
-
-def enable_huge_pages() -> None:
-    """Ask torch's CPU allocator for transparent huge pages, unless the user chose otherwise.
-
-    Effective only before torch's first allocation (i.e. before ``import torch``).
-    """
-    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 
 @contextlib.contextmanager

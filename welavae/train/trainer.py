@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import RunConfig
+from ..config import TERMS, RunConfig
 from ..data.user import check_images, check_labels
 from ..nn.vae import EnsembleVAE
 from ..objectives.objective import objective_terms
@@ -44,7 +44,6 @@ from .platform import speed_settings
 
 __all__ = ["TrainResult", "train", "encode_dataset", "compile_pays", "TERMS"]
 
-TERMS = ("loss", "image_nll", "label_nll", "kl", "tc", "reg")
 #: Pixel logits over a run (S·B·D·steps) from which compiling the image likelihood pays
 #: for its one-off compile time (measured: README, Performance).
 COMPILE_MIN_LOGITS = 5e9
@@ -66,7 +65,6 @@ class TrainResult:
     epochs_done: int
     seconds: float
     resumed_from: int = 0
-    terms: tuple[str, ...] = field(default=TERMS)
 
     @property
     def diverged(self) -> np.ndarray:
@@ -163,7 +161,7 @@ def _step(model, optimizer, guard: _Divergence, config: RunConfig, x, y, noise, 
     z = mu + torch.exp(0.5 * logvar) * noise
     image_nll, label_logits = model.decode_nll(z, x, compiled=compiled)
     terms = objective_terms(
-        config.objective, x=x, image_nll=image_nll, mu=mu, logvar=logvar, z=z,
+        config.objective, image_nll=image_nll, mu=mu, logvar=logvar, z=z,
         dataset_size=n, y=y, label_logits=label_logits, log_w=log_w,
     )
     guard.check(terms["loss"], epoch)
@@ -295,12 +293,14 @@ def train(
 
 
 @torch.no_grad()
-def encode_dataset(model: EnsembleVAE, images, labels=None, *, batch_size: int = 2048, device=None):
+def encode_dataset(model: EnsembleVAE, images, labels=None, *, batch_size: int = 2048, device=None,
+                   predict: bool = True):
     """Encoder means over a whole data set, and label predictions decoded at those means.
 
     Returns mu (S, N, K) float32 numpy, logvar (S, N, K) float32, and
-    label_pred (S, N, m) int64 (argmax of each label head at z = μ) or None.
-    Labels may hold −1 (missing); a label-free encoder ignores them.
+    label_pred (S, N, m) int64 (argmax of each label head at z = μ; ``predict``) or None.
+    Labels may hold −1 (missing); a label-free encoder ignores them.  The one
+    batched encoder: training's arrays and :meth:`welavae.TrainedModel.posterior` use it.
     """
     device = device or next(model.parameters()).device
     x_np = np.asarray(images, dtype=np.float32).reshape(len(images), -1)
@@ -313,7 +313,7 @@ def encode_dataset(model: EnsembleVAE, images, labels=None, *, batch_size: int =
         mu, logvar = model.encode(x, y)
         mus.append(mu.float().cpu())
         lvs.append(logvar.float().cpu())
-        if model.label_out:
+        if predict and model.label_out:
             preds.append(torch.stack([lg.argmax(-1) for lg in model.label_logits(mu)], dim=-1).cpu())
     mu = torch.cat(mus, dim=1).numpy()
     logvar = torch.cat(lvs, dim=1).numpy()
