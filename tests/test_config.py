@@ -1,8 +1,8 @@
 """welavae/config.py: the JSON round trip of every dataclass, configs written by welavae 0.1.0,
 γ by the paper's rule (§4.3, Table 1) and errors that name the field.
 
-Known answers: the two 0.1.0 dicts below are verbatim ``RunConfig.to_dict()`` output of
-welavae 0.1.0 (commit 430b37c, ``welavae/config.py`` run as it was); Table 1's γ values
+Known answers: the 0.1.0 dicts below are ``RunConfig.to_dict()`` output of welavae 0.1.0
+(commit 430b37c, its ``welavae/config.py`` run as it was); Table 1's γ values
 are the paper's (β = 40, γ = 2000, 1500, 1000, 800, 750, 600, 500 for p = 2…8).
 """
 import json
@@ -62,17 +62,34 @@ def test_hash_is_stable_and_follows_every_change():
     assert c.hash() != make_run_config("wela", label_dim=2, data=DataConfig(label_fraction=0.5)).hash()
 
 
+#: ``make_run_config("wela", label_dim=3, hidden=(64, 32), data=DataConfig(variants=1, shape="disk"),
+#: train=TrainConfig(epochs=60, batch_size=64, lr=1e-3)).to_dict()`` in welavae 0.1.0, verbatim.
+V010_WELA_P3 = {
+    "data": {"path": None, "seed": 0, "shape": "disk", "sigma_range": [2.0, 4.0], "size": 64, "source": "blobs",
+             "variants": 1},
+    "model": {"encoder": "mlp", "hidden": [64, 32], "image_size": 64, "label_dim": 3, "labels_in_encoder": True,
+              "latent_dim": 2, "num_labels": 2},
+    "name": "wela_p3",
+    "objective": {"beta": 40.0, "dip_lambda_d": 10.0, "dip_lambda_od": 10.0, "gamma": 1500.0, "regulariser": "tc",
+                  "tc_estimator": "mss"},
+    "train": {"adam_betas": [0.9, 0.999], "adam_eps": 1e-08, "batch_size": 64, "checkpoint_every": 10,
+              "data_seed": 0, "epochs": 60, "eval_batch_size": 2048, "lr": 0.001},
+}
+
+
+def v010_tcvae() -> dict:
+    """``make_run_config("tcvae", hidden=(64, 32), data=…same…, tc_estimator="mws").to_dict()`` in 0.1.0:
+    the dict above with these fields changed (checked against 0.1.0's output)."""
+    d = json.loads(json.dumps(V010_WELA_P3))
+    d["name"] = "tcvae"
+    d["model"].update(label_dim=0, latent_dim=5)
+    d["objective"].update(gamma=1.0, tc_estimator="mws")
+    d["train"].update(batch_size=256, epochs=150, lr=1e-4)
+    return d
+
+
 def test_a_wela_config_written_by_version_0_1_0_loads_as_today_s():
-    v010 = {"data": {"path": None, "seed": 0, "shape": "disk", "sigma_range": [2.0, 4.0], "size": 64,
-                     "source": "blobs", "variants": 1},
-            "model": {"encoder": "mlp", "hidden": [64, 32], "image_size": 64, "label_dim": 3,
-                      "labels_in_encoder": True, "latent_dim": 2, "num_labels": 2},
-            "name": "wela_p3",
-            "objective": {"beta": 40.0, "dip_lambda_d": 10.0, "dip_lambda_od": 10.0, "gamma": 1500.0,
-                          "regulariser": "tc", "tc_estimator": "mss"},
-            "train": {"adam_betas": [0.9, 0.999], "adam_eps": 1e-08, "batch_size": 64, "checkpoint_every": 10,
-                      "data_seed": 0, "epochs": 60, "eval_batch_size": 2048, "lr": 0.001}}
-    old = RunConfig.from_json(json.dumps(v010))
+    old = RunConfig.from_json(json.dumps(V010_WELA_P3))
     assert old.kind == "wela" and old.model.label_dims == (3, 3) and old.model.image_shape[:2] == (64, 64)
     assert old.model.encoder_input == "image+labels"
     # the same command today resolves to the same configuration (new fields at their defaults)
@@ -81,16 +98,7 @@ def test_a_wela_config_written_by_version_0_1_0_loads_as_today_s():
 
 
 def test_an_unlabelled_0_1_0_config_is_the_baseline():
-    v010 = {"data": {"path": None, "seed": 0, "shape": "disk", "sigma_range": [2.0, 4.0], "size": 64,
-                     "source": "blobs", "variants": 1},
-            "model": {"encoder": "mlp", "hidden": [64, 32], "image_size": 64, "label_dim": 0,
-                      "labels_in_encoder": True, "latent_dim": 5, "num_labels": 2},
-            "name": "tcvae",
-            "objective": {"beta": 40.0, "dip_lambda_d": 10.0, "dip_lambda_od": 10.0, "gamma": 1.0,
-                          "regulariser": "tc", "tc_estimator": "mws"},
-            "train": {"adam_betas": [0.9, 0.999], "adam_eps": 1e-08, "batch_size": 256, "checkpoint_every": 10,
-                      "data_seed": 0, "epochs": 150, "eval_batch_size": 2048, "lr": 0.0001}}
-    old = RunConfig.from_dict(v010)
+    old = RunConfig.from_dict(v010_tcvae())
     assert old.kind == "tcvae" and old.model.label_dims == () and not old.model.has_labels
     assert old == make_run_config("tcvae", hidden=(64, 32), data=DataConfig(variants=1, shape="disk"),
                                   tc_estimator="mws")
