@@ -1,4 +1,4 @@
-"""docs/code_diagnosis.py (the README's p = 3 diagnosis) on codes whose answer is known."""
+"""scripts/code_diagnosis.py (the p = 3 diagnosis in docs/results.md) on codes whose answer is known."""
 import importlib.util
 import math
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 
 from welavae.data import make_blobs, polar_factors
 
-_spec = importlib.util.spec_from_file_location("code_diagnosis", Path(__file__).parents[1] / "docs" / "code_diagnosis.py")
+_spec = importlib.util.spec_from_file_location("code_diagnosis", Path(__file__).parents[1] / "scripts" / "code_diagnosis.py")
 diag = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(diag)
 

@@ -1,6 +1,6 @@
 """Markdown table of the standard disentanglement metrics of a ``welavae reproduce`` output.
 
-    python docs/metric_table.py RESULTS_DIR [--seed 0] [--num-train 10000] [--num-test 5000]
+    python scripts/metric_table.py RESULTS_DIR [--seed 0] [--num-train 10000] [--num-test 5000]
 
 Rows: a perfect Cartesian code (μ = (c1, c2)), a perfect polar code
 (μ = (φ, d)), and the best seed (lowest polar MSE, paper eq. 6–7) of every

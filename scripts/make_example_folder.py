@@ -1,6 +1,6 @@
 """Write a folder of PNG images with a CSV of weak labels, as a researcher's own data would come.
 
-    python docs/make_example_folder.py example/
+    python scripts/make_example_folder.py example/
 
 example/train/*.png   every other position of the 64x64 Blobs set (disk shape), 2,048 images
 example/labels.csv    file,angle,distance — classes as words ("near"/"far", "row-side"/"column-side"),

@@ -1,6 +1,6 @@
 """Why a seed's coordinate MSE is high: lost position, or position kept but entangled.
 
-    python docs/code_diagnosis.py RUN_DIR [RUN_DIR ...]
+    python scripts/code_diagnosis.py RUN_DIR [RUN_DIR ...]
 
 RUN_DIR is a `welavae train` directory or a model of a `welavae reproduce`
 output (``RESULTS/runs/<model>``): ``mu.npy`` (S, N, K) and ``factors.npy``

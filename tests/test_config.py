@@ -1,0 +1,175 @@
+"""welavae/config.py: the JSON round trip of every dataclass, configs written by welavae 0.1.0,
+γ by the paper's rule (§4.3, Table 1) and errors that name the field.
+
+Known answers: the 0.1.0 dicts below are ``RunConfig.to_dict()`` output of welavae 0.1.0
+(commit 430b37c, its ``welavae/config.py`` run as it was); Table 1's γ values
+are the paper's (β = 40, γ = 2000, 1500, 1000, 800, 750, 600, 500 for p = 2…8).
+"""
+import json
+
+import pytest
+
+from welavae.config import (
+    REGULARISERS,
+    DataConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    RunConfig,
+    TrainConfig,
+    make_run_config,
+    paper_gamma,
+)
+from welavae.models import MODELS
+
+#: Table 1 of the paper: p → γ (64×64 images, so image dimension 4096).
+TABLE1_GAMMA = {2: 2000.0, 3: 1500.0, 4: 1000.0, 5: 800.0, 6: 750.0, 7: 600.0, 8: 500.0}
+
+
+def every_field_off_default() -> RunConfig:
+    """A config in which every field of every dataclass differs from its default."""
+    return RunConfig(
+        name="mine",
+        kind="betavae",
+        data=DataConfig(source="images", variants=3, size=32, seed=7, shape="disk", sigma_range=(1, 2.5),
+                        path="imgs", labels_path="labels.csv", label_fraction=0.25, label_seed=11),
+        model=ModelConfig(latent_dim=4, hidden=(16, 8, 4), label_dims=(3, 2), image_shape=(20, 36), encoder="conv",
+                          encoder_input="image", label_head="diagonal", label_names=("angle", "side"),
+                          label_classes=(("a", "b", "c"), ("left", "right"))),
+        objective=ObjectiveConfig(regulariser="kl", beta=4.5, gamma=123.0, tc_estimator="mws",
+                                  dip_lambda_od=2.0, dip_lambda_d=3.0),
+        train=TrainConfig(epochs=3, batch_size=32, lr=3e-3, adam_betas=(0.8, 0.99), adam_eps=1e-6, data_seed=5,
+                          checkpoint_every=2, eval_batch_size=100),
+    )
+
+
+def test_json_round_trip_of_every_dataclass_and_field():
+    c = every_field_off_default()
+    defaults = RunConfig()
+    for part in ("data", "model", "objective", "train"):  # the fixture really moves every field
+        a, b = getattr(c, part).__dict__, getattr(defaults, part).__dict__
+        assert [k for k in a if a[k] == b[k]] == [], part
+    back = RunConfig.from_json(c.to_json())
+    assert back == c and back.to_json() == c.to_json() and back.hash() == c.hash()
+    # JSON has lists; the dataclasses hold tuples again (frozen, hashable)
+    assert back.model.label_classes == (("a", "b", "c"), ("left", "right")) and back.train.adam_betas == (0.8, 0.99)
+    assert json.loads(c.to_json())["train"]["adam_betas"] == [0.8, 0.99]
+
+
+def test_hash_is_stable_and_follows_every_change():
+    c = make_run_config("wela", label_dim=2)
+    assert c.hash() == make_run_config("wela", label_dim=2).hash() and len(c.hash()) == 16
+    assert c.hash() != make_run_config("wela", label_dim=2, gamma=200).hash()
+    assert c.hash() != make_run_config("wela", label_dim=2, data=DataConfig(label_fraction=0.5)).hash()
+
+
+#: ``make_run_config("wela", label_dim=3, hidden=(64, 32), data=DataConfig(variants=1, shape="disk"),
+#: train=TrainConfig(epochs=60, batch_size=64, lr=1e-3)).to_dict()`` in welavae 0.1.0, verbatim.
+V010_WELA_P3 = {
+    "data": {"path": None, "seed": 0, "shape": "disk", "sigma_range": [2.0, 4.0], "size": 64, "source": "blobs",
+             "variants": 1},
+    "model": {"encoder": "mlp", "hidden": [64, 32], "image_size": 64, "label_dim": 3, "labels_in_encoder": True,
+              "latent_dim": 2, "num_labels": 2},
+    "name": "wela_p3",
+    "objective": {"beta": 40.0, "dip_lambda_d": 10.0, "dip_lambda_od": 10.0, "gamma": 1500.0, "regulariser": "tc",
+                  "tc_estimator": "mss"},
+    "train": {"adam_betas": [0.9, 0.999], "adam_eps": 1e-08, "batch_size": 64, "checkpoint_every": 10,
+              "data_seed": 0, "epochs": 60, "eval_batch_size": 2048, "lr": 0.001},
+}
+
+
+def v010_tcvae() -> dict:
+    """``make_run_config("tcvae", hidden=(64, 32), data=…same…, tc_estimator="mws").to_dict()`` in 0.1.0:
+    the dict above with these fields changed (checked against 0.1.0's output)."""
+    d = json.loads(json.dumps(V010_WELA_P3))
+    d["name"] = "tcvae"
+    d["model"].update(label_dim=0, latent_dim=5)
+    d["objective"].update(gamma=1.0, tc_estimator="mws")
+    d["train"].update(batch_size=256, epochs=150, lr=1e-4)
+    return d
+
+
+def test_a_wela_config_written_by_version_0_1_0_loads_as_today_s():
+    old = RunConfig.from_json(json.dumps(V010_WELA_P3))
+    assert old.kind == "wela" and old.model.label_dims == (3, 3) and old.model.image_shape[:2] == (64, 64)
+    assert old.model.encoder_input == "image+labels"
+    # the same command today resolves to the same configuration (new fields at their defaults)
+    assert old == make_run_config("wela", label_dim=3, hidden=(64, 32), data=DataConfig(variants=1, shape="disk"),
+                                  train=TrainConfig(epochs=60, batch_size=64, lr=1e-3))
+
+
+def test_an_unlabelled_0_1_0_config_is_the_baseline():
+    old = RunConfig.from_dict(v010_tcvae())
+    assert old.kind == "tcvae" and old.model.label_dims == () and not old.model.has_labels
+    assert old == make_run_config("tcvae", hidden=(64, 32), data=DataConfig(variants=1, shape="disk"),
+                                  tc_estimator="mws")
+
+
+@pytest.mark.parametrize("p", sorted(TABLE1_GAMMA))
+def test_gamma_by_the_paper_rule_is_table_1_s(p):
+    gamma = make_run_config("wela", label_dim=p).objective.gamma
+    assert gamma == paper_gamma(p) == TABLE1_GAMMA[p]
+    # "image dimension ≈ γ × label dimension" (§4.3): Table 1's values are within 10 % of 4096
+    assert abs(gamma * p - 4096) <= 0.1 * 4096
+
+
+def test_gamma_outside_table_1_is_image_dimension_over_mean_label_dimension():
+    assert make_run_config("wela", label_dim=9).objective.gamma == pytest.approx(4096 / 9)
+    assert make_run_config("wela", label_dim=2, image_shape=(32, 32)).objective.gamma == 512.0  # 1024 / 2
+    assert make_run_config("wela", label_dims=(3, 5)).objective.gamma == 1000.0  # mean p = 4: Table 1's
+    assert make_run_config("wela", label_dims=(2, 3), image_shape=(10, 10)).objective.gamma == pytest.approx(40.0)
+    assert make_run_config("wela", label_dim=2, gamma=150).objective.gamma == 150.0  # given, kept
+    assert make_run_config("tcvae").objective.gamma == 1.0  # no label term
+
+
+def test_defaults_come_from_the_registry():
+    for name, kind in MODELS.items():
+        c = make_run_config(name, label_dim=2) if kind.labels == "required" else make_run_config(name)
+        assert (c.kind, c.model.latent_dim, c.objective.beta, c.objective.regulariser) == \
+            (name, kind.latent_dim, kind.beta, kind.regulariser)
+        assert c.objective.regulariser in REGULARISERS
+    assert make_run_config("wela", label_dims=(2, 2, 2)).model.latent_dim == 3  # K ≥ m
+    assert make_run_config("betavae", label_dim=3).name == "betavae_p3"
+
+
+def test_an_unknown_model_lists_the_valid_ones():
+    with pytest.raises(ValueError) as err:
+        make_run_config("vae")
+    assert all(name in str(err.value) for name in MODELS)
+    with pytest.raises(ValueError, match="run.kind") as err:
+        RunConfig(kind="vae")
+    assert all(name in str(err.value) for name in MODELS)
+
+
+def test_the_baseline_takes_no_labels():
+    with pytest.raises(ValueError, match="takes no labels"):
+        make_run_config("tcvae", label_dim=2)
+
+
+@pytest.mark.parametrize(
+    "build,field",
+    [
+        (lambda: DataConfig(source="hdf5"), "data.source"),
+        (lambda: DataConfig(source="npz"), "data.path"),
+        (lambda: DataConfig(label_fraction=1.5), "data.label_fraction"),
+        (lambda: ModelConfig(hidden=()), "model.hidden"),
+        (lambda: ModelConfig(encoder="conv", image_shape=(15, 64)), "model.encoder"),
+        (lambda: ModelConfig(latent_dim=1, label_dims=(2, 2), label_head="diagonal"), "model.label_head"),
+        (lambda: ModelConfig(label_dims=(2, 2), label_names=("angle",)), "model.label_names"),
+        (lambda: ObjectiveConfig(regulariser="mmd"), "objective.regulariser"),
+        (lambda: ObjectiveConfig(gamma=-1), "objective.gamma"),
+        (lambda: TrainConfig(lr=0), "train.lr"),
+        (lambda: TrainConfig(checkpoint_every=0), "train.checkpoint_every"),
+    ],
+)
+def test_a_bad_field_is_named_in_one_sentence(build, field):
+    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+        build()
+
+
+def test_unknown_fields_in_a_file_are_refused_by_name():
+    d = make_run_config("wela", label_dim=2).to_dict()
+    d["train"]["learning_rate"] = 1e-3
+    with pytest.raises(ValueError, match=r"config\.train: unknown fields \['learning_rate'\]"):
+        RunConfig.from_dict(d)
+    with pytest.raises(ValueError, match=r"unknown fields \['extra'\]"):
+        RunConfig.from_dict({**make_run_config("tcvae").to_dict(), "extra": 1})
