@@ -21,7 +21,7 @@ from ._mi import (
 )
 from ._split import split_indices
 from .dci import DCIResult, dci, dci_from_importance, gbt_importance
-from .downstream import downstream_task
+from .downstream import downstream_accuracies, downstream_task
 from .factor_vae import FactorVAEResult, factor_vae_score
 from .mig import mig
 from .modularity import modularity, modularity_from_mi
@@ -62,5 +62,6 @@ __all__ = [
     "FactorVAEResult",
     "factor_vae_score",
     # downstream classification (disentanglement_lib downstream_task)
+    "downstream_accuracies",
     "downstream_task",
 ]
