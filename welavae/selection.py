@@ -50,6 +50,7 @@ import math
 import numpy as np
 
 from .config import TERMS
+from .metrics._mi import discrete_mutual_info, top_two_gap
 
 __all__ = ["CRITERIA", "DEFAULT_CRITERION", "udr", "label_mig", "label_single", "seed_scores", "last_terms", "rank_seeds"]
 
@@ -127,12 +128,6 @@ def udr(mu, logvar, *, correlation: str = "lasso", num_points: int = 1000, seed:
     return np.array([np.median(np.delete(pair[:, i], i)) for i in range(s)])
 
 
-def _mutual_info(codes: np.ndarray, y: np.ndarray) -> float:
-    from sklearn.metrics import mutual_info_score
-
-    return float(mutual_info_score(y, codes))
-
-
 def rank_discretize(x, *, bins: int = 20) -> np.ndarray:
     """(N, K) → (N, K) ints in 0 … bins−1: equal-frequency bins of each column by rank (ties share a bin)."""
     from scipy.stats import rankdata
@@ -149,12 +144,11 @@ def label_mig(mu, labels, *, bins: int = 20) -> float:
     gaps = []
     for j in range(labels.shape[1]):
         seen = labels[:, j] >= 0
-        y = labels[seen, j]
-        h = _mutual_info(y, y)
+        y = labels[seen, j][:, None]  # (n_j, 1) observed labels
+        h = discrete_mutual_info(y, y)[0, 0]  # H(y) = I(y; y), disentanglement_lib's discrete_entropy
         if h <= 0:
             continue
-        mi = np.sort([_mutual_info(codes[seen, k], y) for k in range(mu.shape[1])])[::-1]
-        gaps.append((mi[0] - (mi[1] if len(mi) > 1 else 0.0)) / h)
+        gaps.append(top_two_gap(discrete_mutual_info(codes[seen], y))[0] / h)
     return float(np.mean(gaps)) if gaps else math.nan
 
 

@@ -1,6 +1,7 @@
 """Metrics: coordinate MSE (paper §4.2, eqs. 5–7), weak-label accuracy and Table-1
 seed statistics (§4.4), and the standard disentanglement metrics (MIG, DCI, SAP,
-modularity, FactorVAE score) with disentanglement_lib's definitions, as array cores."""
+modularity, FactorVAE score) and the downstream-task accuracy with disentanglement_lib's
+definitions, as array cores — one module per metric, as disentanglement_lib has."""
 from .accuracy import label_accuracy
 from .coordinates import (
     CARTESIAN_RANGE,
@@ -11,26 +12,21 @@ from .coordinates import (
     coordinate_mse,
     polar_mse,
 )
-from .disentanglement import (
-    DCIResult,
+from ._mi import (
     DiscreteFactors,
-    all_metrics,
-    dci,
-    dci_from_importance,
     discretize_factors,
     factor_entropy,
-    gbt_importance,
     histogram_discretize,
-    mig,
-    modularity,
-    modularity_from_mi,
     mutual_info_matrix,
-    sap,
-    sap_score_matrix,
-    split_indices,
-    standard_metrics,
 )
+from ._split import split_indices
+from .dci import DCIResult, dci, dci_from_importance, gbt_importance
+from .downstream import downstream_accuracies, downstream_task
 from .factor_vae import FactorVAEResult, factor_vae_score
+from .mig import mig
+from .modularity import modularity, modularity_from_mi
+from .sap import sap, sap_score_matrix
+from .standard import all_metrics, standard_metrics
 from .stats import seed_summary
 
 __all__ = [
@@ -65,4 +61,7 @@ __all__ = [
     "sap",
     "FactorVAEResult",
     "factor_vae_score",
+    # downstream classification (disentanglement_lib downstream_task)
+    "downstream_accuracies",
+    "downstream_task",
 ]

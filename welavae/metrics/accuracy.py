@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks import to_numpy
+
 __all__ = ["label_accuracy"]
-
-
-def _as_numpy(x) -> np.ndarray:
-    if hasattr(x, "detach"):  # torch tensor, possibly requiring grad or on GPU
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def _check_integral(a: np.ndarray, name: str) -> np.ndarray:
@@ -40,7 +36,7 @@ def label_accuracy(logits_or_pred, labels, mask=None) -> np.ndarray:
     Returns (m,) float64: per label, the fraction of counted entries whose
     prediction equals the label; NaN for a label with no entry to count.
     """
-    y = _check_integral(_as_numpy(labels), "labels")
+    y = _check_integral(to_numpy(labels), "labels")
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2:
@@ -56,13 +52,13 @@ def label_accuracy(logits_or_pred, labels, mask=None) -> np.ndarray:
             )
         cols = []
         for j, logits in enumerate(logits_or_pred):
-            z = _as_numpy(logits)
+            z = to_numpy(logits)
             if z.ndim != 2 or z.shape[0] != n:
                 raise ValueError(f"logits[{j}] must have shape (N={n}, p), got {z.shape}")
             cols.append(np.argmax(z, axis=1))
         pred = np.stack(cols, axis=1)
     else:
-        pred = _check_integral(_as_numpy(logits_or_pred), "predictions")
+        pred = _check_integral(to_numpy(logits_or_pred), "predictions")
         if pred.ndim == 1:
             pred = pred[:, None]
         if pred.shape != (n, m):

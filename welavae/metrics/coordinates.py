@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import as_2d
+
 __all__ = [
     "CoordinateMSE",
     "cartesian_mse",
@@ -61,22 +63,14 @@ class CoordinateMSE:
     system: str
 
 
-def _as_float64(x) -> np.ndarray:
-    if hasattr(x, "detach"):  # torch tensor, possibly requiring grad or on GPU
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
-
-
 def _check_inputs(mu, factors) -> tuple[np.ndarray, np.ndarray]:
-    mu = _as_float64(mu)
-    factors = _as_float64(factors)
-    if mu.ndim != 2:
-        raise ValueError(f"mu must be a 2-D array (N, K) of encoder means, got shape {mu.shape}")
+    mu = as_2d(mu, "mu", "(N, K) of encoder means", vector=False)
     if mu.shape[1] < 2:
         raise ValueError(
             f"mu must have at least K = 2 latent channels to pick a pair from, got K = {mu.shape[1]}"
         )
-    if factors.ndim != 2 or factors.shape[1] != 2:
+    factors = as_2d(factors, "factors", "(N, 2) = (c1, c2)", vector=False)
+    if factors.shape[1] != 2:
         raise ValueError(f"factors must have shape (N, 2) = (c1, c2), got {factors.shape}")
     if mu.shape[0] != factors.shape[0]:
         raise ValueError(
@@ -84,10 +78,6 @@ def _check_inputs(mu, factors) -> tuple[np.ndarray, np.ndarray]:
         )
     if mu.shape[0] == 0:
         raise ValueError("mu and factors are empty; need at least one sample")
-    if not np.all(np.isfinite(mu)):
-        raise ValueError("mu contains NaN or inf (did this seed diverge?); cannot score it")
-    if not np.all(np.isfinite(factors)):
-        raise ValueError("factors contain NaN or inf")
     return mu, factors
 
 

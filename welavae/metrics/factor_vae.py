@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .disentanglement import _factor_codes
+from ._checks import check_count, factor_codes, to_numpy
 
 __all__ = ["FactorVAEResult", "factor_vae_score"]
 
@@ -77,10 +77,7 @@ def _encode(encode, images, idx: np.ndarray) -> np.ndarray:
     """(M,) sample indices → (M, K) float64 means, encoded in chunks of ``_CHUNK``."""
     parts = []
     for s in range(0, len(idx), _CHUNK):
-        z = encode(images[idx[s:s + _CHUNK]])
-        if hasattr(z, "detach"):
-            z = z.detach().cpu().numpy()
-        z = np.asarray(z, dtype=np.float64)
+        z = to_numpy(encode(images[idx[s:s + _CHUNK]]), np.float64)
         if z.ndim != 2 or z.shape[0] != len(idx[s:s + _CHUNK]):
             raise ValueError(f"encode must return (n, K) means for n images, got shape {z.shape}")
         parts.append(z)
@@ -135,12 +132,11 @@ def factor_vae_score(encode, images, factors, *, seed: int = 0, batch_size: int 
     ``numpy.random.default_rng(seed)``.  With no active latent both accuracies
     are 0, as in disentanglement_lib.
     """
-    codes = _factor_codes(factors)
+    codes = factor_codes(factors)
     n = codes.shape[0]
     for name, value in (("batch_size", batch_size), ("num_train", num_train), ("num_eval", num_eval),
                         ("num_variance_estimate", num_variance_estimate)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_count(value, name)
     if batch_size < 2 or num_variance_estimate < 2:
         raise ValueError("batch_size and num_variance_estimate must be at least 2 to estimate a variance")
     if len(images) != n:
