@@ -267,3 +267,8 @@ def test_weak_labels_and_dataset_keep_uint8(tmp_path, ds_entry):
     ds = data.to_dataset("bins(posX):3")
     assert ds.images is data.images and ds.images.dtype == np.bool_  # no float copy of the set
     assert ds.label_dims == (3,) and ds.label_names == ("bins(posX)",)
+
+
+def test_missing_twin_says_how_to_render_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"the dSprites twin is the file sprites.npz, rendered on this machine by welavae.data.sprites.write_sprites_npz"):
+        load_benchmark("sprites", tmp_path)

@@ -124,3 +124,9 @@ def test_refusals_name_the_token(spec, words):
 def test_factor_outside_its_range_is_refused():
     with pytest.raises(ValueError, match=r"factor 0 takes values in \[0, 32\], outside its range \[0, 31\]"):
         weak_labels_from_spec(np.array([[0.0], [32.0]]), "bins(x):2", ["x"], factor_sizes=[32])
+
+
+def test_a_spec_of_the_wrong_type_is_refused():
+    for bad in (True, 2.5, None):
+        with pytest.raises(ValueError, match="a weak-label spec is a string like"):
+            weak_labels(blobs_grid()[:3], bad)

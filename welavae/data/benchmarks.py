@@ -89,6 +89,13 @@ class Benchmark:
     reader: Callable
 
     @property
+    def where(self) -> str:
+        """Where to get the file, as one phrase."""
+        if self.url:
+            return f"published at {self.url}"
+        return "rendered on this machine by welavae.data.sprites.write_sprites_npz(path)"
+
+    @property
     def n(self) -> int:
         """Images in the full file: the factor grid's size."""
         return math.prod(self.factor_sizes)
@@ -448,29 +455,28 @@ def _mpi3d(variant: str, title: str) -> Benchmark:
     )
 
 
+_DSPRITES = Benchmark(
+    name="dsprites",
+    title="dSprites",
+    file_name="dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
+    url="https://github.com/deepmind/dsprites-dataset",
+    factor_names=DSPRITES_FACTORS,
+    factor_sizes=DSPRITES_SIZES,
+    image_shape=(64, 64),
+    reader=_read_dsprites,
+)
+
 #: name → Benchmark.  Adding a data set is one entry here.
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b
     for b in (
-        Benchmark(
-            name="dsprites",
-            title="dSprites",
-            file_name="dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
-            url="https://github.com/deepmind/dsprites-dataset",
-            factor_names=DSPRITES_FACTORS,
-            factor_sizes=DSPRITES_SIZES,
-            image_shape=(64, 64),
-            reader=_read_dsprites,
-        ),
-        Benchmark(
+        _DSPRITES,
+        dataclasses.replace(
+            _DSPRITES,
             name="sprites",
             title="the dSprites twin",
             file_name="sprites.npz",
-            url="no download: rendered on your machine by welavae.data.sprites.write_sprites_npz",
-            factor_names=DSPRITES_FACTORS,
-            factor_sizes=DSPRITES_SIZES,
-            image_shape=(64, 64),
-            reader=_read_dsprites,
+            url="",  # not published: rendered locally in dSprites' layout
         ),
         Benchmark(
             name="shapes3d",
@@ -511,7 +517,7 @@ def load_benchmark(dataset: str | Benchmark, path, *, subset: int | None = None,
         p = p / entry.file_name
     if not p.is_file():
         raise FileNotFoundError(
-            f"{p} does not exist: {entry.title} is the file {entry.file_name}, published at {entry.url}"
+            f"{p} does not exist: {entry.title} is the file {entry.file_name}, {entry.where}"
         )
     indices = subset_indices(entry.n, subset, seed)
     images, factors, values = entry.reader(p, entry, indices)

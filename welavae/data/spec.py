@@ -253,6 +253,11 @@ def _terms(spec) -> tuple[Term | CustomTerm, ...]:
         return (spec,)
     if callable(spec):
         raise ValueError("a function as a weak label needs a name and p: wrap it as CustomTerm(name, fn, p)")
+    if isinstance(spec, bool) or not isinstance(spec, (list, tuple)):
+        raise ValueError(
+            f"a weak-label spec is a string like {'angle(a,b):3, distance(a,b):3'!r}, a Term/CustomTerm "
+            f"or a list of them, got {type(spec).__name__}"
+        )
     out: list[Term | CustomTerm] = []
     for item in spec:
         out.extend(_terms(item))
