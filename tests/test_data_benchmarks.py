@@ -272,3 +272,16 @@ def test_weak_labels_and_dataset_keep_uint8(tmp_path, ds_entry):
 def test_missing_twin_says_how_to_render_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"the dSprites twin is the file sprites.npz, rendered on this machine by welavae.data.sprites.write_sprites_npz"):
         load_benchmark("sprites", tmp_path)
+
+
+def test_corrupt_compressed_member_is_refused(tmp_path, ds_entry):
+    path = write_dsprites(tmp_path / "d.npz")
+    raw = bytearray(path.read_bytes())
+    with __import__("zipfile").ZipFile(path) as z:
+        info = z.getinfo("imgs.npy")
+    # Flip bytes in the middle of the deflated image data (past the local header and npy header).
+    mid = info.header_offset + 30 + len(info.filename) + 200
+    raw[mid : mid + 64] = bytes(64)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="array 'imgs' of .* is corrupt"):
+        load_benchmark(ds_entry, path)

@@ -8,8 +8,8 @@ order) and its reader.  The three families:
   ``imgs`` (737,280, 64, 64) uint8 0/1, ``latents_classes`` (N, 6) int64,
   ``latents_values`` (N, 6) float64; factors color(1), shape(3), scale(6),
   orientation(40), posX(32), posY(32).  The file's ``metadata`` entry is a
-  pickled dict and is never read (``allow_pickle=False``): names and sizes are
-  the constants below.  The offline twin (:mod:`welavae.data.sprites`, name
+  pickled dict and is never opened (object arrays are refused wherever they
+  are asked for; nothing is unpickled): names and sizes are the constants below.  The offline twin (:mod:`welavae.data.sprites`, name
   ``sprites``) has the same layout and reader.
 * **Shapes3D** (Burgess & Kim 2018), ``3dshapes.h5``: ``images`` (480,000, 64,
   64, 3) uint8, ``labels`` (N, 6) float64 factor values of floor_hue(10),
@@ -44,6 +44,7 @@ import dataclasses
 import math
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -248,6 +249,9 @@ class _NpzMember:
         except ValueError as e:
             self.close()
             raise ValueError(f"array {name!r} of {path} has an unreadable header ({e})") from None
+        if not self.shape:
+            self.close()
+            raise ValueError(f"array {name!r} of {path} is a single value; expected an array of rows")
         if self.dtype.hasobject or fortran:
             self.close()
             what = "an object array (needs unpickling)" if self.dtype.hasobject else "stored in Fortran order"
@@ -295,6 +299,12 @@ class _NpzMember:
 
     def rows(self, indices) -> np.ndarray:
         """The whole array (indices None) or its rows at sorted ``indices``, as an in-memory array."""
+        try:
+            return self._rows(indices)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+            raise ValueError(f"array {self.name!r} of {self.path} is corrupt ({type(e).__name__}: {e})") from None
+
+    def _rows(self, indices) -> np.ndarray:
         n = self.shape[0]
         if self._info.compress_type != zipfile.ZIP_STORED:
             return _gather(self._stream_rows, n, indices, self.shape[1:], self.dtype, self.row_bytes)
@@ -347,34 +357,28 @@ def _grid_classes(entry: Benchmark, indices) -> np.ndarray:
 # ------------------------------------------------------------------ readers ---
 
 
+def _npz_array(path: Path, name: str, entry: Benchmark, row_shape, kind: str, indices=None) -> np.ndarray:
+    """Member ``name`` checked (dtype kind, shape (N, *row_shape), N = the grid's) before it is read."""
+    with _NpzMember(path, name) as member:
+        _check_array(path, name, member.shape, member.dtype, (None,) + tuple(row_shape), kind)
+        _check_grid_size(path, name, member.shape[0], entry)
+        return member.rows(indices)
+
+
 def _read_dsprites(path: Path, entry: Benchmark, indices):
     """dSprites' npz (and the twin's): imgs 0/1 → bool, classes checked against the grid order."""
-    # np.load(allow_pickle=False) is lazy: only the two factor arrays are read, never `metadata`.
-    try:
-        z = np.load(path, allow_pickle=False)
-    except Exception as e:
-        raise ValueError(f"{path} is not a readable .npz file ({type(e).__name__}: {e})") from None
-    with z:
-        for key in ("latents_classes", "latents_values", "imgs"):
-            if key not in z.files:
-                raise ValueError(f"{path} has no array {key!r}; a dSprites file holds imgs, latents_classes, latents_values")
-        classes, values = z["latents_classes"], z["latents_values"]
+    # Only the three named members are opened; the pickled `metadata` never is.
     f = len(entry.factor_sizes)
-    _check_array(path, "latents_classes", classes.shape, classes.dtype, (None, f), "integer")
-    _check_array(path, "latents_values", values.shape, values.dtype, (None, f), "float")
-    _check_grid_size(path, "latents_classes", len(classes), entry)
-    if len(values) != len(classes):
-        raise ValueError(f"array 'latents_values' of {path} has {len(values)} rows, latents_classes {len(classes)}")
+    classes = _npz_array(path, "latents_classes", entry, (f,), "integer")
+    values = _npz_array(path, "latents_values", entry, (f,), "float")
     # dSprites stores every combination once, posY varying fastest: row i has the classes unravel(i).
-    if not np.array_equal(classes, _grid_classes(entry, None)):
-        bad = int(np.flatnonzero((classes != _grid_classes(entry, None)).any(axis=1))[0])
+    wrong = (classes != _grid_classes(entry, None)).any(axis=1)
+    if wrong.any():
         raise ValueError(
-            f"array 'latents_classes' of {path} is not dSprites' factor grid in C order (first differing row {bad})"
+            f"array 'latents_classes' of {path} is not dSprites' factor grid in C order "
+            f"(first differing row {int(np.flatnonzero(wrong)[0])})"
         )
-    with _NpzMember(path, "imgs") as member:
-        _check_array(path, "imgs", member.shape, member.dtype, (None,) + entry.image_shape, "uint8")
-        _check_grid_size(path, "imgs", member.shape[0], entry)
-        imgs = member.rows(indices)
+    imgs = _npz_array(path, "imgs", entry, entry.image_shape, "uint8", indices)
     if imgs.size and imgs.max() > 1:
         raise ValueError(f"array 'imgs' of {path} must hold 0/1 pixels, found the value {int(imgs.max())}")
     sel = slice(None) if indices is None else indices
@@ -383,10 +387,7 @@ def _read_dsprites(path: Path, entry: Benchmark, indices):
 
 def _read_mpi3d(path: Path, entry: Benchmark, indices):
     """MPI3D's npz: images only; the factors are the index unravelled over the factor grid."""
-    with _NpzMember(path, "images") as member:
-        _check_array(path, "images", member.shape, member.dtype, (None,) + entry.image_shape, "uint8")
-        _check_grid_size(path, "images", member.shape[0], entry)
-        images = member.rows(indices)
+    images = _npz_array(path, "images", entry, entry.image_shape, "uint8", indices)
     classes = _grid_classes(entry, indices)
     return images, classes, classes.astype(np.float64)
 
