@@ -237,6 +237,11 @@ def test_shapes3d_refusals(tmp_path):
     write_shapes3d(tmp_path / "c.h5", images=np.zeros((144, 64, 64, 3), np.float32))
     with pytest.raises(ValueError, match="array 'images' .* must be uint8"):
         load_benchmark(entry, tmp_path / "c.h5")
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "e.h5", "w") as f:
+        f.create_dataset("images", data=np.zeros((144, 64, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match="has no array 'labels'; a Shapes3D file holds images and labels"):
+        load_benchmark(entry, tmp_path / "e.h5")
     (tmp_path / "d.h5").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="is not a readable HDF5 file"):
         load_benchmark(entry, tmp_path / "d.h5")

@@ -404,26 +404,34 @@ def _read_shapes3d(path: Path, entry: Benchmark, indices):
         h5 = h5py.File(path, "r")
     except OSError as e:
         raise ValueError(f"{path} is not a readable HDF5 file ({e})") from None
-    with h5:
-        for key in ("images", "labels"):
-            if key not in h5 or not isinstance(h5[key], h5py.Dataset):
-                raise ValueError(f"{path} has no array {key!r}; a Shapes3D file holds images and labels")
-        images, labels = h5["images"], h5["labels"]
-        f = len(entry.factor_sizes)
-        _check_array(path, "labels", labels.shape, labels.dtype, (None, f), "float")
-        _check_array(path, "images", images.shape, images.dtype, (None,) + entry.image_shape, "uint8")
-        _check_grid_size(path, "images", images.shape[0], entry)
-        _check_grid_size(path, "labels", labels.shape[0], entry)
-        values = labels[()].astype(np.float64)  # 480,000 × 6 floats: small, and needed whole for the classes
-        classes = np.empty(values.shape, dtype=np.int64)
-        for j, (name, size) in enumerate(zip(entry.factor_names, entry.factor_sizes)):
-            distinct, classes[:, j] = np.unique(values[:, j], return_inverse=True)
-            if len(distinct) != size:
-                raise ValueError(
-                    f"array 'labels' of {path}: column {j} ({name}) has {len(distinct)} distinct values, expected {size}"
-                )
-        row_bytes = math.prod(entry.image_shape)
-        imgs = _gather(lambda lo, hi: images[lo:hi], images.shape[0], indices, entry.image_shape, np.uint8, row_bytes)
+    try:
+        with h5:
+            return _read_shapes3d_arrays(h5, h5py, path, entry, indices)
+    except OSError as e:  # h5py's error for a chunk it cannot read or decompress
+        raise ValueError(f"{path} is a corrupt HDF5 file ({e})") from None
+
+
+def _read_shapes3d_arrays(h5, h5py, path: Path, entry: Benchmark, indices):
+    """The checked arrays of an open 3dshapes.h5: (images, classes, values) at ``indices``."""
+    for key in ("images", "labels"):
+        if key not in h5 or not isinstance(h5[key], h5py.Dataset):
+            raise ValueError(f"{path} has no array {key!r}; a Shapes3D file holds images and labels")
+    images, labels = h5["images"], h5["labels"]
+    f = len(entry.factor_sizes)
+    _check_array(path, "labels", labels.shape, labels.dtype, (None, f), "float")
+    _check_array(path, "images", images.shape, images.dtype, (None,) + entry.image_shape, "uint8")
+    _check_grid_size(path, "images", images.shape[0], entry)
+    _check_grid_size(path, "labels", labels.shape[0], entry)
+    values = labels[()].astype(np.float64)  # 480,000 × 6 floats: small, and needed whole for the classes
+    classes = np.empty(values.shape, dtype=np.int64)
+    for j, (name, size) in enumerate(zip(entry.factor_names, entry.factor_sizes)):
+        distinct, classes[:, j] = np.unique(values[:, j], return_inverse=True)
+        if len(distinct) != size:
+            raise ValueError(
+                f"array 'labels' of {path}: column {j} ({name}) has {len(distinct)} distinct values, expected {size}"
+            )
+    row_bytes = math.prod(entry.image_shape)
+    imgs = _gather(lambda lo, hi: images[lo:hi], images.shape[0], indices, entry.image_shape, np.uint8, row_bytes)
     sel = slice(None) if indices is None else indices
     return imgs, classes[sel], values[sel]
 
