@@ -290,3 +290,10 @@ def test_corrupt_compressed_member_is_refused(tmp_path, ds_entry):
     path.write_bytes(bytes(raw))
     with pytest.raises(ValueError, match="array 'imgs' of .* is corrupt"):
         load_benchmark(ds_entry, path)
+
+
+def test_shapes3d_without_h5py_says_how_to_install_it(tmp_path, monkeypatch):
+    (tmp_path / "3dshapes.h5").write_bytes(b"")
+    monkeypatch.setitem(__import__("sys").modules, "h5py", None)  # import h5py now raises ImportError
+    with pytest.raises(ModuleNotFoundError, match=r"3dshapes.h5 needs the optional package h5py: pip install 'wela-vae\[benchmarks\]'"):
+        load_benchmark("shapes3d", tmp_path)
