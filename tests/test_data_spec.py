@@ -1,0 +1,132 @@
+"""Weak labels from a spec: known answers (hand-binned values) and the paper's Blobs labels reproduced."""
+import math
+
+import numpy as np
+import pytest
+
+from welavae.data.blobs import weak_labels as blobs_weak_labels
+from welavae.data.spec import CustomTerm, Term, bin_coordinate, parse_spec, weak_labels, weak_labels_from_spec
+
+
+def blobs_grid():
+    c1, c2 = np.meshgrid(np.arange(64), np.arange(64), indexing="ij")
+    return np.stack([c1.ravel(), c2.ravel()], 1).astype(float)
+
+
+@pytest.mark.parametrize("p", range(2, 9))
+def test_blobs_spec_equals_the_papers_labels(p):
+    # DESIGN.md: angle over [0, π/2], distance over [0, 64√2] (the canvas, not the data's max 63√2).
+    f = blobs_grid()
+    expected = blobs_weak_labels(f, p)
+    got = weak_labels(f, f"angle(c1,c2):{p}, distance(c1,c2):{p}")
+    np.testing.assert_array_equal(got, expected)
+    res = weak_labels_from_spec(f, f"angle(c1,c2):{p},distance(c1,c2):{p}", ("c1", "c2"), factor_ranges=((0, 64), (0, 64)))
+    np.testing.assert_array_equal(res.labels, expected)
+    assert res.dims == (p, p) and res.names == ("angle(c1,c2)", "distance(c1,c2)")
+    np.testing.assert_allclose(res.coordinates[:, 0], np.arctan2(f[:, 1], f[:, 0]))
+    np.testing.assert_allclose(res.coordinates[:, 1], np.hypot(f[:, 0], f[:, 1]))
+
+
+def test_int_spec_is_the_blobs_function():
+    f = blobs_grid()
+    np.testing.assert_array_equal(weak_labels(f, 3), blobs_weak_labels(f, 3))
+
+
+def test_bins_of_class_indices_by_hand():
+    # 32 classes 0..31 over [0, 31], p = 2: step 15.5 → 0..15 in bin 0, 16..31 in bin 1.
+    f = np.arange(32.0)[:, None]
+    res = weak_labels_from_spec(f, "bins(posX):2", ["posX"], factor_sizes=[32])
+    np.testing.assert_array_equal(res.labels[:, 0], (np.arange(32) >= 16).astype(int))
+    # 3 classes, p = 3: step 2/3 → 0, 1, 2 each its own bin.
+    res = weak_labels_from_spec(np.array([[0.0], [1.0], [2.0]]), "bins(shape):3", ["shape"], factor_sizes=[3])
+    np.testing.assert_array_equal(res.labels[:, 0], [0, 1, 2])
+
+
+def test_edge_rule_value_on_an_edge_goes_to_the_lower_bin():
+    # [0, 4] in 2 bins: 0 → 0, 2 (on the edge) → 0, 2.5 → 1, 4 → 1.
+    np.testing.assert_array_equal(bin_coordinate([0, 2, 2.5, 4], 0, 4, 2), [0, 0, 1, 1])
+    # lo ≠ 0: [-2, 2] in 4 bins of width 1: -2 → 0, -1 → 0, -0.5 → 1, 2 → 3.
+    np.testing.assert_array_equal(bin_coordinate([-2, -1, -0.5, 2], -2, 2, 4), [0, 0, 1, 3])
+
+
+def test_angle_and_distance_about_the_centre_by_hand():
+    # Ranges [0, 4] x [0, 4], centre (2, 2); the four points one unit away along ±a, ±b.
+    f = np.array([[3.0, 2.0], [2.0, 3.0], [1.0, 2.0], [2.0, 1.0], [4.0, 4.0]])
+    res = weak_labels_from_spec(
+        f, "angle(a,b,origin=centre):4, distance(a,b,origin=center):2", ["a", "b"], factor_ranges=[(0, 4), (0, 4)]
+    )
+    # angle 0, π/2, π, 3π/2 and π/4: quadrant bins of width π/2, edges in the lower bin.
+    np.testing.assert_allclose(res.coordinates[:, 0], [0, math.pi / 2, math.pi, 3 * math.pi / 2, math.pi / 4])
+    np.testing.assert_array_equal(res.labels[:, 0], [0, 0, 1, 2, 0])
+    # distance range [0, hypot(4, 4)/2 = 2√2], 2 bins split at √2: 1 → 0, 2√2 → 1.
+    np.testing.assert_allclose(res.coordinates[:, 1], [1, 1, 1, 1, 2 * math.sqrt(2)])
+    np.testing.assert_array_equal(res.labels[:, 1], [0, 0, 0, 0, 1])
+    assert res.names == ("angle(a,b,origin=centre)", "distance(a,b,origin=centre)")
+
+
+def test_sum_and_diff_are_the_rotated_axes():
+    # a in [0, 2], b in [0, 4]: sum over [0, 6], diff a−b over [-4, 2].
+    f = np.array([[0.0, 0.0], [2.0, 4.0], [2.0, 0.0], [0.0, 4.0], [1.0, 1.0]])
+    res = weak_labels_from_spec(f, "sum(a,b):3, diff(a,b):3", ["a", "b"], factor_ranges=[(0, 2), (0, 4)])
+    np.testing.assert_array_equal(res.coordinates[:, 0], [0, 6, 2, 4, 2])
+    np.testing.assert_array_equal(res.coordinates[:, 1], [0, -2, 2, -4, 0])
+    np.testing.assert_array_equal(res.labels[:, 0], [0, 2, 0, 1, 0])  # edges 2, 4
+    np.testing.assert_array_equal(res.labels[:, 1], [1, 0, 2, 0, 1])  # edges -2, 0: on an edge → the lower bin
+
+
+def test_ranges_come_from_the_factor_space_not_the_sample():
+    # A sample that only reaches class 10 of 32 still bins over [0, 31].
+    f = np.array([[0.0], [10.0]])
+    assert weak_labels_from_spec(f, "bins(x):2", ["x"], factor_sizes=[32]).labels[:, 0].tolist() == [0, 0]
+    assert weak_labels_from_spec(f, "bins(x):2", ["x"]).labels[:, 0].tolist() == [0, 1]  # observed range
+
+
+def test_custom_term_and_term_objects():
+    f = blobs_grid()
+    custom = CustomTerm("row", lambda x: x[:, 0], 2, range=(0, 64))
+    res = weak_labels_from_spec(f, [Term("angle", ("c1", "c2"), 4), custom], ("c1", "c2"), factor_ranges=[(0, 64)] * 2)
+    np.testing.assert_array_equal(res.labels[:, 0], blobs_weak_labels(f, 4)[:, 0])
+    np.testing.assert_array_equal(res.labels[:, 1], (f[:, 0] > 32).astype(int))
+    assert res.names == ("angle(c1,c2)", "row")
+
+
+def test_parse_ignores_whitespace():
+    assert parse_spec(" angle( posX , posY ,origin = centre ) : 3 ,bins(shape):3") == (
+        Term("angle", ("posX", "posY"), 3, "centre"),
+        Term("bins", ("shape",), 3),
+    )
+
+
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ("angle(posX,posY)", "cannot read the weak-label term 'angle(posX,posY)'"),
+        ("polar(posX,posY):3", "unknown coordinate 'polar'"),
+        ("angle(posX):3", "angle takes 2 factors, got 1"),
+        ("bins(posX,origin=centre):3", "unknown option 'origin=centre'"),
+        ("angle(posX,posY,origin=middle):3", "origin must be corner or centre"),
+        ("bins(posX):1", "p >= 2"),
+        ("angle(posX,posY:3", "unbalanced '('"),
+        ("", "non-empty string"),
+        ("bins(posZ):2", "factor 'posZ' in the weak-label term bins(posZ):2 is not one of posX, posY"),
+        ("bins(posX):2, bins(posX):3", "appears twice"),
+    ],
+)
+def test_refusals_name_the_token(spec, words):
+    f = np.zeros((2, 2))
+    f[1] = 1
+    with pytest.raises(ValueError, match=None) as e:
+        weak_labels_from_spec(f, spec, ["posX", "posY"], factor_sizes=[2, 2])
+    assert words in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_factor_outside_its_range_is_refused():
+    with pytest.raises(ValueError, match=r"factor 0 takes values in \[0, 32\], outside its range \[0, 31\]"):
+        weak_labels_from_spec(np.array([[0.0], [32.0]]), "bins(x):2", ["x"], factor_sizes=[32])
+
+
+def test_a_spec_of_the_wrong_type_is_refused():
+    for bad in (True, 2.5, None):
+        with pytest.raises(ValueError, match="a weak-label spec is a string like"):
+            weak_labels(blobs_grid()[:3], bad)
