@@ -127,9 +127,14 @@ class TrainedModel:
         return rank_seeds(self.run, by=by, **kwargs)
 
 
-def load(run_dir, *, device="cpu") -> TrainedModel:
-    """The trained model of a run directory (all its seeds), read without executing code."""
+def load(run_dir, *, device="cpu", allow_unfinished: bool = False) -> TrainedModel:
+    """The trained model of a run directory (all its seeds), read without executing code.
+
+    A run whose training stopped before the end is refused unless
+    ``allow_unfinished`` (then its last checkpoint's weights are used).
+    """
     run = Run(run_dir)
+    run.require_finished(allow_unfinished)
     config = run.config
     return TrainedModel(run.load_model(device), config, run)
 
@@ -161,5 +166,6 @@ def fit(images, labels=None, *, label_dims=None, seeds=(0,), out, model: str = "
     config = make_run_config(model, label_dims=label_dims if labels is not None else None,
                              image_shape=x.shape[1:], label_names=label_names, data=data,
                              train=TrainConfig(**train_kwargs), **hyperparameters)
-    train_run(config, list(seeds), out, device=device, progress=progress, data=(x, labels, factors))
-    return load(out, device=device)
+    with Run(out).locked():  # over training and loading back (train_run re-enters it)
+        train_run(config, list(seeds), out, device=device, progress=progress, data=(x, labels, factors))
+        return load(out, device=device)

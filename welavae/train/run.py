@@ -9,6 +9,7 @@ from ..data.cache import load_blobs
 from ..data.user import hide_labels, load_image_folder, load_npz
 from ..run import Run, parse_seeds
 from .checkpoint import export_safetensors
+from .preflight import check_run
 from .trainer import TERMS, TrainResult, encode_dataset, train
 
 __all__ = ["prepare_data", "observed_labels", "train_run", "parse_seeds"]
@@ -66,12 +67,22 @@ def train_run(
 
     Resumes from ``out_dir/checkpoints`` when a checkpoint of the same run is
     there.  ``data``: optional (images, labels, factors) instead of
-    :func:`prepare_data`.  Nothing is written before the data are validated.
+    :func:`prepare_data`.  Nothing is written before every check passed
+    (:func:`welavae.train.preflight.check_run`); the directory is locked while
+    written (:meth:`welavae.run.Run.locked`), and its seeds are never replaced.
     """
     images, labels, factors = data if data is not None else prepare_data(config, data_dir=data_dir)
     train_labels, observed = observed_labels(labels, config)
+    seeds = check_run(config, seeds, images, train_labels, device=device)  # every refusal before any write
     run = Run(out_dir)
-    run.start(config)
+    with run.locked():
+        return _train_locked(run, config, seeds, images, labels, train_labels, observed, factors,
+                             device=device, progress=progress, on_epoch=on_epoch)
+
+
+def _train_locked(run: Run, config, seeds, images, labels, train_labels, observed, factors, *, device, progress,
+                  on_epoch) -> TrainResult:
+    run.start(config, seeds)
     result = train(config, seeds, images, train_labels, device=device, checkpoint_dir=run.path / Run.CHECKPOINTS,
                    progress=progress, on_epoch=on_epoch)
     export_safetensors(run.path / Run.WEIGHTS, result.model, config)
