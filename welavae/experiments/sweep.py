@@ -29,6 +29,7 @@ from tqdm import tqdm
 from ..data.blobs import weak_labels
 from ..evaluate import evaluate_arrays, figure_task, plot_run
 from ..io import write_npy, write_text
+from ..lock import locking
 from ..run import Run
 from ..train.run import prepare_data
 from .executors import chunk_name, chunk_path, chunks_by_seed, error_text, make_executor
@@ -140,6 +141,21 @@ def _row(model: str, config_hash: str, r: dict, seconds: float, epochs: int) -> 
     }
 
 
+def _checkpoint_hint(error: str, job: dict) -> str:
+    """A job whose checkpoint is unreadable fails alike on every retry: its error says which file to delete."""
+    from ..train.checkpoint import load_checkpoint
+
+    ckpt = Run(job["chunk_dir"]).checkpoint
+    if not ckpt.exists():
+        return error
+    try:
+        load_checkpoint(ckpt)
+    except ValueError:
+        first, nl, rest = error.partition("\n")
+        return f"{first}; delete {ckpt} and run the same command again (that chunk retrains from epoch 0){nl}{rest}"
+    return error
+
+
 def _merge_model_arrays(out: Path, model: str, store: ResultsStore) -> None:
     """runs/<model>/mu.npy (S, N, K) over all finished seeds (ascending), with seeds.json and factors.npy."""
     model_dir = out / "runs" / model
@@ -180,6 +196,7 @@ def _best_seed_figure(out: Path, spec: RunSpec, store: ResultsStore, images) -> 
         plot_run(found[best["seed"]][0], seed=best["seed"], out_dir=out / "figures", data=images)
 
 
+@locking("out")  # one sweep at a time per results folder (welavae.lock)
 def reproduce(
     preset: str = "quick",
     *,
@@ -283,6 +300,7 @@ def reproduce(
                     seeds_ = f"{len(rows)} seed{'s' if len(rows) != 1 else ''}"
                     bar.job_done(job, f"{seeds_} in {result['seconds']:.0f}s, {best}")
                 else:
+                    error = _checkpoint_hint(error, job)
                     store.record([{"model": spec.model, "seed": s, "config_hash": spec.config.hash(),
                                    "status": "failed", "error": error} for s in job["seeds"]])
                     failed[spec.model] = error.splitlines()[0]
