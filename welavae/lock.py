@@ -240,8 +240,12 @@ def locking(param: str, *, create: bool = True):
 
 
 def mark_during_work(e: BaseException) -> None:
-    """Mark an OS error raised while a lock was held: the command had begun writing (exit 1, not 2)."""
-    if isinstance(e, OSError):
+    """Mark an OS error raised while a lock was held: the command had begun writing (exit 1, not 2).
+
+    Only errors of the operating system (with an errno: a full disk, an I/O
+    error); a refusal raised as ``FileNotFoundError(message)`` stays a refusal.
+    """
+    if isinstance(e, OSError) and e.errno is not None:
         with contextlib.suppress(AttributeError):
             e.welavae_during_work = True
 
