@@ -62,8 +62,9 @@ class Locked(ValueError):
 
 
 def _command() -> str:
-    argv = [os.path.basename(sys.argv[0])] + sys.argv[1:] if sys.argv and sys.argv[0] else ["python"]
-    if argv[0] in ("cli.py", "__main__.py", "-m", "-c"):
+    """This process's command line, as a person would recognise it (``python -m welavae.cli`` → ``welavae``)."""
+    argv = [os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python", *sys.argv[1:]]
+    if argv[0] == "cli.py":
         argv[0] = "welavae"
     return " ".join(argv)[:300]
 
@@ -194,9 +195,7 @@ def lock_dir(path, *, command: str | None = None, create: bool = True):
             old = holder(path)
             if old is None:
                 continue  # released in between
-            if old and _alive(old):
-                raise _refusal(path, old)
-            if not old:
+            if not old or _alive(old):  # unreadable, or its owner may still run: refuse
                 raise _refusal(path, old)
             _take_over(lock, old)
         else:
