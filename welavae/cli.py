@@ -1,12 +1,26 @@
 """Command line: flags in, one library call, results out.
 
-Every verb has ``--help``.  Bad input exits with status 2 and one line
-``welavae: error: …`` naming what is wrong.
+Every verb has ``--help``.  One error boundary (:func:`main`) turns every
+expected failure into one line ``welavae: error: …`` and an exit status:
+
+* 0  done;
+* 1  the work began and failed part way (a sweep job failed; an OS error such
+  as a full disk while a locked run or results folder was being written):
+  what was finished is kept, and the same command again resumes;
+* 2  refused before anything was written: bad input, a locked or foreign
+  directory, an OS error before the work began (an existing file as
+  ``--out``, a read-only file system, no permission);
+* 130 / 143  interrupted by SIGINT / SIGTERM: the last checkpoint is kept (it
+  is written atomically), and the same command again resumes from it.
+
+docs/reliability.md lists the guarantees behind these.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -151,10 +165,12 @@ def _cmd_encode(args) -> int:
     from .io import write_npy
     from .trained import load as load_model
 
+    if Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is a directory; give the output file, e.g. {Path(args.out) / 'z.npy'}")
     source = _user_source(args)
     if source is None:
         raise ValueError("give the images to encode: --npz FILE or --images DIR [--labels CSV]")
-    model = load_model(args.run_dir, device=args.device)
+    model = load_model(args.run_dir, device=args.device, allow_unfinished=args.allow_unfinished)
     m = model.config.model
     ds = load(DataConfig(**source), model=m)  # the CSV read with the model's own label classes
     z = model.encode(ds.images, ds.labels if m.labels_in_encoder else None, seed=args.seed)
@@ -292,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .npy: (S, N, K), or (N, K) with --seed")
     p.add_argument("--seed", type=int, default=None, help="encode with this seed only")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--allow-unfinished", action="store_true",
+                   help="encode with the last checkpoint of a run whose training stopped before the end")
     p.set_defaults(func=_cmd_encode)
 
     p = sub.add_parser("evaluate", help="coordinate MSE, label accuracy and disentanglement metrics of a run")
@@ -353,14 +371,45 @@ def main(argv=None) -> int:
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .io import os_error_sentence
+    from .lock import during_work
+
     try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
+        with _sigterm_interrupts():
+            return int(args.func(args) or 0)
+    except OSError as e:  # before ValueError's branch: FileNotFoundError is an OSError too
+        text = os_error_sentence(e) if e.errno is not None else str(e)
+        sys.stderr.write(f"welavae: error: {text}\n")
+        return 1 if during_work(e) else 2
+    except ValueError as e:
         sys.stderr.write(f"welavae: error: {e}\n")
         return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("welavae: interrupted\n")
-        return 130
+    except KeyboardInterrupt as e:
+        sig = "SIGTERM" if isinstance(e, _Terminated) else "SIGINT"
+        sys.stderr.write(f"welavae: interrupted ({sig}); finished checkpoints are kept: "
+                         "run the same command again to resume\n")
+        return 143 if sig == "SIGTERM" else 130
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so locks are released and files left whole as on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM behaves as SIGINT for the command's duration; the previous handler is restored after."""
+    def handler(signum, frame):
+        raise _Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

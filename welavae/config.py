@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 
 from .models import MODELS
@@ -94,7 +95,7 @@ class DataConfig:
             _fail("data", "path", f"a {self.source!r} data set needs a path")
         if self.variants < 1:
             _fail("data", "variants", f"must be >= 1, got {self.variants}")
-        if not 0.0 <= self.label_fraction <= 1.0:
+        if not (math.isfinite(self.label_fraction) and 0.0 <= self.label_fraction <= 1.0):
             _fail("data", "label_fraction", f"must lie in [0, 1], got {self.label_fraction}")
         object.__setattr__(self, "sigma_range", tuple(float(s) for s in self.sigma_range))
 
@@ -146,6 +147,9 @@ class ModelConfig:
             _fail("model", "encoder_input", f"must be one of {ENCODER_INPUTS}, got {self.encoder_input!r}")
         if self.label_head not in LABEL_HEADS:
             _fail("model", "label_head", f"must be one of {LABEL_HEADS}, got {self.label_head!r}")
+        if self.has_labels and self.latent_dim < self.num_labels:  # WeLa: each label needs a latent of its own
+            _fail("model", "latent_dim", f"{self.num_labels} weak labels need K >= m = {self.num_labels} latents "
+                  f"(--latent-dim), got K = {self.latent_dim}")
         if self.label_head == "diagonal" and self.latent_dim < self.num_labels:
             _fail("model", "label_head", f"the diagonal head needs K >= m = {self.num_labels} latents, got K = {self.latent_dim}")
         if self.label_names and len(self.label_names) != self.num_labels:
@@ -191,10 +195,10 @@ class ObjectiveConfig:
             _fail("objective", "regulariser", f"must be one of {REGULARISERS}, got {self.regulariser!r}")
         if self.tc_estimator not in TC_ESTIMATORS:
             _fail("objective", "tc_estimator", f"must be one of {TC_ESTIMATORS}, got {self.tc_estimator!r}")
-        if self.beta < 0:
-            _fail("objective", "beta", f"must be >= 0, got {self.beta}")
-        if self.gamma < 0:
-            _fail("objective", "gamma", f"must be >= 0, got {self.gamma}")
+        for name in ("beta", "gamma", "dip_lambda_od", "dip_lambda_d"):  # NaN fails every comparison: isfinite
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                _fail("objective", name, f"must be a finite number >= 0, got {value}")
 
 
 @dataclass(frozen=True)
@@ -212,12 +216,16 @@ class TrainConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "adam_betas", tuple(float(b) for b in self.adam_betas))
-        if self.epochs < 0:
-            _fail("train", "epochs", f"must be >= 0, got {self.epochs}")
+        if self.epochs < 1:
+            _fail("train", "epochs", f"must be >= 1, got {self.epochs}")
         if self.batch_size < 2:
             _fail("train", "batch_size", f"must be >= 2 (the TC estimator needs pairs), got {self.batch_size}")
-        if not self.lr > 0:
-            _fail("train", "lr", f"must be > 0, got {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            _fail("train", "lr", f"must be a finite number > 0, got {self.lr}")
+        if not (math.isfinite(self.adam_eps) and self.adam_eps > 0):
+            _fail("train", "adam_eps", f"must be a finite number > 0, got {self.adam_eps}")
+        if len(self.adam_betas) != 2 or not all(0.0 <= b < 1.0 for b in self.adam_betas):
+            _fail("train", "adam_betas", f"must be two numbers in [0, 1), got {self.adam_betas}")
         if self.checkpoint_every < 1:
             _fail("train", "checkpoint_every", f"must be >= 1, got {self.checkpoint_every}")
 

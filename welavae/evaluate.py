@@ -22,6 +22,7 @@ import numpy as np
 from .data.blobs import polar_factors
 from .metrics import cartesian_mse, label_accuracy, polar_mse, standard_metrics
 from .metrics.latents import ACTIVE_VARIANCE, active_latents
+from .lock import locking
 from .run import Run
 
 __all__ = ["evaluate_seed", "evaluate_arrays", "evaluate_run", "seed_figure", "plot_run", "figure_task"]
@@ -136,6 +137,7 @@ def evaluate_arrays(mu, factors, *, label_pred=None, labels=None, observed=None,
     return rows
 
 
+@locking("run_dir", create=False)  # it writes metrics.json into the run
 def evaluate_run(run_dir, *, standard="best") -> dict:
     """Evaluate a run directory and write ``RUN_DIR/metrics.json``; returns its content.
 
@@ -186,6 +188,7 @@ def seed_figure(model, images, mu, logvar, factors, *, title=None, n_originals: 
     return latent_figure(images[pick], recon, traversals, heat, order=list(order), title=title)
 
 
+@locking("run_dir", create=False)  # it writes RUN_DIR/figures (by default)
 def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_dir=None) -> list[Path]:
     """Draw the Figure-1 layout (and a 2-D scatter) of one seed of a run; default: the seed of lowest
     MSE on the run's :func:`figure_task` (Cartesian without labels, polar with them).

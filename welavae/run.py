@@ -17,8 +17,10 @@ Everything that reads or writes a run directory goes through :class:`Run`
 ``status.json``         seeds, diverged epochs, epochs, wall time
 ``metrics.json``        written by ``welavae evaluate``
 ``figures/``            written by ``welavae plot``
+``.welavae.lock``       present while a command writes the directory (:mod:`welavae.lock`)
 
-All files are written atomically (:mod:`welavae.io`).
+All files are written atomically (:mod:`welavae.io`); a command that writes
+holds the directory's lock (:meth:`Run.locked`), so two never write one run.
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ import numpy as np
 
 from .config import RunConfig
 from .io import write_npy, write_text
+from .lock import lock_dir
+from .seeding import MAX_SEED
 
 __all__ = ["Run", "parse_seeds"]
 
@@ -49,6 +53,9 @@ def parse_seeds(text: str) -> list[int]:
                 lo_i, hi_i = int(lo), int(hi)
                 if hi_i < lo_i:
                     raise ValueError
+                if hi_i > MAX_SEED:  # before the range is built
+                    seeds.append(hi_i)
+                    break
                 seeds.extend(range(lo_i, hi_i + 1))
             else:
                 seeds.append(int(part))
@@ -56,6 +63,8 @@ def parse_seeds(text: str) -> list[int]:
         raise ValueError(f"seeds must look like '0-7' or '0,1,2', got {text!r}") from None
     if min(seeds) < 0:
         raise ValueError(f"seeds must be >= 0, got {text!r}")
+    if max(seeds) > MAX_SEED:
+        raise ValueError(f"--seeds: seed {max(seeds)} is too large; seeds lie in 0..{MAX_SEED}")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {text!r}")
     return seeds
@@ -76,8 +85,17 @@ class Run:
 
     # ------------------------------------------------------------ writing ---
 
-    def start(self, config: RunConfig) -> None:
-        """Claim the directory for ``config``: refuse one that holds another run, else write config.json."""
+    def locked(self, command: str | None = None):
+        """Context manager: hold the directory's exclusive lock (:func:`welavae.lock.lock_dir`) while writing."""
+        return lock_dir(self.path, command=command)
+
+    def start(self, config: RunConfig, seeds=None) -> None:
+        """Claim the directory for ``config`` (and ``seeds``): refuse one that holds another run, else write config.json.
+
+        A run's seeds are never replaced: ``seeds`` other than those the
+        directory already trained (``status.json``) or is training (its
+        checkpoint) are refused, naming both, before anything is written.
+        """
         path = self.path / self.CONFIG
         if path.exists():
             try:
@@ -86,8 +104,24 @@ class Run:
                 old = None
             if old is None or old.to_dict() != config.to_dict():
                 raise ValueError(f"{self.path} holds a run with another configuration; use a new --out directory")
+            if seeds is not None:
+                held = self._held_seeds()
+                if held is not None and list(held) != [int(s) for s in seeds]:
+                    raise ValueError(f"{self.path} already holds seeds {_seed_text(held)} of this configuration; "
+                                     f"train seeds {_seed_text(seeds)} into a new --out directory "
+                                     "(a run's seeds are never replaced)")
         write_text(path, config.to_json() + "\n")
         self._cache.clear()
+
+    def _held_seeds(self) -> list[int] | None:
+        """The seeds this directory trained (status.json) or is training (its checkpoint); None if neither."""
+        if (self.path / self.STATUS).exists():
+            return self.seeds
+        if self.checkpoint.exists():
+            from .train.checkpoint import load_checkpoint
+
+            return load_checkpoint(self.checkpoint)["seeds"].tolist()
+        return None
 
     def write_arrays(self, **arrays) -> None:
         """Any of :data:`ARRAYS` as ``.npy``, with their dtypes fixed by the layout."""
@@ -179,3 +213,16 @@ class Run:
 
     def finished(self) -> bool:
         return (self.path / self.STATUS).exists() and (self.path / "mu.npy").exists()
+
+    def require_finished(self, allow_unfinished: bool = False) -> None:
+        """Refuse a run whose training has not finished (killed halfway), unless ``allow_unfinished``."""
+        self._need(self.CONFIG)
+        if not allow_unfinished and not self.finished():
+            raise ValueError(f"{self.path} is an unfinished run (no status.json / mu.npy: its training stopped "
+                             "before the end); resume it with the same `welavae train` command, or pass "
+                             "--allow-unfinished to use its last checkpoint")
+
+
+def _seed_text(seeds) -> str:
+    seeds = [int(s) for s in seeds]
+    return ",".join(map(str, seeds)) if len(seeds) <= 8 else f"{seeds[0]}..{seeds[-1]} ({len(seeds)} seeds)"

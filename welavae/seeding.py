@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["init_generators", "derived_generator", "epoch_permutation", "epoch_noise"]
+__all__ = ["init_generators", "derived_generator", "epoch_permutation", "epoch_noise", "MAX_SEED"]
 
 _INIT_STRIDE = 1_000_003  # a prime: seeds s and purposes q < stride never collide
+#: The largest seed: ``torch.Generator.manual_seed`` takes at most 2**64 − 1, and seed s starts at s·stride + q.
+MAX_SEED = ((1 << 64) - 1) // _INIT_STRIDE - 1
 
 
 def init_generators(seeds, purpose: int = 0) -> list[torch.Generator]:

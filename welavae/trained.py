@@ -122,9 +122,14 @@ class TrainedModel:
         return rank_seeds(self.run, by=by or DEFAULT_CRITERION, **kwargs)
 
 
-def load(run_dir, *, device="cpu") -> TrainedModel:
-    """The trained model of a run directory (all its seeds), read without executing code."""
+def load(run_dir, *, device="cpu", allow_unfinished: bool = False) -> TrainedModel:
+    """The trained model of a run directory (all its seeds), read without executing code.
+
+    A run whose training stopped before the end is refused unless
+    ``allow_unfinished`` (then its last checkpoint's weights are used).
+    """
     run = Run(run_dir)
+    run.require_finished(allow_unfinished)
     config = run.config
     return TrainedModel(run.load_model(device), config, run)
 
@@ -167,5 +172,6 @@ def fit(images, labels=None, *, label_dims=None, seeds=(0,), out, model: str = "
                              train=TrainConfig(**train_kwargs), **hyperparameters)
     data = Dataset(images=x, labels=labels, label_dims=tuple(label_dims) if labels is not None else (),
                    label_names=tuple(label_names) if labels is not None else (), factors=factors)
-    train_run(config, list(seeds), out, device=device, progress=progress, data=data)
-    return load(out, device=device)
+    with Run(out).locked():  # over training and loading back (train_run re-enters it)
+        train_run(config, list(seeds), out, device=device, progress=progress, data=data)
+        return load(out, device=device)

@@ -6,13 +6,15 @@ is wrong (and where: file, row, column) before any training starts.
 
 Labels: m weak labels, label j with p_j classes (``label_dims``); class
 indices 0 … p_j − 1, and −1 for a missing label.  In a CSV, a label column
-holds integers (class indices) or strings (classes mapped to indices in
+holds numbers (class indices, read by value: ``1`` and ``1.0`` are one
+class; ``1.5`` is refused) or strings (classes mapped to indices in
 sorted order; the mapping is kept as ``label_classes``); an empty cell is a
 missing label.
 """
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,26 +216,52 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _label_columns(columns: list[list[str]], names, csv_path: Path, label_classes=None):
-    """Cells → (labels (N, m) int64, label_dims, label_classes); '' = missing."""
+    """Cells → (labels (N, m) int64, label_dims, label_classes); '' = missing.
+
+    A column of numerals holds class indices, read by value ('1', '01' and
+    '1.0' are class 1; '1.5' is refused); any other column holds class names,
+    in which two numerals of one value ('1' and '1.0') are refused as
+    ambiguous.
+    """
     labels = np.full((len(columns[0]) if columns else 0, len(columns)), MISSING, dtype=np.int64)
     dims, classes = [], []
     for j, (col, name) in enumerate(zip(columns, names)):
         values = [c for c in col if c != ""]
         if not values:
             raise ValueError(f"{csv_path}: column {name!r} has no observed label")
+        nums = {v: _numeral(v) for v in set(values)}
+
+        def row_of(cell):
+            return col.index(cell) + 2
+
         if label_classes is not None:  # a trained model's classes (encode)
-            known = {c: i for i, c in enumerate(label_classes[j])}
             cls = list(label_classes[j])
-        elif all(_is_int(v) for v in values):
-            ints = sorted({int(v) for v in values})
+            known = {c: i for i, c in enumerate(cls)}
+            if all(isinstance(_numeral(c), int) for c in cls):  # numbered classes: cells by value
+                by_value = {_numeral(c): i for i, c in enumerate(cls)}
+                known.update({v: by_value[n] for v, n in nums.items() if n in by_value})
+        elif all(n is not None for n in nums.values()):
+            frac = next((v for v, n in nums.items() if isinstance(n, float)), None)
+            if frac is not None:
+                raise ValueError(f"{csv_path}, row {row_of(frac)}: label {name!r} = {frac} is not a whole number "
+                                 "(a column of numbers holds class indices 0, 1, 2, ...; name classes with words)")
+            ints = sorted(set(nums.values()))
             if ints[0] < 0:
-                row = next(r for r, c in enumerate(col) if c != "" and int(c) < 0)
-                raise ValueError(f"{csv_path}, row {row + 2}: label {name!r} = {col[row]} is negative "
+                cell = next(v for v, n in nums.items() if n < 0)
+                raise ValueError(f"{csv_path}, row {row_of(cell)}: label {name!r} = {cell} is negative "
                                  "(class indices start at 0; leave the cell empty for a missing label)")
             cls = [str(i) for i in range(ints[-1] + 1)]
-            known = {c: i for i, c in enumerate(cls)}
-            known.update({v: int(v) for v in values})  # '01' reads as 1
+            known = dict(nums)  # '1', '01', '1.0' → 1
         else:
+            same: dict = {}
+            for v in sorted(nums, key=row_of):
+                n = nums[v]
+                if n is None:
+                    continue
+                if n in same:
+                    raise ValueError(f"{csv_path}, rows {row_of(same[n])} and {row_of(v)}: label {name!r} writes one "
+                                     f"number two ways ({same[n]!r}, {v!r}); write each class one way")
+                same[n] = v
             cls = sorted(set(values))
             known = {c: i for i, c in enumerate(cls)}
         if label_classes is None and len(set(known[v] for v in values)) < 2:
@@ -249,12 +277,19 @@ def _label_columns(columns: list[list[str]], names, csv_path: Path, label_classe
     return labels, tuple(dims), tuple(classes)
 
 
-def _is_int(text: str) -> bool:
+def _numeral(text: str):
+    """The number a cell names: an int for '1', '01', '1.0'; a float for '1.5'; None for a word (or nan/inf)."""
     try:
-        int(text)
-        return True
+        return int(text)
     except ValueError:
-        return False
+        pass
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(v):
+        return None
+    return int(v) if v.is_integer() else v
 
 
 def load_image_folder(images_dir, labels_csv=None, *, label_names=None, label_classes=None) -> Dataset:
@@ -265,8 +300,10 @@ def load_image_folder(images_dir, labels_csv=None, *, label_names=None, label_cl
     every file of the folder is read, in sorted order, and there are no
     labels.  ``label_names`` / ``label_classes``: those of a trained model, to
     read its labels for encoding.  Every defect — an unreadable file, images
-    of different sizes, a row naming a missing file, an image with no row, a
-    duplicate row, a class outside the known ones, a label column with a
+    of different sizes, a row naming a missing file or one outside the
+    folder (``../x.png``, an absolute path, a link leading out), an image with
+    no row, a duplicate row, a label column named twice, a non-integer number
+    in a numeric column, a class outside the known ones, a label column with a
     single class, no labelled sample — is one ``ValueError`` naming the file
     and row.
     """
@@ -286,6 +323,9 @@ def load_image_folder(images_dir, labels_csv=None, *, label_names=None, label_cl
         raise ValueError(f"{csv_path}: the header must be 'file,<label name>,...' with at least one label column")
     header = [h.strip() for h in rows[0]]
     names = header[1:]
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise ValueError(f"{csv_path}: the header names label column {twice!r} twice; give each label one column")
     if label_names is not None and tuple(names) != tuple(label_names):
         raise ValueError(f"{csv_path}: label columns {names} differ from the model's {list(label_names)}")
     body = [(i + 2, r) for i, r in enumerate(rows[1:]) if any(c.strip() for c in r)]
@@ -297,6 +337,9 @@ def load_image_folder(images_dir, labels_csv=None, *, label_names=None, label_cl
         if name in seen:
             raise ValueError(f"{csv_path}, row {line}: {name!r} is listed twice (first at row {seen[name]})")
         seen[name] = line
+        if Path(name).is_absolute() or not (folder / name).resolve().is_relative_to(folder.resolve()):
+            raise ValueError(f"{csv_path}, row {line}: {name!r} lies outside {folder}; "
+                             "rows name files inside the image folder")
         if not (folder / name).is_file():
             raise ValueError(f"{csv_path}, row {line}: {name!r} is not a file in {folder}")
     listed = set(seen)

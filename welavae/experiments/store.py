@@ -33,8 +33,9 @@ mode.  We choose ``synchronous=FULL`` so that a committed batch also survives
 a power cut or OS crash (``NORMAL`` may roll the last commits back there):
 the price is one fsync per commit, and the sweep commits once per finished
 training job (minutes of GPU/CPU time), so it costs nothing measurable.
-The driver process is the only writer; readers (a notebook) may open the
-file at any time.
+The driver process is the only writer (the results folder is locked,
+:mod:`welavae.lock`); readers (a notebook) may open the file at any time,
+even while it is being created: the schema is read inside ``BEGIN IMMEDIATE``.
 """
 from __future__ import annotations
 
@@ -150,26 +151,28 @@ class ResultsStore:
         check = [r[0] for r in conn.execute("PRAGMA quick_check")]
         if check != ["ok"]:
             raise sqlite3.DatabaseError("integrity check failed: " + "; ".join(map(str, check[:3])))
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if tables:
-                raise ValueError(f"{self.path} is a SQLite database but not a welavae results store "
-                                 f"(it has {tables} other schema objects and no welavae schema version)")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+        # The schema is read inside the write transaction: two stores opened at once on a new file
+        # would otherwise both see version 0 and the second would try to create the tables again.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                if tables:
+                    raise ValueError(f"{self.path} is a SQLite database but not a welavae results store "
+                                     f"(it has {tables} other schema objects and no welavae schema version)")
                 # Statement by statement: executescript() would COMMIT first and break the transaction.
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        elif version != SCHEMA_VERSION:
-            raise ValueError(f"{self.path} has results schema version {version}; this welavae reads "
-                             f"version {SCHEMA_VERSION}")
+            elif version != SCHEMA_VERSION:
+                raise ValueError(f"{self.path} has results schema version {version}; this welavae reads "
+                                 f"version {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     # ----------------------------------------------------------- lifecycle ---
     def close(self) -> None:

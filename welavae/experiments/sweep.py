@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from ..data.load import load as load_data
 from ..evaluate import evaluate_arrays, figure_task, plot_run
+from ..lock import locking
 from ..run import Run
 from .executors import error_text, make_executor
 from .analysis import write_analysis
@@ -144,6 +145,21 @@ def _finished_seeds(store: ResultsStore, model: str) -> list[int]:
     return sorted(row["seed"] for row in store.rows(model) if row["status"] in ("done", "diverged"))
 
 
+def _checkpoint_hint(error: str, job: dict) -> str:
+    """A job whose checkpoint is unreadable fails alike on every retry: its error says which file to delete."""
+    from ..train.checkpoint import load_checkpoint
+
+    ckpt = Run(job["chunk_dir"]).checkpoint
+    if not ckpt.exists():
+        return error
+    try:
+        load_checkpoint(ckpt)
+    except ValueError:
+        first, nl, rest = error.partition("\n")
+        return f"{first}; delete {ckpt} and run the same command again (that chunk retrains from epoch 0){nl}{rest}"
+    return error
+
+
 def _best_seed_figure(out: SweepDir, spec: RunSpec, store: ResultsStore, images) -> None:
     """The figure of the model's best seed on its task (:func:`welavae.evaluate.figure_task`)."""
     key = f"{figure_task(spec.config)}_mse"
@@ -221,6 +237,7 @@ def _run(jobs, executor, by_model: dict[str, RunSpec], store: ResultsStore, out:
                 seeds_ = f"{len(rows)} seed{'s' if len(rows) != 1 else ''}"
                 bar.job_done(job, f"{seeds_} in {result['seconds']:.0f}s, {best}")
             else:
+                error = _checkpoint_hint(error, job)
                 store.record([{"model": spec.model, "seed": s, "config_hash": spec.config.hash(),
                                "status": "failed", "error": error} for s in job["seeds"]])
                 failed[spec.model] = error.splitlines()[0]
@@ -253,6 +270,7 @@ def _finish(out: SweepDir, plan: list[RunSpec], store: ResultsStore, failed: dic
     return table
 
 
+@locking("out")  # one sweep at a time per results folder (welavae.lock)
 def reproduce(
     preset: str = "quick",
     *,

@@ -12,6 +12,7 @@ can use them without this package.
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -42,7 +43,11 @@ def save_checkpoint(path, *, model, optimizer, config: RunConfig, epoch: int, hi
         "history": torch.as_tensor(np.asarray(history, dtype=np.float64)),
         "diverged_epoch": torch.as_tensor(np.asarray(diverged_epoch, dtype=np.int64)),
     }
-    atomic_write(path, lambda f: torch.save(state, f))
+    # Serialised in memory first: torch.save's zip writer turns a failed write (a full disk) into an
+    # opaque RuntimeError; a plain write raises the OSError that names the file (welavae.io).
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write(path, lambda f: f.write(buf.getbuffer()))
 
 
 def _cpu_state(obj):

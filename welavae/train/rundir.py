@@ -9,6 +9,7 @@ from ..data.load import ARRAYS_FILE, load, save_npz
 from ..data.user import Dataset, hide_labels
 from ..run import Run, parse_seeds
 from .checkpoint import export_safetensors
+from .preflight import check_run
 from .trainer import TERMS, TrainResult, encode_dataset, train
 
 __all__ = ["observed_labels", "train_run", "parse_seeds"]
@@ -41,14 +42,24 @@ def train_run(
     there.  ``data``: the :class:`~welavae.data.Dataset` already read by
     :func:`welavae.data.load` (default: read here).  A run trained on
     in-memory arrays (source ``"arrays"``, :func:`welavae.fit`) keeps them in
-    ``out_dir/data.npz``.  Nothing is written before the data are validated.
+    ``out_dir/data.npz``.  Nothing is written before every check passed
+    (:func:`welavae.train.preflight.check_run`); the directory is locked while
+    written (:meth:`welavae.run.Run.locked`), and its seeds are never replaced.
     """
     if data is None:
         data = load(config, data_dir=data_dir, run_dir=out_dir)
     images, labels, factors = data.images, data.labels if config.model.has_labels else None, data.factors
     train_labels, observed = observed_labels(labels, config)
+    seeds = check_run(config, seeds, images, train_labels, device=device)  # every refusal before any write
     run = Run(out_dir)
-    run.start(config)
+    with run.locked():
+        return _train_locked(run, config, seeds, data, images, labels, train_labels, observed, factors,
+                             device=device, progress=progress, on_epoch=on_epoch)
+
+
+def _train_locked(run: Run, config, seeds, data, images, labels, train_labels, observed, factors, *, device,
+                  progress, on_epoch) -> TrainResult:
+    run.start(config, seeds)
     if config.data.source == "arrays":
         save_npz(run.path / ARRAYS_FILE, data)
     result = train(config, seeds, images, train_labels, device=device, checkpoint_dir=run.path / Run.CHECKPOINTS,

@@ -34,13 +34,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import TERMS, RunConfig
-from ..data.user import check_images, check_labels
 from ..nn.vae import EnsembleVAE
 from ..objectives.objective import objective_terms
 from ..objectives.tc import log_importance_weights
 from ..seeding import epoch_noise, epoch_permutation
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .platform import speed_settings
+from .preflight import check_data
 
 __all__ = ["TrainResult", "train", "encode_dataset", "compile_pays", "TERMS"]
 
@@ -72,22 +72,9 @@ class TrainResult:
 
 
 def _to_tensors(config: RunConfig, images, labels, device):
-    x = check_images(images)
+    x, y = check_data(config, images, labels)  # the same checks train_run makes before writing anything
     x = torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), -1)))
-    if x.shape[1] != config.model.image_dim:
-        raise ValueError(
-            f"images have {x.shape[1]} pixels but the model expects {config.model.image_dim} "
-            f"({config.model.image_shape[0]}x{config.model.image_shape[1]})"
-        )
-    y = None
-    if config.model.has_labels:
-        if labels is None:
-            raise ValueError(f"model {config.name!r} needs weak labels (label_dims={config.model.label_dims}), none given")
-        y = torch.from_numpy(check_labels(labels, len(x), config.model.label_dims)).to(device)
-    n = len(x)
-    if n < config.train.batch_size:
-        raise ValueError(f"the data set has {n} samples, fewer than one batch ({config.train.batch_size})")
-    return x.to(device), y
+    return x.to(device), None if y is None else torch.from_numpy(y).to(device)
 
 
 def _make_optimizer(model, tcfg, device):
