@@ -206,11 +206,11 @@ def test_concurrent_reproduce_on_one_folder_refuses_the_second_and_loses_nothing
 
 def test_a_sweep_job_with_a_corrupt_checkpoint_says_which_file_to_delete(tmp_path):
     from welavae.experiments import sweep
-    from welavae.experiments.executors import chunk_path
+    from welavae.experiments.sweepdir import SweepDir
     from welavae.experiments.store import ResultsStore
 
     out = tmp_path / "results"
-    ckpt = chunk_path(out, "tcvae", [0]) / "checkpoints" / "last.pt"
+    ckpt = SweepDir(out).chunk("tcvae", [0]) / "checkpoints" / "last.pt"
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(sweep.SweepFailed) as e:
