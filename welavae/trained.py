@@ -20,6 +20,7 @@ import torch
 
 from .config import DataConfig, RunConfig, TrainConfig, make_run_config
 from .data.user import check_images, check_labels, infer_label_dims
+from .device import check_device
 from .run import Run
 
 __all__ = ["TrainedModel", "load", "fit"]
@@ -136,7 +137,7 @@ def load(run_dir, *, device="cpu") -> TrainedModel:
 
 def fit(images, labels=None, *, label_dims=None, seeds=(0,), out, model: str = "wela", label_names=(),
         factors=None, device="cpu", progress=None, label_fraction: float = 1.0, label_seed: int = 0,
-        **hyperparameters) -> TrainedModel:
+        tf32: bool = False, **hyperparameters) -> TrainedModel:
     """Train ``seeds`` on in-memory data, write the run directory ``out``, and return the trained model.
 
     images (N, H, W) in [0, 1]; labels (N, m) class indices, −1 = missing;
@@ -145,9 +146,11 @@ def fit(images, labels=None, *, label_dims=None, seeds=(0,), out, model: str = "
     (``latent_dim``, ``beta``, ``gamma``, ``hidden``, ``encoder``,
     ``encoder_input``, ``label_head``, ``tc_estimator``) and of
     :class:`~welavae.config.TrainConfig` (``epochs``, ``batch_size``, ``lr`` …).
+    ``device``: cpu, cuda, cuda:N or mps; ``tf32``: TF32 CUDA matmuls (default off: exact float32).
     """
     from .train.run import train_run
 
+    check_device(device)
     x = check_images(images)
     if x.ndim != 3:
         raise ValueError(f"images must have shape (N, H, W), got {x.shape}")
@@ -161,5 +164,5 @@ def fit(images, labels=None, *, label_dims=None, seeds=(0,), out, model: str = "
     config = make_run_config(model, label_dims=label_dims if labels is not None else None,
                              image_shape=x.shape[1:], label_names=label_names, data=data,
                              train=TrainConfig(**train_kwargs), **hyperparameters)
-    train_run(config, list(seeds), out, device=device, progress=progress, data=(x, labels, factors))
+    train_run(config, list(seeds), out, device=device, progress=progress, data=(x, labels, factors), tf32=tf32)
     return load(out, device=device)

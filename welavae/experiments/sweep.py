@@ -96,7 +96,7 @@ class _Progress:
 
 
 def plan_jobs(plan: list[RunSpec], store: ResultsStore, out, *, seeds_per_task: int | None = None,
-              device: str = "cpu", data_dir=None) -> list[dict]:
+              device: str = "cpu", data_dir=None, tf32: bool = False) -> list[dict]:
     """The jobs still to run: per model, its seeds in chunks of ``seeds_per_task`` (default: one chunk),
     each chunk's unfinished seeds one job training into ``runs/<model>/chunks/seeds_a-b``.
 
@@ -113,11 +113,12 @@ def plan_jobs(plan: list[RunSpec], store: ResultsStore, out, *, seeds_per_task: 
             todo = [s for s in spec.seeds[start:start + size] if s not in done]
             if todo:
                 jobs.append({"spec": spec.to_dict(), "seeds": todo, "chunk_dir": str(chunk_path(out, spec.model, todo)),
-                             "device": device, "data_dir": None if data_dir is None else str(data_dir)})
+                             "device": device, "data_dir": None if data_dir is None else str(data_dir),
+                             "tf32": bool(tf32)})
     return jobs
 
 
-def _row(model: str, config_hash: str, r: dict, seconds: float, epochs: int) -> dict:
+def _row(model: str, config_hash: str, r: dict, seconds: float, epochs: int, environment=None) -> dict:
     diverged = r["diverged_epoch"] >= 0
     acc = r["accuracy"]
     return {
@@ -137,6 +138,7 @@ def _row(model: str, config_hash: str, r: dict, seconds: float, epochs: int) -> 
         "acc_angle": acc[0] if acc else None,
         "acc_distance": acc[1] if acc and len(acc) > 1 else None,
         "metrics_json": json.dumps(r.get("standard")),
+        "environment": environment,
     }
 
 
@@ -196,6 +198,9 @@ def reproduce(
     progress: bool | None = None,
     standard: str | None = None,
     plan: list[RunSpec] | None = None,
+    tf32: bool = False,
+    gpus_per_task: float | None = None,
+    cpus_per_task: float | None = None,
 ) -> list[dict]:
     """Run (or resume) the Table-1 sweep into ``out``; returns the table rows.
 
@@ -211,6 +216,9 @@ def reproduce(
     seed, of ``"all"`` seeds, or ``"none"``
     (:func:`welavae.evaluate.evaluate_arrays`); default: the preset's
     (``"best"``, ``"none"`` for ``open-questions``).
+    ``tf32``: TF32 CUDA matmuls (default off: exact float32).
+    ``gpus_per_task`` / ``cpus_per_task``: Ray resources of a job
+    (:class:`welavae.experiments.executors.RayExecutor`).
     Also writes ``seeds.csv``, ``selection.md`` and, for variant plans,
     ``questions.md`` (:mod:`welavae.experiments.analysis`).
 
@@ -225,7 +233,8 @@ def reproduce(
     by_model = {s.model: s for s in plan}
     # Validate the backend (and connect to Ray) before anything is written.
     executor = make_executor(backend, address=address,
-                             data_loader=lambda job: load(by_model[job["spec"]["model"]]))
+                             data_loader=lambda job: load(by_model[job["spec"]["model"]]),
+                             device=device, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "plan.json", json.dumps({"preset": preset, "runs": [s.to_dict() for s in plan]}, indent=2) + "\n")
     data_cache: dict = {}
@@ -249,7 +258,8 @@ def reproduce(
         evals = evaluate_arrays(run.mu, factors, label_pred=run.array("label_pred"), labels=run.array("labels"),
                                 observed=run.array("observed"), logvar=run.array("logvar"), seeds=run.seeds,
                                 diverged_epoch=run.diverged_epoch, standard=standard)
-        return [_row(spec.model, spec.config.hash(), r, run.status["seconds"], run.status["epochs"]) for r in evals]
+        return [_row(spec.model, spec.config.hash(), r, run.status["seconds"], run.status["epochs"],
+                     run.status.get("environment")) for r in evals]
 
     failed: dict[str, str] = {}
     with ResultsStore(out / "results.sqlite") as store:
@@ -261,7 +271,8 @@ def reproduce(
                 label_dim=cfg.model.label_dim or None, latent_dim=cfg.model.latent_dim,
                 regulariser=cfg.objective.regulariser,
             )
-        jobs = plan_jobs(plan, store, out, seeds_per_task=seeds_per_task, device=device, data_dir=data_dir)
+        jobs = plan_jobs(plan, store, out, seeds_per_task=seeds_per_task, device=device, data_dir=data_dir,
+                         tf32=tf32)
         pending = {m: sum(j["spec"]["model"] == m for j in jobs) for m in by_model}
         trained: set[str] = set()
         bar = _Progress(jobs, progress)

@@ -28,8 +28,12 @@ CHECKPOINT = "last.pt"
 FORMAT = 1
 
 
-def save_checkpoint(path, *, model, optimizer, config: RunConfig, epoch: int, history, diverged_epoch) -> None:
-    """Write a weights-only checkpoint atomically."""
+def save_checkpoint(path, *, model, optimizer, config: RunConfig, epoch: int, history, diverged_epoch,
+                    environment=()) -> None:
+    """Write a weights-only checkpoint atomically.
+
+    ``environment``: the run's :func:`welavae.train.platform.environment_record` s (JSON text in the file).
+    """
     state = {
         "format": FORMAT,
         "config": config.to_json(),
@@ -39,6 +43,7 @@ def save_checkpoint(path, *, model, optimizer, config: RunConfig, epoch: int, hi
         "optimizer": _cpu_state(optimizer.state_dict()),
         "history": torch.as_tensor(np.asarray(history, dtype=np.float64)),
         "diverged_epoch": torch.as_tensor(np.asarray(diverged_epoch, dtype=np.int64)),
+        "environment": json.dumps(list(environment)),
         # Randomness is derived from (seed, epoch) and (data_seed, epoch): the epoch is the RNG state.
         "rng": {"scheme": "derived-per-epoch", "next_epoch": int(epoch)},
     }

@@ -61,6 +61,7 @@ def train_run(
     progress=None,
     on_epoch=None,
     data=None,
+    tf32: bool = False,
 ) -> TrainResult:
     """Train ``seeds`` of ``config`` and write the run directory (:class:`welavae.run.Run`).
 
@@ -73,7 +74,7 @@ def train_run(
     run = Run(out_dir)
     run.start(config)
     result = train(config, seeds, images, train_labels, device=device, checkpoint_dir=run.path / Run.CHECKPOINTS,
-                   progress=progress, on_epoch=on_epoch)
+                   progress=progress, on_epoch=on_epoch, tf32=tf32)
     export_safetensors(run.path / Run.WEIGHTS, result.model, config)
     mu, logvar, pred = encode_dataset(result.model, images, train_labels, batch_size=config.train.eval_batch_size)
     run.write_arrays(mu=mu, logvar=logvar, label_pred=pred, factors=factors,
@@ -88,5 +89,6 @@ def train_run(
         "resumed_from": result.resumed_from,
         "seconds": result.seconds,
         "device": str(device),
+        "environment": result.environment,
     })
     return result
