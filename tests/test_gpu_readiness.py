@@ -225,3 +225,32 @@ def test_bench_on_cuda_does_all_device_work_in_children(monkeypatch):
                      "matmul_peak_gflops"]  # naive, welavae S=2, naive again
     assert [r["peak_device_mb"] for r in result["rows"]] == [123.0, 123.0]
     assert bench.main_table(result).splitlines()[3].split()[-1] == "123"
+
+
+# --------------------------------------------------------------------------- loading a trained run
+
+def test_load_builds_on_meta_reads_the_weights_and_caches_one_seed_networks(tmp_path, monkeypatch):
+    import welavae
+    from welavae.nn import ensemble
+    from welavae.train.checkpoint import load_checkpoint
+
+    rng = np.random.default_rng(0)
+    images = rng.random((128, 16, 16), dtype=np.float32)
+    labels = rng.integers(0, 3, size=(128, 2))
+    trained = welavae.fit(images, labels, seeds=(0, 4), out=tmp_path / "run", hidden=(8,), epochs=1,
+                          batch_size=32, progress=False, encoder="conv")
+    drawn = []
+    real = ensemble.init_uniform
+    monkeypatch.setattr(ensemble, "init_uniform", lambda *a, **k: drawn.append(real(*a, **k).device.type) or real(*a, **k))
+    model = welavae.load(tmp_path / "run")
+    assert drawn and set(drawn) == {"meta"}  # no initial weight drawn on the CPU to be thrown away
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["model"]
+    for k, v in model.ensemble.state_dict().items():
+        assert v.device.type == "cpu" and torch.equal(v, state[k]), k
+    z = rng.standard_normal((5, trained.config.model.latent_dim)).astype(np.float32)
+    first = model.decode(z, seed=4)
+    net = model._one_seed[4]
+    assert np.array_equal(model.decode(z, seed=4), first) and model._one_seed[4] is net  # built once
+    assert np.allclose(first, model.decode(z)[1], atol=1e-6)  # seed 4 of the ensemble (S=1 vs S=2 GEMMs round apart)
+    model.to("cpu")
+    assert model._one_seed == {}

@@ -35,6 +35,7 @@ class TrainedModel:
         self.ensemble = ensemble.eval()
         self.config = config
         self.run = run
+        self._one_seed: dict[int, object] = {}  # seed → its one-seed network, built once (decode/predict_labels)
 
     def __repr__(self) -> str:
         return f"TrainedModel({self.config.name!r}, seeds={self.seeds}, K={self.config.model.latent_dim})"
@@ -49,6 +50,7 @@ class TrainedModel:
 
     def to(self, device) -> "TrainedModel":
         self.ensemble = self.ensemble.to(device)
+        self._one_seed.clear()
         return self
 
     def _index(self, seed) -> int | None:
@@ -100,7 +102,9 @@ class TrainedModel:
         t = torch.from_numpy(z).to(self.device)
         if i is None:
             return (t.expand(s, -1, -1) if z.ndim == 2 else t), self.ensemble
-        return (t if z.ndim == 2 else t[i])[None], self.ensemble.subset([seed])
+        if int(seed) not in self._one_seed:
+            self._one_seed[int(seed)] = self.ensemble.subset([seed])
+        return (t if z.ndim == 2 else t[i])[None], self._one_seed[int(seed)]
 
     @torch.no_grad()
     def decode(self, z, *, seed=None) -> np.ndarray:
