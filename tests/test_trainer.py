@@ -316,6 +316,10 @@ def test_config_hash_of_existing_configs_is_unchanged_by_the_cadence_field():
     assert minutes.hash() == "d0d6a3312569ac1e" and minutes.to_dict()["train"]["checkpoint_minutes"] == 10
     with pytest.raises(ValueError, match="checkpoint_minutes"):
         TrainConfig(checkpoint_minutes=0)
+    from welavae.experiments.plan import make_plan
+
+    paper = make_plan("paper", seeds=2)[0].config  # now checkpoints every 10 minutes, and keeps its hash
+    assert paper.train.checkpoint_minutes == 10 and paper.hash() == "b0d4cc67ac64cf30"
 
 
 def test_environment_is_recorded_and_a_resume_elsewhere_warns(blobs, tmp_path, monkeypatch):
