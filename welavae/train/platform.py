@@ -163,9 +163,7 @@ def environment_record(device, *, tf32: bool) -> dict:
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
-    name = "cpu"
-    if cuda:
-        name = torch.cuda.get_device_name(device)
+    name = torch.cuda.get_device_name(device) if cuda else device.type  # "cpu", "mps"
     return {
         "device": str(device),
         "device_name": name,

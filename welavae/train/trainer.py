@@ -143,7 +143,7 @@ class _Divergence:
         self.epoch_of = epoch_of
         self.diverged_at = torch.as_tensor(epoch_of, dtype=torch.int64, device=device)
         self.alive = self.diverged_at < 0
-        # Each parameter seen as (S, …) or with its seed axis kept and the rest of size 1.
+        # (parameter, seed axis) pairs, listed once: hold() runs every step.
         self._params = list(model.parameter_seed_dims())
 
     def check(self, loss: torch.Tensor, epoch: int) -> None:
