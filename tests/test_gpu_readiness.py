@@ -254,3 +254,26 @@ def test_load_builds_on_meta_reads_the_weights_and_caches_one_seed_networks(tmp_
     assert np.allclose(first, model.decode(z)[1], atol=1e-6)  # seed 4 of the ensemble (S=1 vs S=2 GEMMs round apart)
     model.to("cpu")
     assert model._one_seed == {}
+
+
+# --------------------------------------------------------------------------- the smoke script's plumbing
+
+@pytest.mark.slow
+def test_gpu_smoke_script_runs_on_the_cpu_and_writes_its_files(tmp_path):
+    # The CPU-quick variant of scripts/gpu_smoke.py (minutes on a shared CPU): every section's file and the summary.
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sections = "gradcheck,precision,bit_identity,resume,host_waits"
+    p = subprocess.run([sys.executable, str(root / "scripts" / "gpu_smoke.py"), "--device", "cpu", "--quick",
+                        "--out", str(tmp_path), "--only", sections], capture_output=True, text=True, timeout=1500)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert {k: v["status"] for k, v in summary["sections"].items()} == {s: "ok" for s in sections.split(",")}
+    identity = json.loads((tmp_path / "bit_identity.json").read_text())["result"]
+    assert identity["mlp"] == {"weights_identical": True, "history_identical": True}
+    assert json.loads((tmp_path / "resume.json").read_text())["result"]["weights_identical"] is True
+    assert (tmp_path / "summary.md").read_text().startswith("# welavae GPU smoke test on cpu")
