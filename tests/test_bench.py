@@ -188,7 +188,7 @@ def test_main_table():
     lines = main_table(result).splitlines()
     assert "200.0 GFLOP/s" in lines[0]
     assert lines[1].split()[:3] == ["arch", "impl", "seeds"]
-    assert lines[4].split() == ["paper", "welavae", "8", "2,500", "50.0", "25.0", "2.50", "1,500"]
+    assert lines[4].split() == ["paper", "welavae", "8", "2,500", "50.0", "25.0", "2.50", "1,500", "-"]  # no GPU: "-"
 
 
 def test_each_row_reports_its_own_peak_memory():

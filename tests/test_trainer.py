@@ -1,4 +1,6 @@
 """The multi-seed trainer: invariants that a vectorised ensemble must keep (issue: trainer)."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -253,3 +255,102 @@ def test_conv_encoder_seeds_are_independent_and_train(blobs):
     mu1, _, _ = encode_dataset(alone.model, images[sub], labels[sub])
     assert np.abs(mu3[1] - mu1[0]).max() < 1e-4
     assert np.isfinite(together.history).all()
+
+
+def test_divergence_guard_selects_zero_over_nan_and_keeps_live_seeds_bitwise():
+    # A dead seed's gradient and Adam momentum may be NaN; 0·NaN = NaN, so the guard must select, not multiply.
+    from welavae.train.trainer import _Divergence
+
+    c = make_run_config("wela", label_dim=2, hidden=(8,), encoder="conv")  # grouped conv (S·c, …) and stacked parameters
+    model = EnsembleVAE(c.model, [0, 1, 2])
+    opt = torch.optim.Adam(model.parameters())
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    opt.step()
+    grads = {}
+    for (p, dim) in model.parameter_seed_dims():
+        p.grad = torch.randn_like(p)
+        model.seed_slice(p.grad, dim, 1).fill_(float("nan"))
+        model.seed_slice(opt.state[p]["exp_avg"], dim, 1).fill_(float("nan"))
+        grads[p] = (p.grad.clone(), opt.state[p]["exp_avg"].clone())
+    guard = _Divergence(model, opt, np.full(3, -1), "cpu")
+    guard.check(torch.tensor([1.0, float("nan"), 2.0]), epoch=4)
+    guard.hold()
+    assert guard.sync().tolist() == [-1, 4, -1]
+    for p, dim in model.parameter_seed_dims():
+        for now, before in zip((p.grad, opt.state[p]["exp_avg"]), grads[p]):
+            assert torch.equal(model.seed_slice(now, dim, 1), torch.zeros_like(model.seed_slice(now, dim, 1)))
+            for i in (0, 2):
+                assert torch.equal(model.seed_slice(now, dim, i), model.seed_slice(before, dim, i))
+    guard.check(torch.tensor([float("inf"), 0.0, 2.0]), epoch=6)  # a dead seed keeps its epoch
+    assert guard.sync().tolist() == [6, 4, -1]
+
+
+def test_checkpoints_by_wall_time_follow_a_fake_clock(blobs, tmp_path, monkeypatch):
+    # checkpoint_minutes=10, each epoch "takes" 6 minutes: due after epoch 3 (12 min since the start), then at the end.
+    from welavae.train import trainer
+
+    images, labels, _ = blobs
+    now, saved = [0.0], []
+    monkeypatch.setattr(trainer, "_clock", lambda: now[0])
+    real_save = trainer.save_checkpoint
+    monkeypatch.setattr(trainer, "save_checkpoint", lambda path, **kw: (saved.append(kw["epoch"]), real_save(path, **kw)))
+
+    def tick(epoch, _):
+        now[0] += 360
+
+    c = cfg(model="tcvae", epochs=4, hidden=(8,), checkpoint_every=1, checkpoint_minutes=10)
+    train(c, [0], images[:256], checkpoint_dir=tmp_path, progress=False, on_epoch=tick)
+    assert saved == [3, 4]  # checkpoint_every=1 is replaced by the wall-time cadence
+    # The cadence is not part of the run's identity: the same run with another cadence resumes from it.
+    res = train(cfg(model="tcvae", epochs=4, hidden=(8,), checkpoint_every=1), [0], images[:256],
+                checkpoint_dir=tmp_path, progress=False)
+    assert res.resumed_from == 4
+
+
+def test_config_hash_of_existing_configs_is_unchanged_by_the_cadence_field():
+    # Hashes computed by welavae before checkpoint_minutes existed (main at 4ca4b81): stored runs still resume.
+    from welavae.config import make_run_config
+
+    assert make_run_config("tcvae").hash() == "d0d6a3312569ac1e"
+    assert make_run_config("wela", label_dim=3).hash() == "fd453a668a96261e"
+    minutes = make_run_config("tcvae", train=TrainConfig(checkpoint_minutes=10))
+    assert minutes.hash() == "d0d6a3312569ac1e" and minutes.to_dict()["train"]["checkpoint_minutes"] == 10
+    with pytest.raises(ValueError, match="checkpoint_minutes"):
+        TrainConfig(checkpoint_minutes=0)
+    from welavae.experiments.plan import make_plan
+
+    paper = make_plan("paper", seeds=2)[0].config  # now checkpoints every 10 minutes, and keeps its hash
+    assert paper.train.checkpoint_minutes == 10 and paper.hash() == "b0d4cc67ac64cf30"
+
+
+def test_environment_is_recorded_and_a_resume_elsewhere_warns(blobs, tmp_path, monkeypatch):
+    from welavae.train import trainer
+
+    images, labels, _ = blobs
+    c = cfg(model="tcvae", epochs=2, hidden=(8,), checkpoint_every=1)
+    with pytest.raises(KeyboardInterrupt):
+        def stop(epoch, _):
+            raise KeyboardInterrupt
+        train(c, [0], images[:256], checkpoint_dir=tmp_path, progress=False, on_epoch=stop)
+    first = json.loads(load_checkpoint(tmp_path / "last.pt")["environment"])
+    assert first == [dict(trainer.environment_record("cpu", tf32=False), from_epoch=0)]
+    real = trainer.environment_record
+    monkeypatch.setattr(trainer, "environment_record",
+                        lambda device, tf32: dict(real(device, tf32=tf32), device_name="GPU X", torch="9.9"))
+    with pytest.warns(UserWarning, match=r"resuming at epoch 1 on another device or software \(device_name 'cpu' "
+                                         r"-> 'GPU X'; torch '.*' -> '9.9'\)"):
+        res = train(c, [0], images[:256], checkpoint_dir=tmp_path, progress=False)
+    assert [(e["device_name"], e["from_epoch"]) for e in res.environment] == [("cpu", 0), ("GPU X", 1)]
+    assert json.loads(load_checkpoint(tmp_path / "last.pt")["environment"]) == res.environment
+
+
+def test_prefetched_draws_give_bit_identical_results(blobs):
+    # The background thread draws the same (seed, epoch) noise and (data_seed, epoch) order as the foreground.
+    images, labels, _ = blobs
+    c = cfg(epochs=3, hidden=(16,))
+    a = train(c, [0, 2], images[:512], labels[:512], progress=False, prefetch=True)
+    b = train(c, [0, 2], images[:512], labels[:512], progress=False, prefetch=False)
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert np.array_equal(a.history, b.history)

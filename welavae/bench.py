@@ -53,8 +53,10 @@
   computed (the data need none), so the matmuls really run are
   6·P − 2·W₁ per sample (W₁ = first-layer weights): ``matmul_gflops``.
 * **peak_gflops** — best of several large square fp32 ``torch.mm`` on the
-  device, under the trainer's speed settings (TF32 on a GPU unless
-  ``tf32=False``), before and after the rows; the higher is kept.
+  device, under the trainer's speed settings (TF32 on a GPU with
+  ``tf32=True``; default off, as for training), before and after the rows;
+  the higher is kept.  Like the rows, it and the machine description run
+  in child processes: the parent never creates a CUDA context.
 * **peak_rss_mb** — every row runs in a process of its own, forked from a
   server that has imported torch and this module, and reports that
   process's ``ru_maxrss``: the row's data, model, optimiser state and
@@ -62,7 +64,8 @@
   interpreter and torch as imported.  The
   parent never trains, so no row inherits another's heap.  With
   ``--paired`` it includes the naive model.  On a GPU rows also report
-  ``peak_device_mb`` (``torch.cuda.max_memory_allocated`` of that process).
+  ``peak_device_mb`` (``torch.cuda.max_memory_allocated`` of that process;
+  the table's "peak device MB", "-" on the CPU).
 
 Default seeds: on the CPU the paper architecture runs S ∈ {1, 8, 16} (its
 S = 50 needs more memory and time than a small machine has), the quick one
@@ -90,6 +93,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, make_run_config
+from .device import check_device
 from .nn.vae import EnsembleVAE, plain_networks
 from .objectives.likelihoods import bernoulli_nll
 from .objectives.objective import objective_terms
@@ -261,7 +265,7 @@ def _on_device(images, labels, device) -> tuple[torch.Tensor, torch.Tensor | Non
 
 
 def naive_train(config: RunConfig, seeds, images, labels=None, *, device="cpu", on_epoch=None,
-                tf32: bool = True) -> list[NaiveVAE]:
+                tf32: bool = False) -> list[NaiveVAE]:
     """:func:`welavae.train.train` written naively: one :class:`NaiveVAE` per seed, one seed after another.
 
     ``config.train.epochs`` epochs of N // B steps each; ``on_epoch(epoch, None)``
@@ -334,7 +338,7 @@ class _EpochLaps:
         self.naive_laps.append((seconds, steps))
 
 
-def matmul_peak_gflops(device="cpu", *, n: int | None = None, repeats: int = 5, tf32: bool = True) -> float:
+def matmul_peak_gflops(device="cpu", *, n: int | None = None, repeats: int = 5, tf32: bool = False) -> float:
     """Best fp32 ``torch.mm`` rate of n×n matrices on ``device`` under the trainer's speed settings, GFLOP/s."""
     device = torch.device(device)
     n = n or (8192 if device.type == "cuda" else 2048)
@@ -462,7 +466,7 @@ def run_benchmark(
     json_path=None,
     print_table: bool = True,
     fast: bool = False,
-    tf32: bool = True,
+    tf32: bool = False,
     paired: bool = False,
 ) -> dict:
     """Run the benchmark described in the module docstring and return its result.
@@ -477,11 +481,9 @@ def run_benchmark(
     if given; prints a line per row to stderr and :func:`main_table` if
     ``print_table``.
     """
-    device = torch.device(device)
+    device = check_device(device)  # counts devices without creating a CUDA context
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"bench: device must be 'cpu' or 'cuda', got {str(device)!r}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("bench: device 'cuda' requested but no CUDA device is available")
     plan = protocol(_seed_counts(seeds, archs, device.type, fast), paired=paired)
     if fast and steps is None:
         steps = FAST_STEPS
@@ -491,8 +493,10 @@ def run_benchmark(
     peak_kw = {"n": 256, "repeats": 2} if fast else {}
 
     t_start = time.perf_counter()
-    machine = _machine(device, tf32)  # before we load the machine ourselves
-    peak = matmul_peak_gflops(device, tf32=tf32, **peak_kw)
+    # Everything that touches the device runs in a child: a CUDA context held here would make
+    # every row fail on a GPU in exclusive-process mode, and would hold device memory.
+    machine = _in_own_process(_machine, device, tf32)  # before we load the machine ourselves
+    peak = _in_own_process(matmul_peak_gflops, device, tf32=tf32, **peak_kw)
     measured = []
     for row in plan:
         b = ARCHS[row.arch][1]
@@ -504,7 +508,7 @@ def run_benchmark(
         if print_table:
             print(f"bench: {row.arch} {row.impl} S={row.seeds}: {_rate(row, m):,.0f} seed-samples/s "
                   f"({m['steps']} steps in {m['seconds']:.2f} s)", file=sys.stderr, flush=True)
-    peak = max(peak, matmul_peak_gflops(device, tf32=tf32, **peak_kw))  # the machine drifts: keep the better
+    peak = max(peak, _in_own_process(matmul_peak_gflops, device, tf32=tf32, **peak_kw))  # drift: keep the better
 
     result = {
         "peak_gflops": peak,
@@ -588,6 +592,7 @@ _COLUMNS = (
     ("% of peak", lambda r, peak: f"{100 * r['gflops'] / peak:.1f}"),
     ("× naive", lambda r, peak: f"{r['speedup_vs_naive']:.2f}" if "speedup_vs_naive" in r else ""),
     ("peak RSS MB", lambda r, peak: f"{r['peak_rss_mb']:,.0f}"),
+    ("peak device MB", lambda r, peak: f"{r['peak_device_mb']:,.0f}" if "peak_device_mb" in r else "-"),
 )
 _PAIRED_COLUMN = ("× naive, paired",
                   lambda r, peak: f"{r['paired']['speedup_vs_naive_median']:.2f}" if "paired" in r else "")

@@ -28,6 +28,7 @@ from pathlib import Path
 from . import __version__
 from .config import ENCODER_INPUTS, ENCODERS, LABEL_HEADS, PAPER_GAMMA, TC_ESTIMATORS
 from .data.blobs import SHAPES
+from .device import DEVICE_HELP, check_device, parse_device
 from .evaluate import STANDARD
 from .models import MODELS
 from .selection import CRITERIA, DEFAULT_CRITERION
@@ -72,6 +73,22 @@ def _gamma_help() -> str:
     ps = sorted(PAPER_GAMMA)
     return (f"γ, the weak labels' weight (default: the paper's rule, image dimension ≈ γ × label dimension: "
             f"Table 1's {table} for 64x64 images and p = {ps[0]}..{ps[-1]}, else D / mean p)")
+
+
+def _add_tf32_arg(p):
+    p.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=False,
+                   help="CUDA: TF32 matmuls and convolutions (faster on Ampere and later; ~1e-3 relative "
+                        "rounding); default off: exact float32, as PyTorch's default for matmuls")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {v:g}")
+    return v
 
 
 def _add_data_args(p):
@@ -128,12 +145,14 @@ def _cmd_train(args) -> int:
     from .models import MODELS
     from .train.rundir import parse_seeds, train_run
 
+    check_device(args.device)
     seeds = parse_seeds(args.seeds)
     common = dict(latent_dim=args.latent_dim, beta=args.beta, gamma=args.gamma, hidden=args.hidden,
                   encoder=args.encoder, encoder_input=args.encoder_input, label_head=args.label_head,
                   tc_estimator=args.tc_estimator,
                   train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                    checkpoint_every=args.checkpoint_every))
+                                    checkpoint_every=args.checkpoint_every,
+                                    checkpoint_minutes=args.checkpoint_minutes))
     fraction = dict(label_fraction=args.label_fraction, label_seed=args.label_seed)
     source = _user_source(args)
     if source is None:
@@ -150,7 +169,7 @@ def _cmd_train(args) -> int:
                               image_shape=ds.image_shape, data=data,
                               label_names=ds.label_names if use_labels else (),
                               label_classes=ds.label_classes if use_labels else (), **common)
-    result = train_run(cfg, seeds, args.out, device=args.device, data=ds)  # writes only after load validated
+    result = train_run(cfg, seeds, args.out, device=args.device, data=ds, tf32=args.tf32)  # writes only after load validated
     n_div = int(result.diverged.sum())
     print(f"{cfg.name}: {len(seeds)} seeds, {result.epochs_done} epochs in {result.seconds:.1f}s"
           f"{f', {n_div} diverged' if n_div else ''}; wrote {args.out}")
@@ -230,13 +249,16 @@ def _cmd_plot(args) -> int:
 def _cmd_reproduce(args) -> int:
     from .experiments import sweep
 
+    # A Ray cluster's GPUs are not this machine's: there, only the name is checked here.
+    (check_device if args.backend == "local" else parse_device)(args.device)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     t = time.perf_counter()
     try:
         table = sweep.reproduce(args.preset, out=args.out, seeds=args.seeds, epochs=args.epochs, models=models,
                                 tc_estimator=args.tc_estimator, seeds_per_task=args.seeds_per_task,
                                 backend=args.backend, address=args.address, device=args.device,
-                                data_dir=args.data_dir, standard=args.standard_metrics)
+                                data_dir=args.data_dir, standard=args.standard_metrics, tf32=args.tf32,
+                                gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task)
     except sweep.SweepFailed as e:  # the others finished and the tables are written: show them, then say why
         md = Path(args.out) / "table.md"
         if md.exists():
@@ -253,7 +275,8 @@ def _cmd_reproduce(args) -> int:
 def _cmd_bench(args) -> int:
     from .bench import run_benchmark
 
-    run_benchmark(device=args.device, json_path=args.json, fast=args.fast, paired=args.paired)
+    check_device(args.device)
+    run_benchmark(device=args.device, json_path=args.json, fast=args.fast, paired=args.paired, tf32=args.tf32)
     return 0
 
 
@@ -289,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tc-estimator", choices=TC_ESTIMATORS, default="mss",
                    help="total-correlation estimator (Chen et al.): minibatch stratified (default) or weighted sampling")
     p.add_argument("--checkpoint-every", type=_positive_int, default=10, help="epochs between checkpoints")
+    p.add_argument("--checkpoint-minutes", type=_positive_float, default=None,
+                   help="instead: minutes of wall time between checkpoints (and one at the end)")
     p.add_argument("--encoder-input", choices=ENCODER_INPUTS, default="image+labels",
                    help="image+labels: the paper's q(z|x,y) (default); image: a label-free encoder q(z|x)")
     p.add_argument("--label-head", choices=LABEL_HEADS, default="dense",
@@ -297,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the labels of this fraction of the samples (a seeded subset; the rest are missing)")
     p.add_argument("--label-seed", type=int, default=0, help="seed of the labelled subset (--label-fraction)")
     _add_user_data_args(p)
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    _add_tf32_arg(p)
     p.add_argument("--out", required=True, help="run directory")
     _add_data_args(p)
     p.set_defaults(func=_cmd_train)
@@ -307,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_user_data_args(p)
     p.add_argument("--out", required=True, help="output .npy: (S, N, K), or (N, K) with --seed")
     p.add_argument("--seed", type=int, default=None, help="encode with this seed only")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.add_argument("--allow-unfinished", action="store_true",
                    help="encode with the last checkpoint of a run whose training stopped before the end")
     p.set_defaults(func=_cmd_encode)
@@ -351,13 +377,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="disentanglement_lib metrics for each job's best seed, all seeds, or none (default: the preset's)")
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--address", default=None, help="Ray cluster address (with --backend ray)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP + " (with --backend ray: of the workers)")
+    _add_tf32_arg(p)
+    p.add_argument("--gpus-per-task", type=_positive_float, default=None,
+                   help="--backend ray --device cuda: GPUs per job (default 1; 0.25: four jobs share a GPU)")
+    p.add_argument("--cpus-per-task", type=_positive_float, default=None,
+                   help="--backend ray: CPUs per job (default 1)")
     p.add_argument("--data-dir", default=None, help="data cache directory")
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("bench", help="throughput: naive loop vs vectorised seeds vs the matmul peak")
     p.add_argument("--json", default=None, help="write the results as JSON")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    _add_tf32_arg(p)
     p.add_argument("--fast", action="store_true", help="a few steps only (a smoke test, not a measurement)")
     p.add_argument("--paired", action="store_true",
                    help="also time the naive loop between the trainer's epochs: drift-free ratios")

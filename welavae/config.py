@@ -213,6 +213,9 @@ class TrainConfig:
     data_seed: int = 0  # shuffling order, shared by all seeds of a run
     checkpoint_every: int = 10  # epochs
     eval_batch_size: int = 2048
+    # When set: a checkpoint every this many minutes of wall time (and at the end) instead of every
+    # checkpoint_every epochs.  Cadence only, no effect on the result: not part of RunConfig.hash().
+    checkpoint_minutes: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "adam_betas", tuple(float(b) for b in self.adam_betas))
@@ -228,6 +231,9 @@ class TrainConfig:
             _fail("train", "adam_betas", f"must be two numbers in [0, 1), got {self.adam_betas}")
         if self.checkpoint_every < 1:
             _fail("train", "checkpoint_every", f"must be >= 1, got {self.checkpoint_every}")
+        if self.checkpoint_minutes is not None and not self.checkpoint_minutes > 0:
+            _fail("train", "checkpoint_minutes", f"must be > 0 (or None: every checkpoint_every epochs), "
+                  f"got {self.checkpoint_minutes}")
 
 
 @dataclass(frozen=True)
@@ -275,8 +281,19 @@ class RunConfig:
         return cls.from_dict(json.loads(text))
 
     def hash(self) -> str:
-        """Stable 16-hex digest of the resolved configuration."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        """Stable 16-hex digest of the resolved configuration, without the fields that cannot change a result.
+
+        Those fields (:data:`_NOT_HASHED`) were added after runs were stored
+        under their hashes, so leaving them out also keeps those hashes.
+        """
+        d = self.to_dict()
+        for part, name in _NOT_HASHED:
+            d[part].pop(name, None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: (section, field) of RunConfig that RunConfig.hash() leaves out: checkpoint cadence only.
+_NOT_HASHED = (("train", "checkpoint_minutes"),)
 
 
 def _legacy_model(m: dict) -> dict:

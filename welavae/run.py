@@ -208,7 +208,8 @@ class Run:
         """The trained ensemble (all seeds), from the checkpoint, in eval mode."""
         from .train.checkpoint import load_checkpoint, model_from_checkpoint
 
-        model, _ = model_from_checkpoint(load_checkpoint(self._need(f"{self.CHECKPOINTS}/last.pt")), device)
+        # mmap: the weights are read, the Adam state beside them in the file is not.
+        model, _ = model_from_checkpoint(load_checkpoint(self._need(f"{self.CHECKPOINTS}/last.pt"), mmap=True), device)
         return model.eval()
 
     def finished(self) -> bool:

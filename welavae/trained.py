@@ -20,6 +20,7 @@ import torch
 
 from .config import DataConfig, RunConfig, TrainConfig, make_run_config
 from .data.user import check_images, check_labels, infer_label_dims
+from .device import check_device
 from .run import Run
 
 __all__ = ["TrainedModel", "load", "fit"]
@@ -34,6 +35,7 @@ class TrainedModel:
         self.ensemble = ensemble.eval()
         self.config = config
         self.run = run
+        self._one_seed: dict[int, object] = {}  # seed → its one-seed network, built once (decode/predict_labels)
 
     def __repr__(self) -> str:
         return f"TrainedModel({self.config.name!r}, seeds={self.seeds}, K={self.config.model.latent_dim})"
@@ -48,6 +50,7 @@ class TrainedModel:
 
     def to(self, device) -> "TrainedModel":
         self.ensemble = self.ensemble.to(device)
+        self._one_seed.clear()
         return self
 
     def _index(self, seed) -> int | None:
@@ -93,7 +96,9 @@ class TrainedModel:
         t = torch.from_numpy(z).to(self.device)
         if i is None:
             return (t.expand(s, -1, -1) if z.ndim == 2 else t), self.ensemble
-        return (t if z.ndim == 2 else t[i])[None], self.ensemble.subset([seed])
+        if int(seed) not in self._one_seed:
+            self._one_seed[int(seed)] = self.ensemble.subset([seed])
+        return (t if z.ndim == 2 else t[i])[None], self._one_seed[int(seed)]
 
     @torch.no_grad()
     def decode(self, z, *, seed=None) -> np.ndarray:
@@ -136,7 +141,7 @@ def load(run_dir, *, device="cpu", allow_unfinished: bool = False) -> TrainedMod
 
 def fit(images, labels=None, *, label_dims=None, seeds=(0,), out, model: str = "wela", label_names=(),
         factors=None, device="cpu", progress=None, label_fraction: float = 1.0, label_seed: int = 0,
-        **hyperparameters) -> TrainedModel:
+        tf32: bool = False, **hyperparameters) -> TrainedModel:
     """Train ``seeds`` on in-memory data, write the run directory ``out``, and return the trained model.
 
     images (N, H, W) in [0, 1]; labels (N, m) class indices, −1 = missing;
@@ -149,10 +154,12 @@ def fit(images, labels=None, *, label_dims=None, seeds=(0,), out, model: str = "
     The run's data source is ``"arrays"``: the arrays trained on are kept in
     ``out/data.npz`` (:mod:`welavae.data.load`), so the run is evaluated,
     plotted (with ``factors`` (N, 2)) and resumed like any other.
+    ``device``: cpu, cuda, cuda:N or mps; ``tf32``: TF32 CUDA matmuls (default off: exact float32).
     """
     from .data.user import Dataset
     from .train.rundir import train_run
 
+    check_device(device)
     x = check_images(images)
     if x.ndim != 3:
         raise ValueError(f"images must have shape (N, H, W), got {x.shape}")
@@ -173,5 +180,5 @@ def fit(images, labels=None, *, label_dims=None, seeds=(0,), out, model: str = "
     data = Dataset(images=x, labels=labels, label_dims=tuple(label_dims) if labels is not None else (),
                    label_names=tuple(label_names) if labels is not None else (), factors=factors)
     with Run(out).locked():  # over training and loading back (train_run re-enters it)
-        train_run(config, list(seeds), out, device=device, progress=progress, data=data)
+        train_run(config, list(seeds), out, device=device, progress=progress, data=data, tf32=tf32)
         return load(out, device=device)

@@ -62,15 +62,27 @@ class LocalExecutor:
 
 
 class RayExecutor:
-    """Each job is one Ray task (requesting a GPU when the device is CUDA); results as they finish.
+    """Each job is one Ray task; results as they finish.
 
-    A task whose worker dies is retried by Ray (``max_retries``); an exception
-    raised by the job itself is not, since it would raise again.
+    A CUDA job asks Ray for ``gpus_per_task`` GPUs (default 1; a fraction,
+    e.g. 0.25, lets four small jobs share one GPU) and ``cpus_per_task``
+    CPUs (default 1).  Ray then narrows the worker's ``CUDA_VISIBLE_DEVICES``
+    to the GPU it assigned, which the worker sees as ``cuda`` (index 0): a
+    ``cuda:N`` asked for here names no GPU there, so jobs run on ``cuda`` and
+    Ray chooses the GPU.  A cluster with fewer GPUs than one task asks for
+    is refused before anything is submitted (its tasks would wait forever).
+    A task whose worker dies is retried by Ray (``max_retries``); an
+    exception raised by the job itself is not, since it would raise again.
     """
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None):
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, *, device="cpu",
+                 gpus_per_task: float | None = None, cpus_per_task: float | None = None):
+        from ..device import parse_device
+
+        cuda = parse_device(device).type == "cuda"
+        self.resources = _task_resources(cuda, gpus_per_task, cpus_per_task)
         try:
             import ray
         except ImportError:
@@ -79,30 +91,52 @@ class RayExecutor:
         if not ray.is_initialized():
             kwargs = {"address": address} if address else {"num_cpus": num_cpus}
             ray.init(ignore_reinit_error=True, log_to_driver=False, include_dashboard=False, **kwargs)
+        self.device = "cuda" if cuda else "cpu"
+        if cuda:
+            have = float(ray.cluster_resources().get("GPU", 0))
+            if have < self.resources["num_gpus"]:
+                raise ValueError(f"--device {device} asks each Ray task for {self.resources['num_gpus']:g} GPU "
+                                 f"but the Ray cluster has {have:g}; start Ray on GPU machines or use --device cpu")
 
     def run(self, jobs: list[dict], on_epoch_for=None) -> Iterator[dict]:
         ray = self.ray
         pending = {}
+        task = ray.remote(max_retries=2, **self.resources)(run_job)
         for job in jobs:
-            gpus = 1 if str(job.get("device", "cpu")).startswith("cuda") else 0
-            task = ray.remote(num_gpus=gpus, num_cpus=1, max_retries=2)(run_job)
-            pending[task.remote(job)] = job
+            # The worker's device as the worker sees it (see the class docstring); the result keeps the job as given.
+            pending[task.remote(dict(job, device=self.device))] = job
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
                 job = pending.pop(ref)
                 try:
-                    result = ray.get(ref)
+                    result = dict(ray.get(ref), job=job)
                 except Exception as e:  # RayTaskError (the job raised), WorkerCrashedError, …
                     result = {"job": job, "error": error_text(e)}
                 yield result
 
 
-def make_executor(backend: str, *, address: str | None = None, data_loader=None):
+def _task_resources(cuda: bool, gpus: float | None, cpus: float | None) -> dict:
+    """Ray's ``num_gpus`` / ``num_cpus`` of one task, validated (Ray takes a fraction of one GPU, or whole GPUs)."""
+    if gpus is not None and not cuda:
+        raise ValueError("--gpus-per-task applies to --device cuda only")
+    gpus = (1.0 if gpus is None else float(gpus)) if cuda else 0.0
+    cpus = 1.0 if cpus is None else float(cpus)
+    if cuda and not (0 < gpus <= 1 or (gpus > 1 and gpus == int(gpus))):
+        raise ValueError(f"--gpus-per-task must be a fraction in (0, 1] or a whole number of GPUs, got {gpus:g}")
+    if not cpus > 0:
+        raise ValueError(f"--cpus-per-task must be > 0, got {cpus:g}")
+    return {"num_gpus": gpus, "num_cpus": cpus}
+
+
+def make_executor(backend: str, *, address: str | None = None, data_loader=None, device="cpu",
+                  gpus_per_task: float | None = None, cpus_per_task: float | None = None):
     if backend == "local":
         if address:
             raise ValueError("--address only applies to --backend ray")
+        if gpus_per_task is not None or cpus_per_task is not None:
+            raise ValueError("--gpus-per-task and --cpus-per-task apply to --backend ray only")
         return LocalExecutor(data_loader)
     if backend == "ray":
-        return RayExecutor(address)
+        return RayExecutor(address, device=device, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task)
     raise ValueError(f"unknown backend {backend!r}; choose 'local' or 'ray'")

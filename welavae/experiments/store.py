@@ -13,7 +13,7 @@ Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
     results(model, seed, config_hash, status, diverged_epoch, epochs, seconds,
             polar_mse, polar_channels, polar_inverted,
             cartesian_mse, cartesian_channels, cartesian_inverted,
-            acc_angle, acc_distance, metrics_json, error, updated_at,
+            acc_angle, acc_distance, metrics_json, error, updated_at, environment,
             PK(model, seed))
 
 ``gamma`` is NULL for models without labels and ``label_dim`` NULL when 0;
@@ -22,8 +22,12 @@ of ``done``, ``diverged`` (non-finite loss; its MSEs are NULL) or ``failed``
 (the seed's job raised; retried on the next run; ``error`` holds
 ``Type: message`` on its first line, then the traceback).  The ``*_channels`` / ``*_inverted``
 columns hold JSON (e.g. ``[0, 1]``, ``[false, true]``); ``metrics_json`` the
-standard metrics dict ``{"cartesian": {"mig": …}, "polar": {…}}``.  SQLite
-stores a NaN as NULL.
+standard metrics dict ``{"cartesian": {"mig": …}, "polar": {…}}``;
+``environment`` the training run's device, TF32 and software versions
+(:func:`welavae.train.platform.environment_record`, a list: one record per
+device or software the run was trained or resumed on).  SQLite stores a NaN
+as NULL.  A file written before ``environment`` existed gains the column
+(NULL) when opened; older welavae versions read files with it unchanged.
 
 Crash safety: journal mode WAL, one transaction per :meth:`ResultsStore.record`
 call.  A writer killed with SIGKILL mid-transaction leaves uncommitted WAL
@@ -58,10 +62,11 @@ RESULT_COLUMNS = (
     "model", "seed", "config_hash", "status", "diverged_epoch", "epochs", "seconds",
     "polar_mse", "polar_channels", "polar_inverted",
     "cartesian_mse", "cartesian_channels", "cartesian_inverted",
-    "acc_angle", "acc_distance", "metrics_json", "error", "updated_at",
+    "acc_angle", "acc_distance", "metrics_json", "error", "updated_at", "environment",
 )
 # Columns holding JSON text: a list / tuple / dict given for them is encoded by record().
-_JSON_COLUMNS = ("polar_channels", "polar_inverted", "cartesian_channels", "cartesian_inverted", "metrics_json")
+_JSON_COLUMNS = ("polar_channels", "polar_inverted", "cartesian_channels", "cartesian_inverted", "metrics_json",
+                 "environment")
 
 _SCHEMA = f"""
 CREATE TABLE models (
@@ -94,6 +99,7 @@ CREATE TABLE results (
     metrics_json TEXT,
     error TEXT,
     updated_at TEXT,
+    environment TEXT,
     PRIMARY KEY (model, seed)
 );
 """
@@ -112,6 +118,18 @@ def _plain(value, column: str):
     if isinstance(value, float) and math.isnan(value):
         value = None
     return value
+
+
+#: Columns added to schema version 1 after its first release: (name, SQL type), added as NULL when missing.
+_ADDED_COLUMNS = (("environment", "TEXT"),)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Give a results table written by an earlier welavae the columns added since (backward compatible)."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(results)")}
+    for name, sql_type in _ADDED_COLUMNS:
+        if name not in have:
+            conn.execute(f"ALTER TABLE results ADD COLUMN {name} {sql_type}")
 
 
 class ResultsStore:
@@ -169,6 +187,7 @@ class ResultsStore:
             elif version != SCHEMA_VERSION:
                 raise ValueError(f"{self.path} has results schema version {version}; this welavae reads "
                                  f"version {SCHEMA_VERSION}")
+            _add_missing_columns(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -97,7 +97,7 @@ class _Progress:
 
 
 def plan_jobs(plan: list[RunSpec], store: ResultsStore, out, *, seeds_per_task: int | None = None,
-              device: str = "cpu", data_dir=None) -> list[dict]:
+              device: str = "cpu", data_dir=None, tf32: bool = False) -> list[dict]:
     """The jobs still to run: per model, its seeds in chunks of ``seeds_per_task`` (default: one chunk),
     each chunk's unfinished seeds one job training into ``runs/<model>/chunks/seeds_a-b``.
 
@@ -114,11 +114,12 @@ def plan_jobs(plan: list[RunSpec], store: ResultsStore, out, *, seeds_per_task: 
             todo = [s for s in spec.seeds[start:start + size] if s not in done]
             if todo:
                 jobs.append({"spec": spec.to_dict(), "seeds": todo, "chunk_dir": str(SweepDir(out).chunk(spec.model, todo)),
-                             "device": device, "data_dir": None if data_dir is None else str(data_dir)})
+                             "device": device, "data_dir": None if data_dir is None else str(data_dir),
+                             "tf32": bool(tf32)})
     return jobs
 
 
-def _row(model: str, config_hash: str, r: dict, seconds: float, epochs: int) -> dict:
+def _row(model: str, config_hash: str, r: dict, seconds: float, epochs: int, environment=None) -> dict:
     diverged = r["diverged_epoch"] >= 0
     acc = r["accuracy"]
     return {
@@ -138,6 +139,7 @@ def _row(model: str, config_hash: str, r: dict, seconds: float, epochs: int) -> 
         "acc_angle": acc[0] if acc else None,
         "acc_distance": acc[1] if acc and len(acc) > 1 else None,
         "metrics_json": json.dumps(r.get("standard")),
+        "environment": environment,
     }
 
 
@@ -208,7 +210,8 @@ def _evaluate(job: dict, spec: RunSpec, data: _DataSets, standard: str) -> list[
     evals = evaluate_arrays(run.mu, factors, label_pred=run.array("label_pred"), labels=run.array("labels"),
                             observed=run.array("observed"), logvar=run.array("logvar"), seeds=run.seeds,
                             diverged_epoch=run.diverged_epoch, standard=standard)
-    return [_row(spec.model, spec.config.hash(), r, run.status["seconds"], run.status["epochs"]) for r in evals]
+    return [_row(spec.model, spec.config.hash(), r, run.status["seconds"], run.status["epochs"],
+                 run.status.get("environment")) for r in evals]
 
 
 def _run(jobs, executor, by_model: dict[str, RunSpec], store: ResultsStore, out: SweepDir, data: _DataSets,
@@ -287,6 +290,9 @@ def reproduce(
     progress: bool | None = None,
     standard: str | None = None,
     plan: list[RunSpec] | None = None,
+    tf32: bool = False,
+    gpus_per_task: float | None = None,
+    cpus_per_task: float | None = None,
 ) -> list[dict]:
     """Run (or resume) the Table-1 sweep into ``out``; returns the table rows.
 
@@ -302,6 +308,9 @@ def reproduce(
     seed, of ``"all"`` seeds, or ``"none"``
     (:func:`welavae.evaluate.evaluate_arrays`); default: the preset's
     (``"best"``, ``"none"`` for ``open-questions``).
+    ``tf32``: TF32 CUDA matmuls (default off: exact float32).
+    ``gpus_per_task`` / ``cpus_per_task``: Ray resources of a job
+    (:class:`welavae.experiments.executors.RayExecutor`).
     Also writes ``seeds.csv``, ``selection.md`` and, for variant plans,
     ``questions.md`` (:mod:`welavae.experiments.analysis`).
 
@@ -316,11 +325,13 @@ def reproduce(
     by_model = {s.model: s for s in plan}
     data = _DataSets(data_dir)
     # Validate the backend (and connect to Ray) before anything is written.
-    executor = make_executor(backend, address=address, data_loader=lambda job: data(by_model[job["spec"]["model"]]))
+    executor = make_executor(backend, address=address, data_loader=lambda job: data(by_model[job["spec"]["model"]]),
+                             device=device, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task)
     out.write_plan(preset, plan)
     with ResultsStore(out.database) as store:
         _register(store, plan)
-        jobs = plan_jobs(plan, store, out.path, seeds_per_task=seeds_per_task, device=device, data_dir=data_dir)
+        jobs = plan_jobs(plan, store, out.path, seeds_per_task=seeds_per_task, device=device, data_dir=data_dir,
+                          tf32=tf32)
         failed = _run(jobs, executor, by_model, store, out, data, standard, progress)
         table = _finish(out, plan, store, failed, trained=bool(jobs))
     if failed:

@@ -195,9 +195,9 @@ class EnsembleVAE(nn.Module):
             raise ValueError(f"seeds {missing} are not in this model (seeds: {self.seeds})")
         device = next(self.parameters()).device
         out = EnsembleVAE(self.config, seeds).to(device)
-        for (p_out, dim), (p_all, _) in zip(out.parameter_seed_dims(), self.parameter_seed_dims()):
-            for j, s in enumerate(seeds):
-                out.seed_slice(p_out, dim, j).copy_(self.seed_slice(p_all, dim, self.seeds.index(s)))
+        for (p_out, dim), (p_all, dim_all) in zip(out.parameter_seed_dims(), self.parameter_seed_dims()):
+            for j, s in enumerate(seeds):  # a grouped conv's seed axis counts this model's seeds, not out's
+                out.seed_slice(p_out, dim, j).copy_(self.seed_slice(p_all, dim_all, self.seeds.index(s)))
         return out.eval()
 
 

@@ -29,8 +29,12 @@ CHECKPOINT = "last.pt"
 FORMAT = 1
 
 
-def save_checkpoint(path, *, model, optimizer, config: RunConfig, epoch: int, history, diverged_epoch) -> None:
-    """Write a weights-only checkpoint atomically."""
+def save_checkpoint(path, *, model, optimizer, config: RunConfig, epoch: int, history, diverged_epoch,
+                    environment=()) -> None:
+    """Write a weights-only checkpoint atomically.
+
+    ``environment``: the run's :func:`welavae.train.platform.environment_record` s (JSON text in the file).
+    """
     state = {
         "format": FORMAT,
         "config": config.to_json(),
@@ -42,6 +46,7 @@ def save_checkpoint(path, *, model, optimizer, config: RunConfig, epoch: int, hi
         "optimizer": _cpu_state(optimizer.state_dict()),
         "history": torch.as_tensor(np.asarray(history, dtype=np.float64)),
         "diverged_epoch": torch.as_tensor(np.asarray(diverged_epoch, dtype=np.int64)),
+        "environment": json.dumps(list(environment)),
     }
     # Serialised in memory first: torch.save's zip writer turns a failed write (a full disk) into an
     # opaque RuntimeError; a plain write raises the OSError that names the file (welavae.io).
@@ -60,11 +65,16 @@ def _cpu_state(obj):
     return obj
 
 
-def load_checkpoint(path) -> dict:
-    """Read a checkpoint without executing code; raise ValueError naming the file if it is unusable."""
+def load_checkpoint(path, *, mmap: bool = False) -> dict:
+    """Read a checkpoint without executing code; raise ValueError naming the file if it is unusable.
+
+    ``mmap``: map the file instead of reading it, so tensors never touched
+    (the Adam state, twice the weights, when only the model is wanted) are
+    never read from disk.
+    """
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as e:
         raise ValueError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT or "model" not in state:
@@ -112,9 +122,16 @@ def _split_legacy_heads(state: dict) -> dict:
 
 
 def model_from_checkpoint(state: dict, device="cpu") -> tuple[EnsembleVAE, RunConfig]:
+    """The checkpoint's ensemble on ``device``, and its config.
+
+    The module is built on the ``meta`` device (shapes only: a 50-seed
+    paper-size ensemble would otherwise draw every initial weight on the CPU
+    to throw it away) and takes the checkpoint's tensors as its parameters.
+    """
     config = RunConfig.from_json(state["config"])
-    model = EnsembleVAE(config.model, state["seeds"].tolist())
-    model.load_state_dict(state["model"])
+    with torch.device("meta"):
+        model = EnsembleVAE(config.model, state["seeds"].tolist())
+    model.load_state_dict(state["model"], assign=True)
     return model.to(device), config
 
 

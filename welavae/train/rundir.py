@@ -35,6 +35,7 @@ def train_run(
     progress=None,
     on_epoch=None,
     data: Dataset | None = None,
+    tf32: bool = False,
 ) -> TrainResult:
     """Train ``seeds`` of ``config`` and write the run directory (:class:`welavae.run.Run`).
 
@@ -54,16 +55,16 @@ def train_run(
     run = Run(out_dir)
     with run.locked():
         return _train_locked(run, config, seeds, data, images, labels, train_labels, observed, factors,
-                             device=device, progress=progress, on_epoch=on_epoch)
+                             device=device, progress=progress, on_epoch=on_epoch, tf32=tf32)
 
 
 def _train_locked(run: Run, config, seeds, data, images, labels, train_labels, observed, factors, *, device,
-                  progress, on_epoch) -> TrainResult:
+                  progress, on_epoch, tf32) -> TrainResult:
     run.start(config, seeds)
     if config.data.source == "arrays":
         save_npz(run.path / ARRAYS_FILE, data)
     result = train(config, seeds, images, train_labels, device=device, checkpoint_dir=run.path / Run.CHECKPOINTS,
-                   progress=progress, on_epoch=on_epoch)
+                   progress=progress, on_epoch=on_epoch, tf32=tf32)
     export_safetensors(run.path / Run.WEIGHTS, result.model, config)
     mu, logvar, pred = encode_dataset(result.model, images, train_labels, batch_size=config.train.eval_batch_size)
     run.write_arrays(mu=mu, logvar=logvar, label_pred=pred, factors=factors,
@@ -78,5 +79,6 @@ def _train_locked(run: Run, config, seeds, data, images, labels, train_labels, o
         "resumed_from": result.resumed_from,
         "seconds": result.seconds,
         "device": str(device),
+        "environment": result.environment,
     })
     return result

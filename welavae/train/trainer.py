@@ -12,9 +12,12 @@ seed.  Design points:
   an interrupted run was resumed (the RNG "state" is the epoch counter).
 * **NaN isolation.** A seed whose loss turns non-finite is frozen at its
   last finite weights (its gradients and Adam momentum zeroed) and marked
-  diverged with its epoch; the others continue unaffected.
+  diverged with its epoch; the others continue unaffected.  The isolation
+  stays on the device: a step never waits for the host, which reads the
+  divergence state once an epoch.
 * **Checkpoints** (:mod:`welavae.train.checkpoint`) every
-  ``checkpoint_every`` epochs and at the end; a run resumes from the last.
+  ``checkpoint_every`` epochs, or every ``checkpoint_minutes`` of wall time,
+  and at the end; a run resumes from the last.
 * **Partial labels.** A missing weak label (−1) adds nothing to the loss or
   its gradient (:func:`welavae.objectives.likelihoods.categorical_nll`).
 
@@ -24,9 +27,13 @@ runs the steps of one epoch, :func:`_step` is one optimisation step, and
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import time
-from dataclasses import dataclass
+import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,15 +41,18 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import TERMS, RunConfig
+from ..device import check_device
 from ..nn.vae import EnsembleVAE
 from ..objectives.objective import objective_terms
 from ..objectives.tc import log_importance_weights
 from ..seeding import epoch_noise, epoch_permutation
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from .platform import speed_settings
+from .platform import describe_change, environment_record, speed_settings
 from .preflight import check_data
 
 __all__ = ["TrainResult", "train", "encode_dataset", "compile_pays", "TERMS"]
+
+_clock = time.monotonic  # the checkpoint cadence's clock (a test replaces it)
 
 #: Pixel logits over a run (S·B·D·steps) from which compiling the image likelihood pays
 #: for its one-off compile time (measured: README, Performance).
@@ -64,6 +74,7 @@ class TrainResult:
     diverged_epoch: np.ndarray
     epochs_done: int
     seconds: float
+    environment: list = field(default_factory=list)  # environment_record()s, each with its "from_epoch"
     resumed_from: int = 0
 
     @property
@@ -100,46 +111,65 @@ def compile_pays(device, logits: float) -> bool:
 class _Divergence:
     """NaN isolation: a seed whose loss turns non-finite is frozen at its last finite weights.
 
-    At divergence its gradients and Adam momentum are zeroed, and from then on
-    its gradients every step, so Adam leaves it in place; the other seeds
-    continue unaffected.  ``epoch_of`` (S,): −1 or the epoch a seed diverged in.
+    Kept on the device, so a step never waits for the host: ``alive`` (S,)
+    bool and ``diverged_at`` (S,) int64 (−1 or the epoch) are tensors, and
+    before every optimizer step the gradients and Adam momentum of the dead
+    seeds are *selected* to zero (``masked_fill_``; a multiplication by 0 would
+    keep NaN·0 = NaN), so Adam leaves them in place (its update is the
+    momentum over a root mean square: 0).  Zeroing the momentum of an already
+    dead seed again changes nothing, so there is no "newly dead" branch.  For a
+    run where every seed stays finite the selections keep every value: the
+    result is bit-identical to a run without the guard.  :meth:`sync`, once
+    an epoch, brings ``diverged_at`` to the host: ``epoch_of`` (S,), −1 or
+    the epoch a seed diverged in.
     """
 
     def __init__(self, model: EnsembleVAE, optimizer, epoch_of: np.ndarray, device):
         self.model, self.optimizer = model, optimizer
         self.epoch_of = epoch_of
-        self.alive = torch.as_tensor(epoch_of < 0, device=device)
-        self.dead = [i for i, e in enumerate(epoch_of) if e >= 0]
+        self.diverged_at = torch.as_tensor(epoch_of, dtype=torch.int64, device=device)
+        self.alive = self.diverged_at < 0
+        # (parameter, seed axis) pairs, listed once: hold() runs every step.
+        self._params = list(model.parameter_seed_dims())
 
     def check(self, loss: torch.Tensor, epoch: int) -> None:
-        """Mark seeds whose loss (S,) is not finite as diverged in ``epoch``."""
+        """Mark alive seeds whose loss (S,) is not finite as diverged in ``epoch`` (no host read)."""
         finite = torch.isfinite(loss)
-        if bool(finite.all()) or not bool((self.alive & ~finite).any()):
-            return
-        newly = [i for i in range(len(loss)) if bool(self.alive[i]) and not bool(finite[i])]
-        self.epoch_of[newly] = epoch
+        self.diverged_at = torch.where(self.alive & ~finite, epoch, self.diverged_at)
         self.alive = self.alive & finite
-        self.dead.extend(newly)
-        self._freeze(newly, momentum=True)
 
     def masked(self, values: torch.Tensor) -> torch.Tensor:
         """``values`` (…, S) with dead seeds' entries set to 0."""
         return torch.where(self.alive, values, torch.zeros_like(values))
 
-    def hold(self) -> None:
-        """Zero dead seeds' gradients before the optimizer step."""
-        if self.dead:
-            self._freeze(self.dead, momentum=False)
-
     @torch.no_grad()
-    def _freeze(self, seeds: list[int], *, momentum: bool) -> None:
-        for p, dim in self.model.parameter_seed_dims():
+    def hold(self) -> None:
+        """Zero dead seeds' gradients and Adam momentum before the optimizer step."""
+        dead = ~self.alive
+        for p, dim in self._params:
             state = self.optimizer.state.get(p)
-            for i in seeds:
-                if p.grad is not None:
-                    self.model.seed_slice(p.grad, dim, i).zero_()
-                if momentum and state and "exp_avg" in state:
-                    self.model.seed_slice(state["exp_avg"], dim, i).zero_()
+            for t in (p.grad, state.get("exp_avg") if state else None):
+                if t is not None:
+                    _seed_view(t, dim).masked_fill_(_seed_mask(dead, t, dim), 0)
+
+    def sync(self) -> np.ndarray:
+        """Copy ``diverged_at`` to the host (once an epoch); returns ``epoch_of``."""
+        self.epoch_of[:] = self.diverged_at.cpu().numpy()
+        return self.epoch_of
+
+
+def _seed_view(t: torch.Tensor, dim) -> torch.Tensor:
+    """A grouped conv parameter (S·c, …) as (S, c·…); other parameters as they are."""
+    return t.view(dim[1], -1) if isinstance(dim, tuple) else t
+
+
+def _seed_mask(dead: torch.Tensor, t: torch.Tensor, dim) -> torch.Tensor:
+    """dead (S,) shaped to broadcast over :func:`_seed_view` ``(t, dim)`` along its seed axis."""
+    if isinstance(dim, tuple):
+        return dead[:, None]
+    shape = [1] * t.dim()
+    shape[dim] = -1
+    return dead.view(shape)
 
 
 def _step(model, optimizer, guard: _Divergence, config: RunConfig, x, y, noise, *, epoch, n, log_w, compiled):
@@ -159,13 +189,50 @@ def _step(model, optimizer, guard: _Divergence, config: RunConfig, x, y, noise, 
     return terms
 
 
-def _train_epoch(model, optimizer, guard, config: RunConfig, x_all, y_all, *, epoch, log_w, compiled) -> np.ndarray:
+class _EpochDraws:
+    """Each epoch's batch order (N,) and noise (S, steps, B, K), drawn on the CPU from ``(seed, epoch)``.
+
+    While epoch e trains, a background thread draws epoch e + 1's (into
+    pinned memory when the device is CUDA, so the copy to the device is
+    asynchronous): the same draws as in the foreground, so the results do not
+    change, and the device does not wait for the CPU at an epoch boundary.
+    """
+
+    def __init__(self, config: RunConfig, seeds, n: int, device: torch.device, *, end: int, background: bool = True):
+        self.config, self.seeds, self.n, self.device, self.end = config, list(seeds), n, device, end
+        self.pin = device.type == "cuda"
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="welavae-draws") if background else None
+        self._next: tuple[int, Future] | None = None
+
+    def _draw(self, epoch: int):
+        b = self.config.train.batch_size
+        perm = epoch_permutation(self.n, self.config.train.data_seed, epoch)
+        noise = epoch_noise(self.seeds, epoch, self.n // b, b, self.config.model.latent_dim)
+        return (perm.pin_memory(), noise.pin_memory()) if self.pin else (perm, noise)
+
+    def __call__(self, epoch: int):
+        """(perm (N,), noise (S, steps, B, K)) of ``epoch`` on the device; starts drawing the next epoch's."""
+        if self._next is not None and self._next[0] == epoch:
+            perm, noise = self._next[1].result()
+        else:
+            perm, noise = self._draw(epoch)
+        self._next = None
+        if self._pool is not None and epoch + 1 < self.end:
+            self._next = (epoch + 1, self._pool.submit(self._draw, epoch + 1))
+        return perm.to(self.device, non_blocking=True), noise.to(self.device, non_blocking=True)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _train_epoch(model, optimizer, guard, config: RunConfig, x_all, y_all, *, epoch, log_w, compiled,
+                 draws: _EpochDraws) -> np.ndarray:
     """One epoch over the shared batch order; per-seed means of :data:`TERMS` (S, T), NaN for diverged seeds."""
     n, b = len(x_all), config.train.batch_size
     steps = n // b  # the last partial batch is dropped: TC estimates need full batches
     device = x_all.device
-    perm = epoch_permutation(n, config.train.data_seed, epoch).to(device)
-    noise = epoch_noise(model.seeds, epoch, steps, b, config.model.latent_dim).to(device)
+    perm, noise = draws(epoch)
     sums = torch.zeros(len(TERMS), model.num_seeds, device=device, dtype=torch.float64)
     for t in range(steps):
         idx = perm[t * b : (t + 1) * b]
@@ -175,23 +242,49 @@ def _train_epoch(model, optimizer, guard, config: RunConfig, x_all, y_all, *, ep
         with torch.no_grad():
             zero = torch.zeros_like(terms["loss"])
             sums += guard.masked(torch.stack([terms.get(name, zero).detach() for name in TERMS]).double())
-    means = (sums / max(steps, 1)).T.cpu().numpy()  # (S, T)
-    means[guard.epoch_of >= 0] = np.nan
+    means = (sums / max(steps, 1)).T.cpu().numpy()  # (S, T); with guard.sync, the epoch's only host reads
+    means[guard.sync() >= 0] = np.nan
     return means
 
 
 def _resume(ckpt_path: Path, config: RunConfig, seeds: list[int], model, optimizer):
-    """(history, diverged_epoch, start epoch) from the run's checkpoint; refuses another run's."""
+    """(history, diverged_epoch, start epoch, environment records) from the run's checkpoint; refuses another run's."""
     state = load_checkpoint(ckpt_path)
     saved = RunConfig.from_json(state["config"])
-    if saved.to_dict() != config.to_dict() or state["seeds"].tolist() != seeds:
+    if saved.hash() != config.hash() or state["seeds"].tolist() != seeds:  # the checkpoint cadence may change
         raise ValueError(
             f"checkpoint {ckpt_path} belongs to another run (config or seeds differ); "
             "use a new output directory or delete it"
         )
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    return state["history"].numpy(), state["diverged_epoch"].numpy().copy(), int(state["epoch"])
+    return (state["history"].numpy(), state["diverged_epoch"].numpy().copy(), int(state["epoch"]),
+            json.loads(state.get("environment") or "[]"))
+
+
+def _checkpoint_due(tcfg, done: int, seconds_since_last: float) -> bool:
+    """Every ``checkpoint_minutes`` of wall time when set (a paper-size checkpoint is gigabytes), else every ``checkpoint_every`` epochs."""
+    if tcfg.checkpoint_minutes is not None:
+        return seconds_since_last >= 60 * tcfg.checkpoint_minutes
+    return done % tcfg.checkpoint_every == 0
+
+
+def _resumed_environment(ckpt_path: Path, before: list[dict], env: dict, start: int) -> list[dict]:
+    """The run's environment records, one more (and a warning) when it resumes on another device or software.
+
+    The same seed on another GPU model, with TF32 switched, or under another
+    torch / CUDA / cuDNN gives other bits: the run is still valid, but no
+    longer bit-identical to an uninterrupted one, and its record says so.
+    """
+    if not before:  # a checkpoint written before environments were recorded
+        return [dict(env, from_epoch=start)]
+    change = describe_change(before[-1], env)
+    if change is None:
+        return before
+    warnings.warn(f"{ckpt_path}: resuming at epoch {start} on another device or software ({change}); "
+                  "the run continues, no longer bit-identical to an uninterrupted one, and records both",
+                  stacklevel=3)
+    return before + [dict(env, from_epoch=start)]
 
 
 def train(
@@ -205,8 +298,9 @@ def train(
     resume: bool = True,
     progress: bool | None = None,
     on_epoch=None,
-    tf32: bool = True,
+    tf32: bool = False,
     compile_nll: bool | str = "auto",
+    prefetch: bool = True,
 ) -> TrainResult:
     """Train ``len(seeds)`` seeds of ``config`` together.
 
@@ -218,17 +312,21 @@ def train(
     terminal).  ``compile_nll``: use the torch.compile'd image likelihood
     (same value and gradient up to rounding); ``"auto"`` does so on the CPU
     when the run is long enough for compiling to pay (:func:`compile_pays`).
+    ``prefetch``: draw the next epoch's noise and order in a background
+    thread (same draws; :class:`_EpochDraws`).
     Speed settings are entered for the run and restored after it
-    (:func:`welavae.train.platform.speed_settings`).
+    (:func:`welavae.train.platform.speed_settings`); ``tf32``: TF32 CUDA
+    matmuls and convolutions (off: exact float32, PyTorch's default for
+    matmuls).  The device, TF32 and software versions are recorded
+    (``TrainResult.environment``, the checkpoint); resuming under another
+    record warns and appends it.
     """
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("give at least one seed")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {seeds}")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA device is available")
+    device = check_device(device)
     tcfg = config.train
     x_all, y_all = _to_tensors(config, images, labels, device)
     n, b = len(x_all), tcfg.batch_size
@@ -238,9 +336,12 @@ def train(
     history = np.zeros((0, len(seeds), len(TERMS)))
     diverged_epoch = np.full(len(seeds), -1, dtype=np.int64)
     start = 0
+    env = environment_record(device, tf32=tf32)
+    environment = [dict(env, from_epoch=0)]
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
     if ckpt_path is not None and resume and ckpt_path.exists():
-        history, diverged_epoch, start = _resume(ckpt_path, config, seeds, model, optimizer)
+        history, diverged_epoch, start, before = _resume(ckpt_path, config, seeds, model, optimizer)
+        environment = _resumed_environment(ckpt_path, before, env, start)
 
     if compile_nll == "auto":
         logits = len(seeds) * b * config.model.image_dim * (n // b) * max(tcfg.epochs - start, 0)
@@ -248,22 +349,25 @@ def train(
 
     def checkpoint(epoch: int) -> None:
         save_checkpoint(ckpt_path, model=model, optimizer=optimizer, config=config, epoch=epoch,
-                        history=history, diverged_epoch=diverged_epoch)
+                        history=history, diverged_epoch=diverged_epoch, environment=environment)
 
-    with speed_settings(device, tf32=tf32):
+    draws = _EpochDraws(config, seeds, n, device, end=tcfg.epochs, background=prefetch)
+    with speed_settings(device, tf32=tf32), contextlib.closing(draws):
         log_w = log_importance_weights(b, n, device=device) if config.objective.tc_estimator == "mss" else None
         guard = _Divergence(model, optimizer, diverged_epoch, device)
         bar = tqdm(total=tcfg.epochs, initial=start, desc=config.name, unit="epoch", leave=False,
                    disable=None if progress is None else not progress)  # None: on a terminal only
         t0 = time.perf_counter()
+        last_save = _clock()
         model.train()
         for epoch in range(start, tcfg.epochs):
             means = _train_epoch(model, optimizer, guard, config, x_all, y_all,
-                                 epoch=epoch, log_w=log_w, compiled=bool(compile_nll))
+                                 epoch=epoch, log_w=log_w, compiled=bool(compile_nll), draws=draws)
             history = np.concatenate([history, means[None]], axis=0)
             done = epoch + 1
-            if ckpt_path is not None and (done % tcfg.checkpoint_every == 0 or done == tcfg.epochs):
+            if ckpt_path is not None and (_checkpoint_due(tcfg, done, _clock() - last_save) or done == tcfg.epochs):
                 checkpoint(done)
+                last_save = _clock()
             if on_epoch is not None:
                 on_epoch(done, means)
             bar.update(1)
@@ -276,6 +380,7 @@ def train(
     return TrainResult(
         model=model, config=config, seeds=seeds, history=history, diverged_epoch=diverged_epoch,
         epochs_done=max(start, tcfg.epochs), seconds=time.perf_counter() - t0, resumed_from=start,
+        environment=environment,
     )
 
 

@@ -1,0 +1,51 @@
+"""Device names validated in one sentence (welavae/device.py), with CUDA faked by monkeypatching torch.cuda."""
+import pytest
+import torch
+
+from welavae.device import check_device, parse_device
+
+
+def fake_gpus(monkeypatch, count):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+
+
+@pytest.mark.parametrize("name,expected", [("cpu", "cpu"), ("cuda", "cuda"), ("cuda:1", "cuda:1"), (" CUDA:0", "cuda:0"),
+                                           (torch.device("cuda", 1), "cuda:1")])
+def test_accepted_names(monkeypatch, name, expected):
+    fake_gpus(monkeypatch, 2)
+    assert check_device(name) == torch.device(expected)
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:", "cuda:-1", "cpu:0", "cuda:1:2", "", "tpu"])
+def test_unknown_names_are_one_sentence(name):
+    with pytest.raises(ValueError, match=r"unknown device .*: use cpu, cuda, cuda:N or mps$"):
+        parse_device(name)
+
+
+def test_an_index_beyond_the_machine_names_the_devices_there(monkeypatch):
+    fake_gpus(monkeypatch, 1)
+    with pytest.raises(ValueError, match=r"^device 'cuda:7' does not exist: this machine has 1 CUDA device \(cuda:0\)$"):
+        check_device("cuda:7")
+
+
+def test_cuda_on_a_machine_without_one(monkeypatch):
+    fake_gpus(monkeypatch, 0)
+    with pytest.raises(ValueError, match="no CUDA device"):
+        check_device("cuda")
+    assert parse_device("cuda:3") == torch.device("cuda:3")  # e.g. for Ray workers: the name alone
+
+
+@pytest.mark.parametrize("argv", [["train", "--model", "tcvae", "--device", "gpu"],
+                                  ["train", "--model", "tcvae", "--device", "cuda:7"],
+                                  ["bench", "--device", "cuda:7"],
+                                  ["reproduce", "--device", "cuda:7"]])
+def test_cli_refuses_a_bad_device_with_exit_2_and_writes_nothing(monkeypatch, tmp_path, capsys, argv):
+    from welavae.cli import main
+
+    fake_gpus(monkeypatch, 1)
+    out = tmp_path / "out"
+    code = main(argv + ["--out", str(out)] if argv[0] != "bench" else argv + ["--json", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("welavae: error: ") and err.count("\n") == 1, err
+    assert not out.exists()
