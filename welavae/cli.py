@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .config import ENCODER_INPUTS, ENCODERS, LABEL_HEADS, TC_ESTIMATORS
+from .config import ARCHS, COLORS, ENCODER_INPUTS, ENCODERS, LABEL_HEADS, TC_ESTIMATORS
 from .data.blobs import SHAPES
 from .evaluate import STANDARD
 from .models import MODELS
@@ -52,9 +52,12 @@ def _add_data_args(p):
 
 
 def _add_user_data_args(p):
-    p.add_argument("--npz", default=None, help="your data: a .npz with 'images' (N, H, W) in [0, 1] "
+    p.add_argument("--npz", default=None, help="your data: a .npz with 'images' (N, H, W) or (N, H, W, C) in [0, 1] "
                    "and optional 'labels' (N, m) (-1 = missing), 'factors', 'label_names'")
-    p.add_argument("--images", default=None, help="your data: a folder of image files (PNG, JPEG, ...; read as grayscale)")
+    p.add_argument("--images", default=None, help="your data: a folder of image files (PNG, JPEG, ...)")
+    p.add_argument("--color", choices=COLORS, default=None,
+                   help="with --images: read the files as gray (one channel, default) or rgb (three); "
+                        "an alpha channel is flattened onto black")
     p.add_argument("--labels", default=None, help="with --images: CSV with header 'file,<label name>,...'; empty cell = missing")
 
 
@@ -83,12 +86,14 @@ def _user_data(args):
 
     if args.npz and args.images:
         raise ValueError("give --npz or --images, not both")
+    if args.color and not args.images:
+        raise ValueError("--color goes with --images DIR (an npz's images have their channels already)")
     if args.labels and not args.images:
         raise ValueError("--labels goes with --images DIR")
     if args.npz:
         return load_npz(args.npz)
     if args.images:
-        return load_image_folder(args.images, args.labels)
+        return load_image_folder(args.images, args.labels, color=args.color or "gray")
     return None
 
 
@@ -99,8 +104,11 @@ def _cmd_train(args) -> int:
 
     seeds = parse_seeds(args.seeds)
     ds = _user_data(args)  # validated before anything is written
-    common = dict(latent_dim=args.latent_dim, beta=args.beta, gamma=args.gamma, hidden=args.hidden,
-                  encoder=args.encoder, encoder_input=args.encoder_input, label_head=args.label_head,
+    if args.arch == "conv" and (args.hidden is not None or args.encoder != "mlp"):
+        raise ValueError("--arch conv has disentanglement_lib's fixed layers: drop --hidden and --encoder")
+    common = dict(latent_dim=args.latent_dim, beta=args.beta, gamma=args.gamma,
+                  hidden=args.hidden or (1200, 1200), arch=args.arch, encoder=args.encoder,
+                  encoder_input=args.encoder_input, label_head=args.label_head,
                   tc_estimator=args.tc_estimator,
                   train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                     checkpoint_every=args.checkpoint_every))
@@ -113,7 +121,7 @@ def _cmd_train(args) -> int:
         if args.label_dim is not None:
             raise ValueError("--label-dim is for Blobs; with your own data the classes come from the labels")
         source = dict(source="npz", path=args.npz) if args.npz else \
-            dict(source="images", path=args.images, labels_path=args.labels)
+            dict(source="images", path=args.images, labels_path=args.labels, color=args.color or "gray")
         use_labels = MODELS[args.model].labels != "never" and ds.labels is not None
         cfg = make_run_config(args.model, label_dims=ds.label_dims if use_labels else None,
                               image_shape=ds.image_shape, data=DataConfig(**source, **fraction),
@@ -138,7 +146,9 @@ def _cmd_encode(args) -> int:
     m = model.config.model
     if args.images and args.labels and m.has_labels:  # read the CSV with the model's own label classes
         ds = load_image_folder(args.images, args.labels, label_names=m.label_names or None,
-                               label_classes=m.label_classes or None)
+                               label_classes=m.label_classes or None, color=args.color or model.config.data.color)
+    elif args.images and not args.color:  # read the files as the model's data were read
+        ds = load_image_folder(args.images, args.labels, color=model.config.data.color)
     else:
         ds = _user_data(args)
     if ds is None:
@@ -247,10 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=150)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--hidden", type=_int_list, default=(1200, 1200), help="hidden sizes, e.g. 1200,1200")
+    p.add_argument("--arch", choices=ARCHS, default="mlp",
+                   help="mlp: dense layers of --hidden sizes (default); conv: disentanglement_lib's conv encoder "
+                        "and transposed-conv decoder (H, W divisible by 16)")
+    p.add_argument("--hidden", type=_int_list, default=None, help="MLP hidden sizes (default 1200,1200)")
     p.add_argument("--beta", type=float, default=None, help="β in the paper's convention (default 40 for TC models)")
     p.add_argument("--gamma", type=float, default=None, help="γ (default: the paper's rule, 4096/p)")
-    p.add_argument("--encoder", choices=ENCODERS, default="mlp")
+    p.add_argument("--encoder", choices=ENCODERS, default="mlp",
+                   help="with --arch mlp: conv puts the conv network's encoder before the --hidden layers")
     p.add_argument("--tc-estimator", choices=TC_ESTIMATORS, default="mss",
                    help="total-correlation estimator (Chen et al.): minibatch stratified (default) or weighted sampling")
     p.add_argument("--checkpoint-every", type=_positive_int, default=10, help="epochs between checkpoints")

@@ -25,12 +25,12 @@ def prepare_data(config: RunConfig, *, data_dir=None):
     if d.source in ("npz", "images"):
         ds = load_npz(d.path, label_dims=m.label_dims or None) if d.source == "npz" else \
             load_image_folder(d.path, d.labels_path, label_names=m.label_names or None,
-                              label_classes=m.label_classes or None)
+                              label_classes=m.label_classes or None, color=d.color)
         if m.has_labels and ds.labels is None:
             raise ValueError(f"{d.path} has no labels but model {config.name!r} needs weak labels")
         if ds.image_shape != m.image_shape:
-            raise ValueError(f"{d.path}: images are {ds.image_shape[0]}x{ds.image_shape[1]}, "
-                             f"the model expects {m.image_shape[0]}x{m.image_shape[1]}")
+            raise ValueError(f"{d.path}: images are {'x'.join(map(str, ds.image_shape))}, "
+                             f"the model expects {'x'.join(map(str, m.image_shape))} (H x W x C)")
         return ds.images, (ds.labels if m.has_labels else None), ds.factors
     blobs = load_blobs(d.variants, size=d.size, seed=d.seed, shape=d.shape, sigma_range=d.sigma_range, data_dir=data_dir)
     labels = None

@@ -77,10 +77,9 @@ def _to_tensors(config: RunConfig, images, labels, device):
     x = check_images(images)
     x = torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), -1)))
     if x.shape[1] != config.model.image_dim:
-        raise ValueError(
-            f"images have {x.shape[1]} pixels but the model expects {config.model.image_dim} "
-            f"({config.model.image_shape[0]}x{config.model.image_shape[1]})"
-        )
+        h, w, c = config.model.image_shape
+        raise ValueError(f"images have {x.shape[1]} values but the model expects {config.model.image_dim} "
+                         f"({h}x{w}x{c})")
     y = None
     if config.model.has_labels:
         if labels is None:
@@ -225,7 +224,7 @@ def train(
 ) -> TrainResult:
     """Train ``len(seeds)`` seeds of ``config`` together.
 
-    images: (N, H, W) or (N, D) float in [0, 1]; labels: (N, m) ints, label j
+    images: (N, H, W), (N, H, W, C) or (N, D) float in [0, 1]; labels: (N, m) ints, label j
     in 0…p_j−1 or −1 = missing (required when the model has labels).  With
     ``checkpoint_dir`` the run saves checkpoints there and, if ``resume``,
     continues from the last one.  ``on_epoch(epoch, history_row)`` is called
