@@ -8,6 +8,7 @@ from ``model.safetensors`` by name, reproducing one seed's means,
 log-variances, logits, loss and gradients in float64; a seed trained alone
 equal to the same seed trained beside others.
 """
+import dataclasses
 import math
 
 import numpy as np
@@ -182,3 +183,30 @@ def test_subset_and_diagonal_head_and_the_0_2_0_conv_encoder():
     old = EnsembleVAE(make_run_config("wela", label_dim=2, encoder="conv", hidden=(8,)).model, [0])
     assert "conv.convs.0.weight" in old.state_dict() and old.deconv is None
     assert to_chw(torch.arange(12.0).view(1, 12), (2, 2, 3))[0, :, 0, 0].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_conv_run_resumes_loads_and_encodes(tmp_path):
+    from welavae import load
+    from welavae.train.run import train_run
+
+    images, labels = data(64, 16, 3)
+    c = conv_config(3, size=16, epochs=2, batch=32)
+    full = train_run(c, [0, 1], tmp_path / "full", data=(images, labels, None), progress=False)
+    cfg = dataclasses.replace(c, train=dataclasses.replace(c.train, checkpoint_every=1))
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(epoch, _):
+        if epoch == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_run(cfg, [0, 1], tmp_path / "cut", data=(images, labels, None), progress=False, on_epoch=interrupt)
+    resumed = train_run(cfg, [0, 1], tmp_path / "cut", data=(images, labels, None), progress=False)
+    assert resumed.resumed_from == 1
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    model = load(tmp_path / "full")
+    assert np.allclose(model.encode(images, labels), np.load(tmp_path / "full" / "mu.npy"), atol=1e-6)
+    assert model.decode(np.zeros((3, 3), np.float32), seed=1).shape == (3, 16, 16, 3)

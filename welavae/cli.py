@@ -233,7 +233,8 @@ def _cmd_reproduce(args) -> int:
 def _cmd_bench(args) -> int:
     from .bench import run_benchmark
 
-    run_benchmark(device=args.device, json_path=args.json, fast=args.fast, paired=args.paired)
+    archs = tuple(a.strip() for a in args.archs.split(",") if a.strip())
+    run_benchmark(device=args.device, archs=archs, json_path=args.json, fast=args.fast, paired=args.paired)
     return 0
 
 
@@ -337,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="write the results as JSON")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--fast", action="store_true", help="a few steps only (a smoke test, not a measurement)")
+    p.add_argument("--archs", default="paper,quick,conv_gray,conv_rgb",
+                   help="comma-separated rows to run: paper, quick (MLP), conv_gray, conv_rgb (--arch conv, 64x64x1 / x3)")
     p.add_argument("--paired", action="store_true",
                    help="also time the naive loop between the trainer's epochs: drift-free ratios")
     p.set_defaults(func=_cmd_bench)

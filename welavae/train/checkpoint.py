@@ -78,11 +78,13 @@ def _split_legacy_heads(state: dict) -> dict:
     registered in that order.
     """
     model = state["model"]
+    m = RunConfig.from_json(state["config"]).model
+    if m.arch != "mlp":  # 0.1.0 had the MLP only; the conv decoder's last dense layer is whole by design
+        return state
     last = max(int(k.split(".")[1]) for k in model if k.startswith("decoder."))
     weight, bias = f"decoder.{last}.weight", f"decoder.{last}.bias"
     if weight not in model:
         return state
-    m = RunConfig.from_json(state["config"]).model
     sizes = [m.image_dim] + ([sum(m.label_dims)] if m.has_labels else [])
     old_keys = list(model)
     keys, origin = [], []  # origin[j]: (index of the old parameter, head or None) of new parameter j
