@@ -41,8 +41,10 @@ Every intermediate size is even when H and W are divisible by 16, which
 shared batch with S·32 filters (like :class:`~welavae.nn.ensemble.SharedInputLinear`),
 the others are grouped convolutions (``groups=S``, channels stacked seed-major:
 seed i owns channels i·c … (i+1)·c − 1).  Measured on a 2-core CPU at S = 8,
-batch 64, 64×64×1 (docs/colour-and-conv.md): grouped convolutions were faster
-than the same network batched with ``torch.func.vmap``, so they are kept.
+batch 64, 64×64×1 (``scripts/conv_layouts.py``, docs/colour-and-conv.md):
+about twice as fast as a loop over seeds, and level with ``torch.func.vmap``
+within the machine's noise (vmap lowers such a convolution to the same grouped
+one); we keep the grouped modules, whose weights are the stock layout.
 Each seed's weights are drawn from its own generator
 (:func:`welavae.seeding.init_generators`), so a seed's network does not
 depend on the seeds beside it.
