@@ -15,6 +15,7 @@ from welavae.bench import (
     _result_rows,
     bench_config,
     count_parameters,
+    multiply_adds,
     main_table,
     naive_train,
     protocol,
@@ -64,20 +65,26 @@ def test_synthetic_data():
     assert labels.shape == (10, 2) and labels.dtype == np.int64 and set(np.unique(labels)) <= {0, 1}
 
 
+def ensemble_terms(c, n, *, seed, dataset_size):
+    """Float64 synthetic batch (x (n, D), y, eps (n, K)), seed ``seed`` alone as an ensemble, and its terms."""
+    images, labels = synthetic_data(n, c.model, seed=1)
+    x = torch.from_numpy(images.reshape(n, -1)).double()
+    y = torch.from_numpy(labels)
+    eps = torch.randn(n, c.model.latent_dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ens = EnsembleVAE(c.model, [seed]).double()
+    mu, lv = ens.encode(x, y)
+    z = mu + torch.exp(0.5 * lv) * eps[None]
+    img, lab = ens.decode(z)
+    ref = objective_terms(c.objective, image_nll=bernoulli_nll(img, x), mu=mu, logvar=lv, z=z, dataset_size=dataset_size, y=y,
+                          label_logits=lab)
+    return x, y, eps, ens, ref
+
+
 def test_naive_loss_and_gradients_equal_the_ensemble():
     # The naive model is seed 5 of the ensemble written with nn.Sequential: same terms and same gradients
     # in float64 (each seed's gradient is its own: the ensemble's loss is a sum over independent seeds).
     c = small_config()
-    images, labels = synthetic_data(16, c.model, seed=1)
-    x = torch.from_numpy(images.reshape(16, -1)).double()
-    y = torch.from_numpy(labels)
-    eps = torch.randn(16, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    ens = EnsembleVAE(c.model, [5]).double()
-    mu, lv = ens.encode(x, y)
-    z = mu + torch.exp(0.5 * lv) * eps[None]
-    img, lab = ens.decode(z)
-    ref = objective_terms(c.objective, image_nll=bernoulli_nll(img, x), mu=mu, logvar=lv, z=z, dataset_size=4096, y=y,
-                          label_logits=lab)
+    x, y, eps, ens, ref = ensemble_terms(c, 16, seed=5, dataset_size=4096)
     naive = NaiveVAE(c, 5)
     naive.encoder.double(), naive.decoder.double()
     got = naive.terms(x, y, eps, 4096)
@@ -212,3 +219,32 @@ def test_paired_rows_time_the_naive_loop_between_epochs():
     assert math.isfinite(p["speedup_vs_naive_median"]) and p["speedup_vs_naive_median"] > 0
     assert p["naive_seed_samples_per_s_median"] > 0
     assert "× naive, paired" in main_table(result)
+
+
+def test_conv_rows_count_parameters_and_multiply_adds_by_hand():
+    m = bench_config("conv_gray").model
+    assert (m.arch, m.image_shape, bench_config("conv_rgb").model.image_shape) == ("conv", (64, 64, 1), (64, 64, 3))
+    # Parameters: convs 32·17 + 32·513 + 64·513 + 64·1025; dense (1024+4+1)·256 + 257·4 + 3·256 + 257·1024
+    # + the label head 257·4; transposed convs 64·64·16+64 + 64·32·16+32 + 32·32·16+32 + 32·1·16+1.
+    assert count_parameters(m) == 115_392 + 529_416 + 115_329 == 760_137
+    enc, dec = plain_networks(EnsembleVAE(m, [0]), 0)
+    assert sum(p.numel() for p in [*enc.parameters(), *dec.parameters()]) == 760_137
+    # Multiply-adds: conv 32²·32·17 + 16²·32·513 + 8²·64·513 + 4²·64·1025 = 7,910,400; dense 529,416;
+    # transposed 4²·64·64·16 + 8²·64 + 8²·64·32·16 + 16²·32 + 16²·32·32·16 + 32²·32 + 32²·32·16 + 64² = 7,913,472.
+    assert multiply_adds(m) == 7_910_400 + 529_416 + 7_913_472
+
+
+def test_naive_conv_vae_loss_and_gradients_equal_the_ensemble():
+    c = bench_config("conv_rgb")
+    assert synthetic_data(2, c.model)[0].shape == (2, 64, 64, 3)
+    x, y, eps, ens, ref = ensemble_terms(c, 4, seed=3, dataset_size=100)
+    naive = NaiveVAE(c, 3)
+    naive.encoder.double(), naive.decoder.double()
+    got = naive.terms(x, y, eps, 100)
+    for name in ("loss", "image_nll", "label_nll", "kl", "tc"):
+        assert torch.allclose(got[name], ref[name], rtol=1e-12, atol=1e-9), name
+    ref["loss"].sum().backward()
+    got["loss"].sum().backward()
+    first_conv, last_deconv = naive.encoder["features"][0], naive.decoder["image"][-1][-1]
+    assert torch.allclose(first_conv.weight.grad, ens.conv.convs[0].weight.grad, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(last_deconv.bias.grad, ens.deconv.deconvs[-1].bias.grad, rtol=1e-9, atol=1e-12)

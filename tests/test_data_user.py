@@ -103,7 +103,7 @@ def test_npz_with_partial_labels_and_names(tmp_path):
     labels = np.array([[0, 2], [1, -1], [-1, 0], [1, 1], [0, 2], [1, 0]])
     np.savez(p, images=images, labels=labels, label_names=np.array(["a", "b"]))
     ds = load_npz(p)
-    assert ds.label_dims == (2, 3) and ds.label_names == ("a", "b") and ds.image_shape == (9, 7)
+    assert ds.label_dims == (2, 3) and ds.label_names == ("a", "b") and ds.image_shape == (9, 7, 1)
     assert (ds.labels == labels).all()
     bad = labels.copy()
     bad[2, 0] = 4

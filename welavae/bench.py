@@ -15,6 +15,10 @@
 * **Architectures.** WeLa-VAE, p = 2, K = 2, γ and β by the paper's rule
   (§4.3), MLP encoder 4096+4 → H1 → H2 → 2K and decoder K → H2 → H1 → 4096+4.
   ``paper``: hidden (1200, 1200), batch 256; ``quick``: hidden (64, 32), batch 64.
+  ``conv_gray`` / ``conv_rgb``: ``--arch conv`` (disentanglement_lib's conv
+  network, :mod:`welavae.nn.conv`) on 64×64×1 / 64×64×3 images, batch 64;
+  their naive reference is one stock ``nn.Conv2d`` / ``nn.ConvTranspose2d``
+  VAE per seed (:func:`welavae.nn.plain_networks`).
 * **naive** (:func:`naive_train`) — what one would write without this
   package: one seed as two stock ``nn.Sequential`` (the same initial weights
   as that seed of the ensemble), the default unfused ``torch.optim.Adam``,
@@ -47,11 +51,16 @@
   trainer epoch, for about as long, timed apart; ``row["paired"]`` has the
   median of the per-epoch ratios (``speedup_vs_naive_median``): ratios of
   rates measured seconds apart.
-* **FLOPs.** ``gflops`` = 6 · P · seed_samples_per_s / 1e9 with P the
-  parameters of one seed's network (:func:`count_parameters`): 2 FLOPs per
-  weight forward and 4 backward.  The first layer's input gradient is never
-  computed (the data need none), so the matmuls really run are
-  6·P − 2·W₁ per sample (W₁ = first-layer weights): ``matmul_gflops``.
+* **FLOPs.** ``gflops`` = 6 · M · seed_samples_per_s / 1e9 with M the
+  multiply-adds of one seed's network on one sample (:func:`multiply_adds`),
+  a bias add counted as one: 2 FLOPs per multiply-add forward and 4 backward
+  (input and weight gradients).  For the MLP, M = P, the parameters
+  (:func:`count_parameters`).  For a convolution, M = output positions ·
+  c_out · (c_in·k² + 1); for a transposed convolution, input positions ·
+  c_in · c_out · k² + output positions · c_out (padding positions included,
+  as the kernels compute them).  The first layer's input gradient is never
+  computed (the data need none), so the work really run is 6·M − 2·W₁ per
+  sample (W₁ = the first layer's weight multiply-adds): ``matmul_gflops``.
 * **peak_gflops** — best of several large square fp32 ``torch.mm`` on the
   device, under the trainer's speed settings (TF32 on a GPU with
   ``tf32=True``; default off, as for training), before and after the rows;
@@ -94,6 +103,7 @@ import torch.nn.functional as F
 
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, make_run_config
 from .device import check_device
+from .nn.conv import to_chw
 from .nn.vae import EnsembleVAE, plain_networks
 from .objectives.likelihoods import bernoulli_nll
 from .objectives.objective import objective_terms
@@ -102,11 +112,13 @@ from .train.trainer import compile_pays, epoch_noise, epoch_permutation, train
 
 __all__ = [
     "ARCHS",
+    "CONV_ARCHS",
     "DEFAULT_SEEDS",
     "NaiveVAE",
     "Row",
     "bench_config",
     "count_parameters",
+    "multiply_adds",
     "main_table",
     "matmul_peak_gflops",
     "naive_steps",
@@ -116,13 +128,16 @@ __all__ = [
     "synthetic_data",
 ]
 
-#: arch → (hidden sizes, batch size).
+#: arch → (hidden sizes, batch size): the MLP rows.
 ARCHS = {"paper": ((1200, 1200), 256), "quick": ((64, 32), 64)}
+#: arch → (image shape, batch size): the ``--arch conv`` rows.
+CONV_ARCHS = {"conv_gray": ((64, 64, 1), 64), "conv_rgb": ((64, 64, 3), 64)}
 
 #: device type → arch → seed counts of the welavae rows.
 DEFAULT_SEEDS = {
-    "cpu": {"paper": (1, 8, 16), "quick": (1, 8, 16, 50)},
-    "cuda": {"paper": (1, 8, 16, 50), "quick": (1, 8, 16, 50)},
+    "cpu": {"paper": (1, 8, 16), "quick": (1, 8, 16, 50), "conv_gray": (1, 8, 16), "conv_rgb": (1, 8, 16)},
+    "cuda": {"paper": (1, 8, 16, 50), "quick": (1, 8, 16, 50), "conv_gray": (1, 8, 16, 50),
+             "conv_rgb": (1, 8, 16, 50)},
 }
 FAST_SEEDS = (1, 2)
 FAST_STEPS = 2
@@ -156,11 +171,18 @@ def protocol(seed_counts: dict[str, tuple[int, ...]], *, paired: bool = False) -
 
 def bench_config(arch: str) -> RunConfig:
     """The WeLa-VAE run of one benchmark architecture (p = 2, K = 2, paper γ and β)."""
-    if arch not in ARCHS:
-        raise ValueError(f"unknown benchmark architecture {arch!r}; choose from {sorted(ARCHS)}")
-    hidden, batch = ARCHS[arch]
-    return make_run_config("wela", label_dim=2, hidden=hidden, data=DataConfig(variants=1),
-                           train=TrainConfig(epochs=1, batch_size=batch), name=f"bench_{arch}")
+    train_cfg = TrainConfig(epochs=1, batch_size=_batch(arch))
+    if arch in CONV_ARCHS:
+        return make_run_config("wela", label_dim=2, arch="conv", image_shape=CONV_ARCHS[arch][0],
+                               data=DataConfig(variants=1), train=train_cfg, name=f"bench_{arch}")
+    return make_run_config("wela", label_dim=2, hidden=ARCHS[arch][0], data=DataConfig(variants=1),
+                           train=train_cfg, name=f"bench_{arch}")
+
+
+def _batch(arch: str) -> int:
+    if arch not in ARCHS and arch not in CONV_ARCHS:
+        raise ValueError(f"unknown benchmark architecture {arch!r}; choose from {sorted({**ARCHS, **CONV_ARCHS})}")
+    return {**ARCHS, **CONV_ARCHS}[arch][1]
 
 
 def _layer_sizes(m: ModelConfig) -> list[tuple[int, int]]:
@@ -174,21 +196,65 @@ def _layer_sizes(m: ModelConfig) -> list[tuple[int, int]]:
 
 
 def count_parameters(m: ModelConfig) -> int:
-    """Weights and biases of one seed's network: Σ (in + 1)·out over the layers."""
-    return sum((a + 1) * b for a, b in _layer_sizes(m))
+    """Weights and biases of one seed's network: Σ (in + 1)·out over the dense layers, and for
+    ``--arch conv`` c_out·(c_in·16 + 1) per convolution, c_in·c_out·16 + c_out per transposed one."""
+    if m.arch != "conv":
+        return sum((a + 1) * b for a, b in _layer_sizes(m))
+    from .nn.conv import DECODER_CHANNELS, ENCODER_CHANNELS
+
+    h, w, c = m.image_shape
+    labels, k = sum(m.label_dims), m.latent_dim
+    f = ENCODER_CHANNELS[-1] * (h // 16) * (w // 16)
+    convs = sum(co * (ci * 16 + 1) for ci, co in zip((c, *ENCODER_CHANNELS), ENCODER_CHANNELS))
+    sizes = (ENCODER_CHANNELS[-1], *DECODER_CHANNELS, c)
+    deconvs = sum(ci * co * 16 + co for ci, co in zip(sizes[:-1], sizes[1:]))
+    label_in = labels if m.labels_in_encoder else 0
+    dense = (f + label_in + 1) * 256 + 257 * 2 * k + (k + 1) * 256 + 257 * f + (257 * labels if labels else 0)
+    return convs + dense + deconvs
+
+
+def _conv_multiply_adds(m: ModelConfig) -> list[int]:
+    """Multiply-adds of every layer of one seed's ``--arch conv`` network on one sample, a bias add counted as one."""
+    from .nn.conv import DECODER_CHANNELS, ENCODER_CHANNELS
+
+    h, w, c = m.image_shape
+    labels, k = sum(m.label_dims), m.latent_dim
+    out, cin = [], c
+    for cout in ENCODER_CHANNELS:  # conv: output positions · c_out · (c_in·16 + 1)
+        h, w = h // 2, w // 2
+        out.append(h * w * cout * (cin * 16 + 1))
+        cin = cout
+    f = cin * h * w
+    label_in = labels if m.labels_in_encoder else 0
+    dense = [(f + label_in, 256), (256, 2 * k), (k, 256), (256, f)] + ([(256, labels)] if labels else [])
+    out += [(a + 1) * b for a, b in dense]
+    for cout in (*DECODER_CHANNELS, m.image_shape[2]):  # transposed: in positions · c_in·c_out·16 + out positions · c_out
+        out.append(h * w * cin * cout * 16 + 4 * h * w * cout)
+        h, w, cin = 2 * h, 2 * w, cout
+    return out
+
+
+def multiply_adds(m: ModelConfig) -> int:
+    """M: the multiply-adds of one seed's network on one sample (module docstring, FLOPs); P for the MLP."""
+    return sum(_conv_multiply_adds(m)) if m.arch == "conv" else count_parameters(m)
 
 
 def _flops_per_seed_sample(m: ModelConfig) -> tuple[int, int]:
-    """(6·P, the matmul FLOPs actually run: 6·P less the first layer's unneeded input gradient 2·W₁)."""
-    p = count_parameters(m)
-    a, b = _layer_sizes(m)[0]
-    return 6 * p, 6 * p - 2 * a * b
+    """(6·M, the FLOPs actually run: 6·M less the first layer's unneeded input gradient 2·W₁)."""
+    if m.arch == "conv":
+        h, w, c = m.image_shape
+        first = (h // 2) * (w // 2) * 32 * c * 16
+    else:
+        a, b = _layer_sizes(m)[0]
+        first = a * b
+    return 6 * multiply_adds(m), 6 * multiply_adds(m) - 2 * first
 
 
 def synthetic_data(n: int, m: ModelConfig, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
-    """Images (n, H, W) float32 uniform in [0, 1]; labels (n, m) int64, label j uniform in 0…p_j−1 (None without)."""
+    """Images (n, H, W) (or (n, H, W, C), C > 1) float32 uniform in [0, 1]; labels (n, m) int64,
+    label j uniform in 0…p_j−1 (None without)."""
     g = torch.Generator().manual_seed(seed)
-    images = torch.rand(n, *m.image_shape, generator=g)
+    images = torch.rand(n, *(m.image_shape if m.channels > 1 else m.image_shape[:2]), generator=g)
     if not m.has_labels:
         return images.numpy(), None
     labels = torch.stack([torch.randint(0, p, (n,), generator=g) for p in m.label_dims], dim=1)
@@ -216,13 +282,21 @@ class NaiveVAE:
     def terms(self, x: torch.Tensor, y: torch.Tensor | None, eps: torch.Tensor, dataset_size: int) -> dict:
         """x (B, D), y (B, m) ints, eps (B, K) → the objective's terms, each (1,)."""
         m = self.config.model
-        h = x
-        if m.labels_in_encoder:
-            onehots = [F.one_hot(y[:, j], p).to(x.dtype) for j, p in enumerate(m.label_dims)]
+        onehots = [F.one_hot(y[:, j], p).to(x.dtype) for j, p in enumerate(m.label_dims)] \
+            if m.labels_in_encoder else []
+        if m.arch == "conv":  # stock modules of plain_networks: labels join after the convs
+            xi = to_chw(x, m.image_shape)  # (B, C, H, W)
+            x = xi.view(len(x), -1)  # the loss compares in the decoder's (C, H, W) order
+            mu, logvar = self.encoder["head"](torch.cat([self.encoder["features"](xi), *onehots], 1)).chunk(2, -1)
+            z = mu + torch.exp(0.5 * logvar) * eps
+            h = self.decoder["trunk"](z)
+            img = self.decoder["image"](h).flatten(1)  # (B, D)
+            labels = self.decoder["labels"](h).split(m.label_dims, dim=1) if m.has_labels else []
+        else:
             h = torch.cat([x, *onehots], dim=1)  # (B, D + Σ p_j)
-        mu, logvar = self.encoder(h).chunk(2, dim=-1)  # (B, K) each
-        z = mu + torch.exp(0.5 * logvar) * eps
-        img, *labels = self.decoder(z).split([m.image_dim, *m.label_dims], dim=1)  # (B, D), m × (B, p_j)
+            mu, logvar = self.encoder(h).chunk(2, dim=-1)  # (B, K) each
+            z = mu + torch.exp(0.5 * logvar) * eps
+            img, *labels = self.decoder(z).split([m.image_dim, *m.label_dims], dim=1)  # (B, D), m × (B, p_j)
         return objective_terms(self.config.objective, image_nll=bernoulli_nll(img[None], x), mu=mu[None],
                                logvar=logvar[None], z=z[None], dataset_size=dataset_size,
                                y=y if m.has_labels else None,
@@ -396,7 +470,7 @@ def _measure_row(row: Row, *, device: str, steps_per_epoch: int, timed_epochs: i
     k, b = steps_per_epoch, config.train.batch_size
     images, labels = synthetic_data(b * k, config.model)
     logits = row.seeds * b * config.model.image_dim * k * (1 + timed_epochs if timed_epochs else math.inf)
-    compiled = row.impl == "welavae" and compile_pays(device, logits)
+    compiled = row.impl == "welavae" and config.model.arch == "mlp" and compile_pays(device, logits)
 
     def run(epochs: int, paired: bool) -> _EpochLaps:
         naive = None
@@ -429,7 +503,7 @@ def _measure_row(row: Row, *, device: str, steps_per_epoch: int, timed_epochs: i
 
 def _rate(row: Row, measured: dict) -> float:
     """seed_samples_per_s of a measured row: S · batch · timed steps / timed seconds."""
-    return row.seeds * ARCHS[row.arch][1] * measured["steps"] / measured["seconds"]
+    return row.seeds * _batch(row.arch) * measured["steps"] / measured["seconds"]
 
 
 def _steps_per_epoch(flops_per_step: float, peak_gflops: float, steps: int | None) -> int:
@@ -459,7 +533,7 @@ def _seed_counts(seeds, archs, device_type: str, fast: bool) -> dict[str, tuple[
 def run_benchmark(
     *,
     device="cpu",
-    archs=("paper", "quick"),
+    archs=("paper", "quick", "conv_gray", "conv_rgb"),
     seeds=None,
     steps: int | None = None,
     seconds: float | None = None,
@@ -499,7 +573,7 @@ def run_benchmark(
     peak = _in_own_process(matmul_peak_gflops, device, tf32=tf32, **peak_kw)
     measured = []
     for row in plan:
-        b = ARCHS[row.arch][1]
+        b = _batch(row.arch)
         flops_per_step = _flops_per_seed_sample(bench_config(row.arch).model)[0] * b * row.seeds
         k = _steps_per_epoch(flops_per_step, peak, steps)
         m = _in_own_process(_measure_row, row, device=str(device), steps_per_epoch=k,
@@ -552,8 +626,11 @@ def _arch_info(arch: str) -> dict:
     config = bench_config(arch)
     m = config.model
     flops, matmul_flops = _flops_per_seed_sample(m)
-    return {"hidden": list(m.hidden), "batch_size": config.train.batch_size, "latent_dim": m.latent_dim,
+    conv = m.arch == "conv"
+    return {"network": m.arch, "image_shape": list(m.image_shape), "hidden": None if conv else list(m.hidden),
+            "batch_size": config.train.batch_size, "latent_dim": m.latent_dim,
             "label_dim": m.label_dim, "parameters_per_seed": count_parameters(m),
+            "multiply_adds_per_seed_sample": multiply_adds(m),
             "flops_per_seed_sample": flops, "matmul_flops_per_seed_sample": matmul_flops}
 
 

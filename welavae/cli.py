@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .config import ENCODER_INPUTS, ENCODERS, LABEL_HEADS, PAPER_GAMMA, TC_ESTIMATORS
+from .config import ARCHS, COLORS, ENCODER_INPUTS, ENCODERS, LABEL_HEADS, PAPER_GAMMA, TC_ESTIMATORS
 from .data.blobs import SHAPES
 from .device import DEVICE_HELP, check_device, parse_device
 from .evaluate import STANDARD
@@ -98,9 +98,12 @@ def _add_data_args(p):
 
 
 def _add_user_data_args(p):
-    p.add_argument("--npz", default=None, help="your data: a .npz with 'images' (N, H, W) in [0, 1] "
+    p.add_argument("--npz", default=None, help="your data: a .npz with 'images' (N, H, W) or (N, H, W, C) in [0, 1] "
                    "and optional 'labels' (N, m) (-1 = missing), 'factors', 'label_names'")
-    p.add_argument("--images", default=None, help="your data: a folder of image files (PNG, JPEG, ...; read as grayscale)")
+    p.add_argument("--images", default=None, help="your data: a folder of image files (PNG, JPEG, ...)")
+    p.add_argument("--color", choices=COLORS, default=None,
+                   help="with --images: read the files as gray (one channel, default) or rgb (three); "
+                        "an alpha channel is flattened onto black")
     p.add_argument("--labels", default=None, help="with --images: CSV with header 'file,<label name>,...'; empty cell = missing")
 
 
@@ -130,12 +133,14 @@ def _user_source(args):
     """The DataConfig fields of the user's data named by --npz or --images/--labels, or None for Blobs."""
     if args.npz and args.images:
         raise ValueError("give --npz or --images, not both")
+    if args.color and not args.images:
+        raise ValueError("--color goes with --images DIR (an npz's images have their channels already)")
     if args.labels and not args.images:
         raise ValueError("--labels goes with --images DIR")
     if args.npz:
         return dict(source="npz", path=args.npz)
     if args.images:
-        return dict(source="images", path=args.images, labels_path=args.labels)
+        return dict(source="images", path=args.images, labels_path=args.labels, color=args.color or "gray")
     return None
 
 
@@ -147,8 +152,11 @@ def _cmd_train(args) -> int:
 
     check_device(args.device)
     seeds = parse_seeds(args.seeds)
-    common = dict(latent_dim=args.latent_dim, beta=args.beta, gamma=args.gamma, hidden=args.hidden,
-                  encoder=args.encoder, encoder_input=args.encoder_input, label_head=args.label_head,
+    if args.arch == "conv" and (args.hidden is not None or args.encoder != "mlp"):
+        raise ValueError("--arch conv has disentanglement_lib's fixed layers: drop --hidden and --encoder")
+    common = dict(latent_dim=args.latent_dim, beta=args.beta, gamma=args.gamma,
+                  hidden=args.hidden or (1200, 1200), arch=args.arch, encoder=args.encoder,
+                  encoder_input=args.encoder_input, label_head=args.label_head,
                   tc_estimator=args.tc_estimator,
                   train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                     checkpoint_every=args.checkpoint_every,
@@ -191,6 +199,8 @@ def _cmd_encode(args) -> int:
         raise ValueError("give the images to encode: --npz FILE or --images DIR [--labels CSV]")
     model = load_model(args.run_dir, device=args.device, allow_unfinished=args.allow_unfinished)
     m = model.config.model
+    if source["source"] == "images" and not args.color:  # read the files as the model's data were read
+        source["color"] = model.config.data.color
     ds = load(DataConfig(**source), model=m)  # the CSV read with the model's own label classes
     z = model.encode(ds.images, ds.labels if m.labels_in_encoder else None, seed=args.seed)
     write_npy(args.out, z.astype(np.float32))
@@ -276,7 +286,9 @@ def _cmd_bench(args) -> int:
     from .bench import run_benchmark
 
     check_device(args.device)
-    run_benchmark(device=args.device, json_path=args.json, fast=args.fast, paired=args.paired, tf32=args.tf32)
+    archs = tuple(a.strip() for a in args.archs.split(",") if a.strip())
+    run_benchmark(device=args.device, archs=archs, json_path=args.json, fast=args.fast, paired=args.paired,
+                  tf32=args.tf32)
     return 0
 
 
@@ -303,12 +315,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=150)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--hidden", type=_int_list, default=(1200, 1200), help="hidden sizes, e.g. 1200,1200")
+    p.add_argument("--arch", choices=ARCHS, default="mlp",
+                   help="mlp: dense layers of --hidden sizes (default); conv: disentanglement_lib's conv encoder "
+                        "and transposed-conv decoder (H, W divisible by 16)")
+    p.add_argument("--hidden", type=_int_list, default=None, help="MLP hidden sizes (default 1200,1200)")
     p.add_argument("--beta", type=float, default=None,
                    help="β in the paper's convention (default: " +
                         ", ".join(f"{n} {k.beta:g}" for n, k in MODELS.items()) + ")")
     p.add_argument("--gamma", type=float, default=None, help=_gamma_help())
-    p.add_argument("--encoder", choices=ENCODERS, default="mlp")
+    p.add_argument("--encoder", choices=ENCODERS, default="mlp",
+                   help="with --arch mlp: conv puts the conv network's encoder before the --hidden layers")
     p.add_argument("--tc-estimator", choices=TC_ESTIMATORS, default="mss",
                    help="total-correlation estimator (Chen et al.): minibatch stratified (default) or weighted sampling")
     p.add_argument("--checkpoint-every", type=_positive_int, default=10, help="epochs between checkpoints")
@@ -391,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     _add_tf32_arg(p)
     p.add_argument("--fast", action="store_true", help="a few steps only (a smoke test, not a measurement)")
+    p.add_argument("--archs", default="paper,quick,conv_gray,conv_rgb",
+                   help="comma-separated rows to run: paper, quick (MLP), conv_gray, conv_rgb (--arch conv, 64x64x1 / x3)")
     p.add_argument("--paired", action="store_true",
                    help="also time the naive loop between the trainer's epochs: drift-free ratios")
     p.set_defaults(func=_cmd_bench)

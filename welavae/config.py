@@ -39,6 +39,8 @@ __all__ = [
 
 REGULARISERS = ("tc", "kl", "dip-i", "dip-ii", "none")
 ENCODERS = ("mlp", "conv")
+ARCHS = ("mlp", "conv")
+COLORS = ("gray", "rgb")
 TC_ESTIMATORS = ("mss", "mws")
 #: The objective's terms (welavae.objectives.objective_terms), in the column order of a run's history.csv.
 TERMS = ("loss", "image_nll", "label_nll", "kl", "tc", "reg")
@@ -74,7 +76,9 @@ class DataConfig:
 
     ``label_fraction`` < 1 keeps the weak labels of a random subset of
     round(f·N) samples (the others become missing, −1), drawn from
-    ``label_seed``: the same subset for every seed of a run.
+    ``label_seed``: the same subset for every seed of a run.  ``color``: how
+    an image folder is read, ``"gray"`` (one channel, the default) or
+    ``"rgb"`` (three channels).
     """
 
     source: str = "blobs"
@@ -87,8 +91,11 @@ class DataConfig:
     labels_path: str | None = None
     label_fraction: float = 1.0
     label_seed: int = 0
+    color: str = "gray"
 
     def __post_init__(self):
+        if self.color not in COLORS:
+            _fail("data", "color", f"must be one of {COLORS}, got {self.color!r}")
         if self.source not in SOURCES:
             _fail("data", "source", f"must be one of {SOURCES}, got {self.source!r}")
         if self.source in ("npz", "images") and not self.path:
@@ -113,22 +120,30 @@ class ModelConfig:
     through a per-class affine map, as in CCVAE, Joy et al. 2021; needs
     K ≥ m).  ``label_names`` / ``label_classes`` name the labels and, for
     labels read as strings, their classes in index order.
+
+    ``image_shape`` = (H, W, C); a 0.2.0 config's (H, W) reads as C = 1.
+    ``arch``: ``"mlp"`` (``hidden`` sizes; ``encoder="conv"`` puts the conv
+    network's encoder in front of them, as 0.2.0's ``--encoder conv``) or
+    ``"conv"`` (disentanglement_lib's conv encoder and transposed-conv
+    decoder, :mod:`welavae.nn.conv`; ``hidden`` unused; H, W divisible by 16).
     """
 
     latent_dim: int = 2
     hidden: tuple[int, ...] = (1200, 1200)
     label_dims: tuple[int, ...] = ()
-    image_shape: tuple[int, int] = (64, 64)
+    image_shape: tuple[int, ...] = (64, 64, 1)
     encoder: str = "mlp"
     encoder_input: str = "image+labels"
     label_head: str = "dense"
     label_names: tuple[str, ...] = ()
     label_classes: tuple[tuple[str, ...], ...] = ()
+    arch: str = "mlp"
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "label_dims", tuple(int(p) for p in self.label_dims))
-        object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
+        shape = tuple(int(s) for s in self.image_shape)
+        object.__setattr__(self, "image_shape", shape + (1,) if len(shape) == 2 else shape)
         object.__setattr__(self, "label_names", tuple(str(s) for s in self.label_names))
         object.__setattr__(self, "label_classes", tuple(tuple(str(c) for c in cl) for cl in self.label_classes))
         if self.latent_dim < 1:
@@ -137,11 +152,17 @@ class ModelConfig:
             _fail("model", "hidden", f"needs at least one layer of size >= 1, got {self.hidden}")
         if any(p < 2 for p in self.label_dims):
             _fail("model", "label_dims", f"every label needs >= 2 classes, got {self.label_dims}")
-        if len(self.image_shape) != 2 or min(self.image_shape) < 1:
-            _fail("model", "image_shape", f"must be (H, W) with H, W >= 1, got {self.image_shape}")
+        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
+            _fail("model", "image_shape", f"must be (H, W, C) with H, W, C >= 1, got {self.image_shape}")
         if self.encoder not in ENCODERS:
             _fail("model", "encoder", f"must be one of {ENCODERS}, got {self.encoder!r}")
-        if self.encoder == "conv" and min(self.image_shape) < 16:
+        if self.arch not in ARCHS:
+            _fail("model", "arch", f"must be one of {ARCHS}, got {self.arch!r}")
+        h, w = self.image_shape[:2]
+        if self.arch == "conv" and (h % 16 or w % 16):
+            _fail("model", "arch", f"the conv network needs H and W divisible by 16 (64x64 is the reference), "
+                  f"got {h}x{w}")
+        if self.arch == "mlp" and self.encoder == "conv" and min(h, w) < 16:
             _fail("model", "encoder", f"the conv encoder needs H, W >= 16, got {self.image_shape}")
         if self.encoder_input not in ENCODER_INPUTS:
             _fail("model", "encoder_input", f"must be one of {ENCODER_INPUTS}, got {self.encoder_input!r}")
@@ -159,7 +180,13 @@ class ModelConfig:
 
     @property
     def image_dim(self) -> int:
-        return self.image_shape[0] * self.image_shape[1]
+        """D = H·W·C, the Bernoulli values of one image."""
+        h, w, c = self.image_shape
+        return h * w * c
+
+    @property
+    def channels(self) -> int:
+        return self.image_shape[2]
 
     @property
     def has_labels(self) -> bool:
@@ -284,9 +311,12 @@ class RunConfig:
         """Stable 16-hex digest of the resolved configuration, without the fields that cannot change a result.
 
         Those fields (:data:`_NOT_HASHED`) were added after runs were stored
-        under their hashes, so leaving them out also keeps those hashes.
+        under their hashes, so leaving them out also keeps those hashes; fields
+        added after 0.2.0 enter it only when they differ from 0.2.0's behaviour
+        (:func:`_as_0_2_0`), so a 0.2.0 configuration keeps its hash (its sweep
+        results and status files stay valid).
         """
-        d = self.to_dict()
+        d = _as_0_2_0(self.to_dict())
         for part, name in _NOT_HASHED:
             d[part].pop(name, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -294,6 +324,19 @@ class RunConfig:
 
 #: (section, field) of RunConfig that RunConfig.hash() leaves out: checkpoint cadence only.
 _NOT_HASHED = (("train", "checkpoint_minutes"),)
+
+
+def _as_0_2_0(d: dict) -> dict:
+    """The config dict as 0.2.0 wrote it where the new fields hold 0.2.0's behaviour:
+    gray folders (``data.color``), the MLP (``model.arch``), one channel (``image_shape`` (H, W))."""
+    data, model = dict(d["data"]), dict(d["model"])
+    if data.get("color") == "gray":
+        del data["color"]
+    if model.get("arch") == "mlp":
+        del model["arch"]
+    if len(model["image_shape"]) == 3 and model["image_shape"][2] == 1:
+        model["image_shape"] = model["image_shape"][:2]
+    return dict(d, data=data, model=model)
 
 
 def _legacy_model(m: dict) -> dict:
@@ -326,6 +369,7 @@ def make_run_config(
     gamma: float | None = None,
     hidden=(1200, 1200),
     encoder: str = "mlp",
+    arch: str = "mlp",
     encoder_input: str = "image+labels",
     label_head: str = "dense",
     tc_estimator: str = "mss",
@@ -362,6 +406,7 @@ def make_run_config(
         label_dims=dims,
         image_shape=shape,
         encoder=encoder,
+        arch=arch,
         encoder_input=encoder_input,
         label_head=label_head,
         label_names=tuple(label_names),

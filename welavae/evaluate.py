@@ -162,7 +162,9 @@ def evaluate_run(run_dir, *, standard="best") -> dict:
 def seed_figure(model, images, mu, logvar, factors, *, title=None, n_originals: int = 8, steps: int = 10):
     """The paper's Figure 1 layout for a one-seed model.
 
-    images: (N, H, W); mu, logvar: (N, K) of this seed; factors: (N, 2).
+    images: (N, H, W) or (N, H, W, C); mu, logvar: (N, K) of this seed; factors: (N, 2).
+    The positional heat maps need Blobs' full grid of positions (N a multiple
+    of H²); other data get the figure without them.
     Latents are shown in order of increasing mean posterior variance (the
     informative ones first).
     """
@@ -178,12 +180,12 @@ def seed_figure(model, images, mu, logvar, factors, *, title=None, n_originals: 
     def decode(z):
         with torch.no_grad():
             logits, _ = model.decode(torch.as_tensor(z, dtype=torch.float32, device=dev)[None])
-        return torch.sigmoid(logits[0]).cpu().numpy().reshape(-1, size, size)
+        return torch.sigmoid(logits[0]).cpu().numpy().reshape(-1, *images.shape[1:])
 
     recon = decode(mu[pick])
     centre = np.argmin(np.abs(factors - (size - 1) / 2).sum(1))
     traversals = traversal_grid(decode, mu[centre], steps=steps)
-    heat = heatmaps_from_mu(mu, size=size)
+    heat = heatmaps_from_mu(mu, size=size) if n % (size * size) == 0 else None
     order = np.argsort(np.exp(logvar).mean(0))
     return latent_figure(images[pick], recon, traversals, heat, order=list(order), title=title)
 

@@ -4,7 +4,7 @@
     model = welavae.fit(images, labels, label_dims=(3, 2), seeds=range(8), out="runs/mine",
                         encoder_input="image", epochs=50)
     z = model.encode(new_images, seed=0)          # (N, K) encoder means
-    probs = model.decode(z, seed=0)               # (N, H, W) pixel probabilities
+    probs = model.decode(z, seed=0)               # (N, H, W) pixel probabilities, (N, H, W, C) in colour
     classes = model.predict_labels(z, seed=0)     # (N, m) label predictions
 
 Encoding needs the labels only when the encoder reads them (the paper's
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .config import DataConfig, RunConfig, TrainConfig, make_run_config
-from .data.user import check_images, check_labels, infer_label_dims
+from .data.user import check_images, check_labels, image_shape, infer_label_dims
 from .device import check_device
 from .run import Run
 
@@ -62,10 +62,11 @@ class TrainedModel:
 
     def _images(self, images) -> np.ndarray:
         x = check_images(images)
-        h, w = self.config.model.image_shape
-        if x[0].size != h * w:
-            raise ValueError(f"images are {x.shape[1:]} but the model was trained on {h}x{w} images")
-        return x.reshape(len(x), h * w)
+        m = self.config.model
+        if x[0].size != m.image_dim:
+            h, w, c = m.image_shape
+            raise ValueError(f"images are {x.shape[1:]} but the model was trained on {h}x{w}x{c} images (H x W x C)")
+        return torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), m.image_dim)))
 
     def posterior(self, images, labels=None, *, seed=None, batch_size: int = 2048):
         """Encoder means and log-variances, each (S, N, K), or (N, K) for one ``seed``
@@ -81,7 +82,7 @@ class TrainedModel:
         return (mu, logvar) if i is None else (mu[i], logvar[i])
 
     def encode(self, images, labels=None, *, seed=None, batch_size: int = 2048) -> np.ndarray:
-        """images (N, H, W) in [0, 1] (labels (N, m) if the encoder reads them) → μ (S, N, K), or (N, K) for ``seed``."""
+        """images (N, H, W) or (N, H, W, C) in [0, 1] (labels (N, m) if the encoder reads them) → μ (S, N, K), or (N, K) for ``seed``."""
         return self.posterior(images, labels, seed=seed, batch_size=batch_size)[0]
 
     def _latents(self, z, seed):
@@ -102,10 +103,14 @@ class TrainedModel:
 
     @torch.no_grad()
     def decode(self, z, *, seed=None) -> np.ndarray:
-        """z (N, K) or (S, N, K) → Bernoulli pixel probabilities (S, N, H, W), or (N, H, W) for ``seed``."""
+        """z (N, K) or (S, N, K) → Bernoulli probabilities (S, N, H, W[, C]), or (N, H, W[, C]) for ``seed``.
+
+        The channel axis is there for C > 1 only, so that grayscale models return (…, H, W) as before.
+        """
         t, net = self._latents(z, seed)
         logits, _ = net.decode(t)
-        probs = torch.sigmoid(logits).cpu().numpy().reshape(*logits.shape[:2], *self.config.model.image_shape)
+        h, w, c = self.config.model.image_shape
+        probs = torch.sigmoid(logits).cpu().numpy().reshape(*logits.shape[:2], h, w, *((c,) if c > 1 else ()))
         return probs if seed is None else probs[0]
 
     @torch.no_grad()
@@ -144,10 +149,10 @@ def fit(images, labels=None, *, label_dims=None, seeds=(0,), out, model: str = "
         tf32: bool = False, **hyperparameters) -> TrainedModel:
     """Train ``seeds`` on in-memory data, write the run directory ``out``, and return the trained model.
 
-    images (N, H, W) in [0, 1]; labels (N, m) class indices, −1 = missing;
+    images (N, H, W) or (N, H, W, C) in [0, 1]; labels (N, m) class indices, −1 = missing;
     ``label_dims`` (p_1 … p_m), default 1 + the largest class of each label.
     Hyperparameters: any of :func:`welavae.config.make_run_config`'s
-    (``latent_dim``, ``beta``, ``gamma``, ``hidden``, ``encoder``,
+    (``latent_dim``, ``beta``, ``gamma``, ``hidden``, ``arch``, ``encoder``,
     ``encoder_input``, ``label_head``, ``tc_estimator``) and of
     :class:`~welavae.config.TrainConfig` (``epochs``, ``batch_size``, ``lr`` …).
 
@@ -161,8 +166,8 @@ def fit(images, labels=None, *, label_dims=None, seeds=(0,), out, model: str = "
 
     check_device(device)
     x = check_images(images)
-    if x.ndim != 3:
-        raise ValueError(f"images must have shape (N, H, W), got {x.shape}")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"images must have shape (N, H, W) or (N, H, W, C), got {x.shape}")
     if labels is not None:
         labels = np.asarray(labels)
         labels = labels[:, None] if labels.ndim == 1 else labels
@@ -175,7 +180,7 @@ def fit(images, labels=None, *, label_dims=None, seeds=(0,), out, model: str = "
     train_kwargs = {k: hyperparameters.pop(k) for k in list(hyperparameters) if k in _TRAIN_FIELDS}
     data = DataConfig(source="arrays", size=x.shape[1], label_fraction=label_fraction, label_seed=label_seed)
     config = make_run_config(model, label_dims=label_dims if labels is not None else None,
-                             image_shape=x.shape[1:], label_names=label_names, data=data,
+                             image_shape=image_shape(x), label_names=label_names, data=data,
                              train=TrainConfig(**train_kwargs), **hyperparameters)
     data = Dataset(images=x, labels=labels, label_dims=tuple(label_dims) if labels is not None else (),
                    label_names=tuple(label_names) if labels is not None else (), factors=factors)

@@ -85,14 +85,14 @@ def load(config: DataConfig | RunConfig, *, data_dir=None, run_dir=None, model: 
         path = d.path
         ds = load_image_folder(path, d.labels_path,
                                label_names=(model.label_names or None) if label_dims else None,
-                               label_classes=(model.label_classes or None) if label_dims else None)
+                               label_classes=(model.label_classes or None) if label_dims else None,
+                               color=d.color)
     if needs_labels and ds.labels is None:
         raise ValueError(f"{path} has no labels but model {name!r} needs weak labels")
     if model is not None:
         if ds.image_shape != tuple(model.image_shape):
-            h, w = ds.image_shape
-            raise ValueError(f"{path}: images are {h}x{w}, the model expects "
-                             f"{model.image_shape[0]}x{model.image_shape[1]}")
+            raise ValueError(f"{path}: images are {'x'.join(map(str, ds.image_shape))}, the model expects "
+                             f"{'x'.join(map(str, model.image_shape))} (H x W x C)")
         if not model.has_labels:
             ds = dataclasses.replace(ds, labels=None, label_dims=(), label_names=(), label_classes=())
     return ds

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,23 +30,25 @@ __all__ = [
     "load_image_folder",
     "read_images",
     "hide_labels",
+    "image_shape",
 ]
 
 MISSING = -1
 
 
 def check_images(images, *, name: str = "images") -> np.ndarray:
-    """Return images as float32 (N, H, W) or (N, D); refuse NaN/inf and values outside [0, 1].
+    """Return images as float32 (N, H, W), (N, H, W, C) or (N, D); refuse NaN/inf and values outside [0, 1].
 
-    The image likelihood is Bernoulli, so pixel values are probabilities.
+    The image likelihood is Bernoulli per channel value (as disentanglement_lib
+    does for colour data), so every value is a probability.
     """
     x = np.asarray(images)
     if x.dtype == np.uint8:
         raise ValueError(f"{name} are uint8; convert to float in [0, 1] (divide by 255) first")
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"{name} must be a float array with values in [0, 1], got dtype {x.dtype}")
-    if x.ndim not in (2, 3) or x.shape[0] < 1:
-        raise ValueError(f"{name} must have shape (N, H, W) or (N, D), got {x.shape}")
+    if x.ndim not in (2, 3, 4) or x.shape[0] < 1:
+        raise ValueError(f"{name} must have shape (N, H, W), (N, H, W, C) or (N, D), got {x.shape}")
     x = x.astype(np.float32, copy=False)
     if not np.isfinite(x).all():
         bad = np.flatnonzero(~np.isfinite(x).reshape(len(x), -1).all(axis=1))
@@ -111,7 +114,7 @@ def infer_label_dims(labels, *, name: str = "labels") -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class Dataset:
-    """Images (N, H, W) float32 in [0, 1]; labels (N, m) int64, −1 = missing, or None.
+    """Images (N, H, W) or (N, H, W, C) float32 in [0, 1]; labels (N, m) int64, −1 = missing, or None.
 
     ``label_dims`` (p_1 … p_m); ``label_names`` one per label; ``label_classes``
     the class names of labels read as strings (else the indices as text);
@@ -127,12 +130,19 @@ class Dataset:
     files: tuple[str, ...] = field(default=())
 
     @property
-    def image_shape(self) -> tuple[int, int]:
-        return tuple(self.images.shape[1:3])
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C), C = 1 for (N, H, W) images."""
+        return image_shape(self.images)
+
+
+def image_shape(images) -> tuple[int, int, int]:
+    """(H, W, C) of images (N, H, W) (C = 1) or (N, H, W, C)."""
+    shape = tuple(int(s) for s in np.shape(images)[1:])
+    return shape + (1,) if len(shape) == 2 else shape
 
 
 def load_npz(path, *, label_dims=None) -> Dataset:
-    """``images`` (N, H, W) and optional ``labels`` (N, m) (−1 = missing), ``factors``, ``label_names``.
+    """``images`` (N, H, W) or (N, H, W, C) and optional ``labels`` (N, m) (−1 = missing), ``factors``, ``label_names``.
 
     ``label_dims`` defaults to 1 + the largest class index of each column.
     """
@@ -147,8 +157,8 @@ def load_npz(path, *, label_dims=None) -> Dataset:
     if "images" not in arrays:
         raise ValueError(f"{path} has no 'images' array (found: {sorted(arrays)})")
     images = check_images(arrays["images"], name=f"{path}: images")
-    if images.ndim != 3:
-        raise ValueError(f"{path}: images must have shape (N, H, W), got {images.shape}")
+    if images.ndim not in (3, 4):
+        raise ValueError(f"{path}: images must have shape (N, H, W) or (N, H, W, C), got {images.shape}")
     labels, dims, names = arrays.get("labels"), (), ()
     if labels is not None:
         labels = np.asarray(labels)
@@ -170,13 +180,33 @@ def load_npz(path, *, label_dims=None) -> Dataset:
                    factors=factors)
 
 
-def _read_image(path: Path) -> np.ndarray:
+#: Pillow modes read as they are for ``color="gray"`` (one channel of integers or floats).
+_GRAY_MODES = ("L", "I;16", "I", "F")
+
+
+def _read_image(path: Path, color: str = "gray") -> np.ndarray:
+    """One image file → float32 in [0, 1]: (H, W) for ``color="gray"``, (H, W, 3) for ``"rgb"``.
+
+    A file with an alpha channel (RGBA, LA, a palette with transparency) is
+    flattened onto black, value·alpha, with a one-line warning: the Bernoulli
+    likelihood has no notion of transparency, and black is the background
+    that a value of 0 already means.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             im.load()
-            g = im.convert("L") if im.mode not in ("L", "I;16", "I", "F") else im
+            if im.mode == "P" and "transparency" in im.info:
+                im = im.convert("RGBA")
+            if im.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+                warnings.warn(f"{path} has an alpha channel: flattened onto black (value x alpha)",
+                              UserWarning, stacklevel=4)
+                im = Image.alpha_composite(Image.new("RGBA", im.size, (0, 0, 0, 255)), im.convert("RGBA"))
+            if color == "rgb":
+                g = im.convert("RGB")
+            else:
+                g = im if im.mode in _GRAY_MODES else im.convert("L")
             a = np.asarray(g)
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise ValueError(f"{path} is not a readable image file ({type(e).__name__})") from None
@@ -190,11 +220,40 @@ def _read_image(path: Path) -> np.ndarray:
     return a
 
 
-def read_images(paths) -> np.ndarray:
-    """Grayscale float32 (N, H, W) in [0, 1] from image files (Pillow); all must have one size."""
-    images, shape, first = [], None, None
+def _is_gray(path: Path) -> bool:
+    """Whether an image file holds one channel (Pillow's mode; L, I, F, 1, LA, or a gray palette)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if im.mode == "P":
+                rgb = np.asarray(im.getpalette() or [], dtype=np.int64).reshape(-1, 3)
+                return bool((rgb == rgb[:, :1]).all())
+            return im.mode in ("1", "L", "LA", "La", "I", "I;16", "F")
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a readable image file ({type(e).__name__})") from None
+
+
+def read_images(paths, *, color: str = "gray") -> np.ndarray:
+    """Float32 (N, H, W) (``color="gray"``) or (N, H, W, 3) (``"rgb"``) in [0, 1] from image files (Pillow).
+
+    All must have one size and one mode: a folder mixing grayscale and colour
+    files is refused, naming the first file that differs from the first one
+    (converting silently would hide that the colour of part of the data is lost
+    or invented).
+    """
+    if color not in ("gray", "rgb"):
+        raise ValueError(f"color must be 'gray' or 'rgb', got {color!r}")
+    images, shape, first, first_gray = [], None, None, None
     for path in paths:
-        a = _read_image(Path(path))
+        gray = _is_gray(Path(path))
+        if first_gray is None:
+            first_gray = gray
+        elif gray != first_gray:
+            kinds = ("grayscale", "colour")
+            raise ValueError(f"{path} is a {kinds[not gray]} image but {first} is {kinds[not first_gray]}: "
+                             "a folder must hold one kind (convert the files, then read with --color gray or rgb)")
+        a = _read_image(Path(path), color)
         if shape is None:
             shape, first = a.shape, path
         elif a.shape != shape:
@@ -292,8 +351,12 @@ def _numeral(text: str):
     return int(v) if v.is_integer() else v
 
 
-def load_image_folder(images_dir, labels_csv=None, *, label_names=None, label_classes=None) -> Dataset:
-    """A folder of image files (PNG, JPEG, … read by Pillow as grayscale in [0, 1]) with a CSV of weak labels.
+def load_image_folder(images_dir, labels_csv=None, *, label_names=None, label_classes=None,
+                      color: str = "gray") -> Dataset:
+    """A folder of image files (PNG, JPEG, … read by Pillow in [0, 1]) with a CSV of weak labels.
+
+    ``color``: ``"gray"`` reads (N, H, W), ``"rgb"`` (N, H, W, 3); a folder
+    mixing grayscale and colour files is refused (:func:`read_images`).
 
     The CSV's header is ``file,<label name>,…``; each row names a file of the
     folder and its labels; an empty cell is a missing label.  Without a CSV
@@ -310,7 +373,7 @@ def load_image_folder(images_dir, labels_csv=None, *, label_names=None, label_cl
     folder = Path(images_dir)
     files = _image_files(folder)
     if labels_csv is None:
-        return Dataset(images=read_images(files), labels=None, files=tuple(p.name for p in files))
+        return Dataset(images=read_images(files, color=color), labels=None, files=tuple(p.name for p in files))
     csv_path = Path(labels_csv)
     if not csv_path.is_file():
         raise FileNotFoundError(f"label file {csv_path} does not exist")
@@ -352,7 +415,7 @@ def load_image_folder(images_dir, labels_csv=None, *, label_names=None, label_cl
     labels, dims, classes = _label_columns(columns, names, csv_path, label_classes)
     if label_classes is None and not (labels >= 0).any():
         raise ValueError(f"{csv_path}: no sample has an observed label")
-    images = read_images([folder / f for f in order])
+    images = read_images([folder / f for f in order], color=color)
     return Dataset(images=images, labels=labels, label_dims=dims, label_names=tuple(names),
                    label_classes=classes, files=tuple(order))
 

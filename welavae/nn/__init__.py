@@ -1,5 +1,5 @@
 """Seed-stacked networks: one program for S seeds."""
 from .ensemble import SharedInputLinear, StackedLinear
-from .vae import EnsembleVAE, plain_networks
+from .vae import EnsembleVAE, plain_networks, seed_parameters
 
-__all__ = ["SharedInputLinear", "StackedLinear", "EnsembleVAE", "plain_networks"]
+__all__ = ["SharedInputLinear", "StackedLinear", "EnsembleVAE", "plain_networks", "seed_parameters"]

@@ -5,7 +5,7 @@ The image NLL is paper eq. 3's −log p(x|z) for Bernoulli pixels,
 (:meth:`welavae.nn.vae.EnsembleVAE.decode_nll`) computes it here, without
 materialising the logits' gradient, and hands the per-sample NLL (S, B) to
 :func:`welavae.objectives.objective_terms`.  Value and gradients equal
-``bernoulli_nll(torch.baddbmm(b, h, W), x)`` (:mod:`welavae.objectives.likelihoods`),
+``bernoulli_nll(torch.baddbmm(b, h, W), x)`` (:func:`bernoulli_nll`, the same likelihood on logits),
 checked in float64 by ``tests/test_objective_reference.py``.
 
 Under ``torch.autocast`` the op runs in float32 (:func:`welavae.amp.autocast_safe`).
@@ -19,7 +19,42 @@ import torch.nn.functional as F
 
 from ..amp import autocast_safe
 
-__all__ = ["linear_bernoulli_nll"]
+__all__ = ["bernoulli_nll", "linear_bernoulli_nll"]
+
+
+class _BernoulliNLL(torch.autograd.Function):
+    """Σ_d softplus(l_d) − x_d·l_d with the gradient σ(l) − x written out.
+
+    The stock BCE builds several (S, B, D) temporaries forward and backward;
+    over S seeds × 4096 pixels this elementwise work rivals the matmuls, so
+    it is fused here: three passes forward, three backward, x broadcast over
+    seeds without being copied.  The targets get no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, x):
+        ctx.save_for_backward(logits, x)
+        out = F.softplus(logits)
+        out.addcmul_(logits, x, value=-1.0)
+        return out.sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        logits, x = ctx.saved_tensors
+        g = torch.sigmoid(logits)
+        g.sub_(x).mul_(grad.unsqueeze(-1))
+        return g, None
+
+
+def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """−log p(x|z) for a factorised Bernoulli, summed over pixels.
+
+    logits: (S, B, D) decoder outputs; x: (B, D) or (S, B, D) targets in [0, 1].
+    Returns (S, B).  softplus(l) − x·l is stable for any logit magnitude.
+    The trainer computes the same fused with the decoder's output layer
+    (:func:`welavae.nn.heads.linear_bernoulli_nll`).  Under autocast it runs in float32.
+    """
+    return autocast_safe(_BernoulliNLL, logits.device.type).apply(logits, x.detach())
 
 
 def _chunk(d: int, most: int = 64) -> int:

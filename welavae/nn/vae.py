@@ -11,11 +11,15 @@ image's Bernoulli logits and one categorical head per weak label
 j read from latent j by :class:`~welavae.nn.ensemble.DiagonalLabelHeads`
 (``label_head="diagonal"``).
 
-With ``encoder="conv"`` the image goes through Chen et al.'s convolutional
-stack (4×4, stride 2: H×W → H/16 × W/16) first and the labels join at the
-first dense layer, as §3 suggests.  Seeds are stacked by grouped convolutions.
+With ``arch="conv"`` the network is disentanglement_lib's convolutional
+encoder and transposed-convolution decoder (:mod:`welavae.nn.conv`): the
+labels join the encoder at its first dense layer (image features + one-hot
+labels, as §3 suggests), and the dense label head reads the decoder's first
+dense layer (256 units, a function of z alone), the diagonal head z.  With
+``arch="mlp"`` and ``encoder="conv"`` (0.2.0's ``--encoder conv``) the conv
+network's encoder feeds the MLP's dense layers.
 
-Shapes: B samples, S seeds, D = H·W pixels, m labels of p_1 … p_m classes.
+Shapes: B samples, S seeds, D = H·W·C image values, m labels of p_1 … p_m classes.
 """
 from __future__ import annotations
 
@@ -24,46 +28,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .heads import linear_bernoulli_nll
+from .heads import bernoulli_nll, linear_bernoulli_nll
 from ..seeding import init_generators
-from .ensemble import DiagonalLabelHeads, SharedInputLinear, StackedHeads, StackedLinear, init_uniform
+from .conv import ConvDecoder, ConvEncoder, to_chw, to_hwc
+from .ensemble import DiagonalLabelHeads, SharedInputLinear, StackedHeads, StackedLinear
 
-__all__ = ["EnsembleVAE", "plain_networks"]
-
-
-class _ConvTrunk(nn.Module):
-    """Chen et al.'s encoder convs (4×4 stride 2: 32, 32, 64, 64 channels; 64×64 → 64·4·4 features), S seeds via groups."""
-
-    channels = (32, 32, 64, 64)
-
-    def __init__(self, generators, image_shape=(64, 64)):
-        super().__init__()
-        self.image_shape = tuple(image_shape)
-        s = len(generators)
-        self.seeds = s
-        layers, cin = [], 1
-        for i, cout in enumerate(self.channels):
-            # First layer: shared single-channel input, S·cout filters; later: groups=S.
-            conv = nn.Conv2d(cin if i == 0 else s * cin, s * cout, 4, 2, 1, groups=1 if i == 0 else s)
-            bound = 1.0 / (cin * 16) ** 0.5
-            w = torch.cat([init_uniform((cout, cin, 4, 4), bound, g) for g in generators])
-            b = torch.cat([init_uniform((cout,), bound, g) for g in generators])
-            conv.weight.data.copy_(w)
-            conv.bias.data.copy_(b)
-            layers.append(conv)
-            cin = cout
-        self.convs = nn.ModuleList(layers)
-        h, w = self.image_shape
-        for _ in self.channels:  # kernel 4, stride 2, padding 1: n → ⌊n/2⌋
-            h, w = h // 2, w // 2
-        self.out_features = self.channels[-1] * h * w
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x.view(-1, 1, *self.image_shape)
-        for conv in self.convs:
-            h = F.relu(conv(h))
-        b = h.shape[0]
-        return h.view(b, self.seeds, -1).transpose(0, 1)  # (S, B, 64·H/16·W/16)
+__all__ = ["EnsembleVAE", "plain_networks", "seed_parameters"]
 
 
 class EnsembleVAE(nn.Module):
@@ -78,7 +48,19 @@ class EnsembleVAE(nn.Module):
         k, d = c.latent_dim, c.image_dim
         label_in = sum(c.label_dims) if c.labels_in_encoder else 0
         self.label_out = sum(c.label_dims) if c.has_labels else 0
-        self.conv = _ConvTrunk(gens, c.image_shape) if c.encoder == "conv" else None
+        conv_arch = c.arch == "conv"
+        self.conv = ConvEncoder(gens, c.image_shape) if conv_arch or c.encoder == "conv" else None
+        dense = self.label_out and c.label_head == "dense"
+        if conv_arch:  # disentanglement_lib's dense sizes: 256, then 2K; decoder 256, 64·(H/16)·(W/16)
+            self.encoder = nn.ModuleList([StackedLinear(self.conv.out_features + label_in, 256, gens),
+                                          StackedLinear(256, 2 * k, gens)])
+            self.decoder = nn.ModuleList([StackedLinear(k, 256, gens), StackedLinear(256, self.conv.out_features, gens)])
+            self.deconv = ConvDecoder(gens, c.image_shape)
+            self.label_head = StackedLinear(256, self.label_out, gens) if dense else None
+            self.diagonal = DiagonalLabelHeads(c.label_dims, gens) if self.label_out and not dense else None
+            self.label_in = label_in
+            return
+        self.deconv = self.label_head = None
         enc_sizes = list(c.hidden) + [2 * k]
         layers = []
         if self.conv is None:
@@ -89,7 +71,6 @@ class EnsembleVAE(nn.Module):
             layers.append(StackedLinear(a, b, gens))
         self.encoder = nn.ModuleList(layers)
         dec_sizes = [k] + list(reversed(c.hidden))
-        dense = self.label_out and c.label_head == "dense"
         heads = [d, self.label_out] if dense else [d]
         self.decoder = nn.ModuleList(
             [*(StackedLinear(a, b, gens) for a, b in zip(dec_sizes[:-1], dec_sizes[1:])), StackedHeads(dec_sizes[-1], heads, gens)]
@@ -130,6 +111,11 @@ class EnsembleVAE(nn.Module):
         mu, logvar = h.chunk(2, dim=-1)
         return mu, logvar
 
+    def _conv_decode(self, z: torch.Tensor):
+        """z (S, B, K) → (first dense layer h (S, B, 256), image logits (S, B, D) in (C, H, W) order)."""
+        h = F.relu(self.decoder[0](z))
+        return h, self.deconv(F.relu(self.decoder[1](h)))
+
     def _decoder_hidden(self, z: torch.Tensor) -> torch.Tensor:
         h = z
         for i, layer in enumerate(self.decoder[:-1]):
@@ -145,12 +131,18 @@ class EnsembleVAE(nn.Module):
             return None
         if self.diagonal is not None:
             return self.diagonal(z)
+        if self.deconv is not None:
+            h = F.relu(self.decoder[0](z)) if h is None else h
+            return self.label_head(h).split(self.config.label_dims, dim=-1)
         head = self.decoder[-1]
         h = self._decoder_hidden(z) if h is None else h
         return torch.baddbmm(head.bias1, h, head.weight1).split(self.config.label_dims, dim=-1)
 
     def decode(self, z: torch.Tensor):
-        """z (S, B, K) → image logits (S, B, D), m label logits (S, B, p_j) or None."""
+        """z (S, B, K) → image logits (S, B, D) in the data's (H, W, C) order, m label logits (S, B, p_j) or None."""
+        if self.deconv is not None:
+            h, logits = self._conv_decode(z)
+            return to_hwc(logits, self.config.image_shape), self.label_logits(z, h)
         h = self._decoder_hidden(z)
         head = self.decoder[-1]
         return torch.baddbmm(head.bias0, h, head.weight0), self.label_logits(z, h)
@@ -159,8 +151,15 @@ class EnsembleVAE(nn.Module):
         """z (S, B, K), x (B, D) → −log p(x|z) (S, B) and m label logits (S, B, p_j) or None.
 
         ``bernoulli_nll(decode(z)[0], x)`` computed by :func:`linear_bernoulli_nll`,
-        which fuses the image head with its likelihood (the trainer's path).
+        which fuses the image head with its likelihood (the trainer's path; MLP).  The conv
+        decoder's logits go to :func:`bernoulli_nll` in their own (C, H, W) order, with x
+        brought into it: the sum over values is the same, and the (S, B, D) logits are not copied.
         """
+        if self.deconv is not None:
+            h, logits = self._conv_decode(z)
+            shape = self.config.image_shape
+            target = x if shape[2] == 1 else to_chw(x, shape).view(len(x), -1)
+            return bernoulli_nll(logits, target), self.label_logits(z, h)
         h = self._decoder_hidden(z)
         head = self.decoder[-1]
         nll = linear_bernoulli_nll(h, head.weight0, head.bias0, x, compiled=compiled)
@@ -173,11 +172,11 @@ class EnsembleVAE(nn.Module):
             if dims is not None:
                 for name, dim in dims.items():
                     yield getattr(module, name), dim
-        if self.conv is not None:
-            for conv in self.conv.convs:
-                # Grouped conv weights (S·cout, …): seed i owns rows i·cout … (i+1)·cout.
-                yield conv.weight, ("groups", self.num_seeds)
-                yield conv.bias, ("groups", self.num_seeds)
+        convs = [*(self.conv.convs if self.conv is not None else ()), *(self.deconv.deconvs if self.deconv is not None else ())]
+        for conv in convs:
+            # Grouped (transposed) conv weights and biases: seed i owns the i-th of S equal blocks of rows.
+            yield conv.weight, ("groups", self.num_seeds)
+            yield conv.bias, ("groups", self.num_seeds)
 
     def seed_slice(self, param: torch.Tensor, dim, i: int) -> torch.Tensor:
         """View of seed i's part of a parameter (or of a tensor shaped like it)."""
@@ -201,26 +200,90 @@ class EnsembleVAE(nn.Module):
         return out.eval()
 
 
-def plain_networks(model: EnsembleVAE, i: int) -> tuple[nn.Sequential, nn.Sequential]:
-    """Seed i of an MLP ensemble as two ordinary ``nn.Sequential`` (encoder, decoder), weights copied.
+def seed_parameters(model: EnsembleVAE, i: int) -> dict[str, torch.Tensor]:
+    """Seed i's parameters in stock layout, named by layer (views, not copies).
 
-    The reference implementation for tests and the naive benchmark: same
-    architecture, one seed, stock PyTorch layers.
+    ``conv.j`` (``nn.Conv2d``: weight (c_out, c_in, 4, 4)), ``encoder.j`` and
+    ``decoder.j`` (``nn.Linear``: weight (out, in)), ``deconv.j``
+    (``nn.ConvTranspose2d``: weight (c_in, c_out, 4, 4)), ``labels`` (the conv
+    network's dense label head, ``nn.Linear`` from the decoder's first layer),
+    ``label_head`` (the diagonal head: label j's class c is weight[c]·z_j + bias[c]).
+    The layout of ``model.safetensors`` (prefixed ``seed_<S>.``) and of :func:`plain_networks`.
     """
-    if model.conv is not None:
-        raise ValueError("plain_networks supports the MLP encoder only")
+    out = {}
+    groups = ("groups", model.num_seeds)
+    for prefix, convs in (("conv", model.conv.convs if model.conv is not None else ()),
+                          ("deconv", model.deconv.deconvs if model.deconv is not None else ())):
+        for j, conv in enumerate(convs):
+            out[f"{prefix}.{j}.weight"] = model.seed_slice(conv.weight, groups, i)
+            out[f"{prefix}.{j}.bias"] = model.seed_slice(conv.bias, groups, i)
+    for part in ("encoder", "decoder"):
+        for j, layer in enumerate(getattr(model, part)):
+            out[f"{part}.{j}.weight"], out[f"{part}.{j}.bias"] = layer.seed_weight(i)
+    if model.label_head is not None:
+        out["labels.weight"], out["labels.bias"] = model.label_head.seed_weight(i)
+    if model.diagonal is not None:
+        out["label_head.weight"] = model.diagonal.weight[i, 0]
+        out["label_head.bias"] = model.diagonal.bias[i, 0]
+    return out
 
-    def build(layers):
+
+def _stock(params: dict, name: str, make) -> nn.Module:
+    """A stock layer built by ``make(weight shape)`` holding a copy of ``params[name.weight / name.bias]``."""
+    w, b = params[f"{name}.weight"], params[f"{name}.bias"]
+    layer = make(w.shape).to(device=w.device, dtype=w.dtype)
+    with torch.no_grad():
+        layer.weight.copy_(w)
+        layer.bias.copy_(b)
+    return layer
+
+
+def plain_networks(model: EnsembleVAE, i: int):
+    """Seed i as ordinary PyTorch modules (weights copied): the reference for tests and the naive benchmark.
+
+    MLP: two ``nn.Sequential`` (encoder on cat(x, one-hot labels) → (mean, log-variance);
+    decoder z → image logits then, with the dense head, label logits).
+
+    Conv (``arch="conv"``): two ``nn.ModuleDict`` of stock layers (``nn.Conv2d``,
+    ``nn.ConvTranspose2d``, ``nn.Linear``), since the labels enter and leave midway::
+
+        encoder["features"]: x (B, C, H, W) → (B, F)   convs with ReLU, flattened
+        encoder["head"]:     cat(features, one-hot labels) → (B, 2K)
+        decoder["trunk"]:    z (B, K) → h (B, 256)      dense 256, ReLU
+        decoder["image"]:    h → logits (B, C, H, W)    dense, ReLU, unflatten, transposed convs
+        decoder["labels"]:   h → label logits (B, Σ p_j)   (the dense label head, when there is one)
+
+    The MLP encoder after a conv trunk (0.2.0's ``encoder="conv"``) is not covered.
+    """
+    p = {k: v.detach() for k, v in seed_parameters(model, i).items()}
+    if model.deconv is None and model.conv is not None:
+        raise ValueError("plain_networks covers --arch mlp and --arch conv, not 0.2.0's conv encoder before an MLP")
+
+    def linear(name):
+        return _stock(p, name, lambda s: nn.Linear(s[1], s[0]))
+
+    def conv(name):
+        return _stock(p, name, lambda s: nn.Conv2d(s[1], s[0], 4, 2, 1))
+
+    def deconv(name):
+        return _stock(p, name, lambda s: nn.ConvTranspose2d(s[0], s[1], 4, 2, 1))
+
+    def chain(layers):
         mods = []
         for j, layer in enumerate(layers):
-            w, b = layer.seed_weight(i)
-            lin = nn.Linear(w.shape[1], w.shape[0])
-            with torch.no_grad():
-                lin.weight.copy_(w)
-                lin.bias.copy_(b)
-            if j:
-                mods.append(nn.ReLU())
-            mods.append(lin)
+            mods += [nn.ReLU()] if j else []
+            mods.append(layer)
         return nn.Sequential(*mods)
 
-    return build(model.encoder), build(model.decoder)
+    if model.deconv is None:
+        return (chain([linear(f"encoder.{j}") for j in range(len(model.encoder))]),
+                chain([linear(f"decoder.{j}") for j in range(len(model.decoder))]))
+    convs = [conv(f"conv.{j}") for j in range(len(model.conv.convs))]
+    features = nn.Sequential(*(m for c in convs for m in (c, nn.ReLU())), nn.Flatten())
+    encoder = nn.ModuleDict({"features": features, "head": chain([linear("encoder.0"), linear("encoder.1")])})
+    image = [linear("decoder.1"), nn.ReLU(), nn.Unflatten(1, model.deconv.feature_shape),
+             chain([deconv(f"deconv.{j}") for j in range(len(model.deconv.deconvs))])]
+    decoder = nn.ModuleDict({"trunk": nn.Sequential(linear("decoder.0"), nn.ReLU()), "image": nn.Sequential(*image)})
+    if model.label_head is not None:
+        decoder["labels"] = linear("labels")
+    return encoder, decoder

@@ -66,13 +66,23 @@ def _new_figure(width: float, height: float, dpi: float = 100) -> Figure:
 
 
 def _as_images(x, name: str, *, ndim: int = 3) -> np.ndarray:
+    """Grayscale (…, H, W) with ``ndim`` axes, or colour (…, H, W, C) with one more, C in 1, 3 (RGB)."""
     a = np.asarray(x, dtype=np.float64)
-    if a.ndim != ndim:
+    colour = a.ndim == ndim + 1 and a.shape[-1] in (1, 3)
+    if a.ndim != ndim and not colour:
         dims = {3: "(n, H, W)", 4: "(K, T, H, W)"}[ndim]
-        raise ValueError(f"{name} must have shape {dims}, got {a.shape}")
+        raise ValueError(f"{name} must have shape {dims} or {dims[:-1]}, C) with C = 1 or 3, got {a.shape}")
     if 0 in a.shape:
         raise ValueError(f"{name} must not be empty, got shape {a.shape}")
-    return a
+    return a[..., 0] if colour and a.shape[-1] == 1 else a
+
+
+def _show(ax, img) -> None:
+    """One image in [0, 1]: (H, W) in gray, (H, W, 3) in colour."""
+    if img.ndim == 3:
+        ax.imshow(np.clip(img, 0.0, 1.0), interpolation="nearest")
+    else:
+        ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
 
 
 def _clean_axes(ax) -> None:
@@ -101,7 +111,7 @@ def save_figure(fig: Figure, path, *, dpi: float | None = None) -> Path:
 def sample_grid(images, *, rows: int = 4, cols: int = 8, titles: Sequence[str] | None = None) -> Figure:
     """A grid of Blobs images (paper Figure 3a).
 
-    images: (n, H, W) grayscale in [0, 1].  The first ``min(n, rows·cols)``
+    images: (n, H, W) grayscale or (n, H, W, 3) colour in [0, 1].  The first ``min(n, rows·cols)``
     images are drawn row by row, one axes each, without ticks.
     titles: optional, one string per image (length n).
     """
@@ -124,7 +134,7 @@ def sample_grid(images, *, rows: int = 4, cols: int = 8, titles: Sequence[str] |
         x = margin + c * (cell + gap)
         y = margin + (r + 1) * (cell + title_h) + r * gap  # bottom edge, from the top
         ax = fig.add_axes([x / width, 1 - y / height, cell / width, cell / height])
-        ax.imshow(imgs[i], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        _show(ax, imgs[i])
         _clean_axes(ax)
         if titles is not None:
             ax.set_title(str(titles[i]), fontsize=8, pad=2)
@@ -219,14 +229,15 @@ def latent_figure(
 ) -> Figure:
     """Traversals and positional heat maps of one model (paper Figures 1, 4, 5).
 
-    originals, reconstructions: (n, H, W) in [0, 1]; rows 1 and 2.
-    traversals: (K, T, H, W) decoded images, one row per latent:
+    originals, reconstructions: (n, H, W) in [0, 1], or (n, H, W, 3) in colour; rows 1 and 2.
+    traversals: (K, T, H, W) (or (K, T, H, W, 3)) decoded images, one row per latent:
         ``traversals[k, 0]`` is the image before traversal (the base image),
         ``traversals[k, 1:]`` the decodings with latent k set to
         ``linspace(-limit, limit, T-1)`` (see :func:`traversal_grid`).
     heatmaps: (K, h, w) mean encoder activation of each latent by blob
         position (see :func:`heatmaps_from_mu`), drawn at the end of each
-        traversal row with ``jet`` on the fixed scale [-vlim, vlim].
+        traversal row with ``jet`` on the fixed scale [-vlim, vlim]; None
+        (data without Blobs' grid of positions): no heat-map column.
     order: latents to show, top to bottom (the caller orders them, e.g. by
         mean posterior variance); default ``range(K)``.  Rows are labelled
         ``z{k}`` with the latent's index k.
@@ -237,7 +248,7 @@ def latent_figure(
     orig = _as_images(originals, "originals")
     rec = _as_images(reconstructions, "reconstructions")
     trav = _as_images(traversals, "traversals", ndim=4)
-    heat = np.asarray(heatmaps, dtype=np.float64)
+    heat = None if heatmaps is None else np.asarray(heatmaps, dtype=np.float64)
     if rec.shape != orig.shape:
         raise ValueError(f"reconstructions must match originals' shape {orig.shape}, got {rec.shape}")
     if trav.shape[2:] != orig.shape[1:]:
@@ -247,7 +258,7 @@ def latent_figure(
     K, T = trav.shape[:2]
     if T < 2:
         raise ValueError(f"traversals need the base image plus >= 1 step, got T={T}")
-    if heat.ndim != 3 or heat.shape[0] != K:
+    if heat is not None and (heat.ndim != 3 or heat.shape[0] != K):
         raise ValueError(f"heatmaps must have shape (K={K}, h, w), one per latent, got {heat.shape}")
     if not vlim > 0:
         raise ValueError(f"vlim must be > 0, got {vlim}")
@@ -262,7 +273,7 @@ def latent_figure(
     left, right, bottom = 0.6, 0.55, 0.08
     top = 0.1 + (0.35 if title else 0.0)
     trav_cols_w = T * cell + (T - 1) * gap + sep  # base + sep + T-1 steps
-    width = left + max(n * cell + (n - 1) * gap, trav_cols_w + sep + cell) + right
+    width = left + max(n * cell + (n - 1) * gap, trav_cols_w + (sep + cell if heat is not None else 0.0)) + right
     n_rows = 2 + len(order)
     height = top + n_rows * cell + (n_rows - 1) * gap + sep + bottom
     fig = _new_figure(width, height)
@@ -275,9 +286,9 @@ def latent_figure(
         x = left + j * (cell + gap) + (sep if j >= 1 else 0.0)
         return x + (sep if j >= T else 0.0)
 
-    def image(rect, img, **kw):
+    def image(rect, img):
         ax = fig.add_axes(rect)
-        ax.imshow(img, interpolation="nearest", **kw)
+        _show(ax, img)
         _clean_axes(ax)
         return ax
 
@@ -286,7 +297,7 @@ def latent_figure(
 
     for row, (name, imgs) in enumerate((("orig.", orig), ("recon.", rec))):
         for i in range(n):
-            ax = image(box(left + i * (cell + gap), row), imgs[i], cmap="gray", vmin=0, vmax=1)
+            ax = image(box(left + i * (cell + gap), row), imgs[i])
             if i == 0:
                 row_label(ax, name)
     steps = np.linspace(-limit, limit, T - 1)
@@ -294,23 +305,27 @@ def latent_figure(
     for r, k in enumerate(order):
         row = 2 + r
         for j in range(T):
-            ax = image(box(col_x(j), row), trav[k, j], cmap="gray", vmin=0, vmax=1)
+            ax = image(box(col_x(j), row), trav[k, j])
             if j == 0:
                 row_label(ax, f"z{k}")
             if r == 0:
                 label = "base" if j == 0 else f"{steps[j - 1]:+.1f}"
                 ax.set_title(label, fontsize=7, pad=2)
-        hax = image(box(col_x(T), row), heat[k], cmap=HEATMAP_CMAP, vmin=-vlim, vmax=vlim)
+        if heat is None:
+            continue
+        hax = fig.add_axes(box(col_x(T), row))
+        hax.imshow(heat[k], cmap=HEATMAP_CMAP, vmin=-vlim, vmax=vlim, interpolation="nearest")
+        _clean_axes(hax)
         heat_axes.append(hax)
         if r == 0:
             hax.set_title("mean μ", fontsize=7, pad=2)
-    # Colour bar beside the heat-map column, spanning the latent rows.
-    y0 = top + 2 * (cell + gap) + sep
-    span = len(order) * cell + (len(order) - 1) * gap
-    cax = fig.add_axes([(col_x(T) + cell + 0.08) / width, 1 - (y0 + span) / height,
-                        0.1 / width, span / height])
-    cb = fig.colorbar(heat_axes[0].images[0], cax=cax, ticks=[-vlim, 0, vlim])
-    cb.ax.tick_params(labelsize=7, length=2)
+    if heat_axes:  # a colour bar beside the heat-map column, spanning the latent rows
+        y0 = top + 2 * (cell + gap) + sep
+        span = len(order) * cell + (len(order) - 1) * gap
+        cax = fig.add_axes([(col_x(T) + cell + 0.08) / width, 1 - (y0 + span) / height,
+                            0.1 / width, span / height])
+        cb = fig.colorbar(heat_axes[0].images[0], cax=cax, ticks=[-vlim, 0, vlim])
+        cb.ax.tick_params(labelsize=7, length=2)
     if title:
         fig.suptitle(title, y=1 - 0.08 / height, va="top", fontsize=11)
     return fig
@@ -454,9 +469,9 @@ def heatmaps_from_mu(mu, *, size: int = 64) -> np.ndarray:
 
 def traversal_grid(decode: Callable[[np.ndarray], np.ndarray], base_z, *, steps: int = 10,
                    limit: float = 3.0) -> np.ndarray:
-    """Decode latent traversals: (K, steps+1, H, W) images for :func:`latent_figure`.
+    """Decode latent traversals: (K, steps+1, H, W[, C]) images for :func:`latent_figure`.
 
-    decode: (M, K) float32 latents → (M, H, W) images (called once).
+    decode: (M, K) float32 latents → (M, H, W) or (M, H, W, C) images (called once).
     base_z: (K,) the base latent.  Column 0 of every row is ``decode(base_z)``;
     column 1 + t of row k decodes ``base_z`` with entry k set to
     ``linspace(-limit, limit, steps)[t]``.
@@ -472,8 +487,8 @@ def traversal_grid(decode: Callable[[np.ndarray], np.ndarray], base_z, *, steps:
     for k in range(K):
         z[1 + k * steps : 1 + (k + 1) * steps, k] = values
     imgs = np.asarray(decode(z))
-    if imgs.ndim != 3 or imgs.shape[0] != len(z):
-        raise ValueError(f"decode must map ({len(z)}, {K}) latents to ({len(z)}, H, W) images, "
+    if imgs.ndim not in (3, 4) or imgs.shape[0] != len(z):
+        raise ValueError(f"decode must map ({len(z)}, {K}) latents to ({len(z)}, H, W[, C]) images, "
                          f"got shape {imgs.shape}")
     out = np.empty((K, steps + 1) + imgs.shape[1:], dtype=imgs.dtype)
     out[:, 0] = imgs[0]

@@ -6,7 +6,7 @@ runs no code from the file.  The randomness of a run is derived from
 ``(seed, epoch)`` and ``(data_seed, epoch)``, so the epoch is the RNG state.
 
 :func:`export_safetensors` writes the trained weights of each seed in the
-layout of ordinary ``nn.Linear`` layers (weight (out, in), bias (out,)) to a
+layout of ordinary ``nn.Linear`` / ``nn.Conv2d`` / ``nn.ConvTranspose2d`` layers to a
 ``.safetensors`` file with the config in its metadata, so another program
 can use them without this package.
 """
@@ -21,7 +21,7 @@ import torch
 
 from ..config import RunConfig
 from ..io import atomic_write
-from ..nn.vae import EnsembleVAE
+from ..nn.vae import EnsembleVAE, seed_parameters
 
 __all__ = ["save_checkpoint", "load_checkpoint", "model_from_checkpoint", "export_safetensors", "CHECKPOINT"]
 
@@ -93,11 +93,13 @@ def _split_legacy_heads(state: dict) -> dict:
     registered in that order.
     """
     model = state["model"]
+    m = RunConfig.from_json(state["config"]).model
+    if m.arch != "mlp":  # 0.1.0 had the MLP only; the conv decoder's last dense layer is whole by design
+        return state
     last = max(int(k.split(".")[1]) for k in model if k.startswith("decoder."))
     weight, bias = f"decoder.{last}.weight", f"decoder.{last}.bias"
     if weight not in model:
         return state
-    m = RunConfig.from_json(state["config"]).model
     sizes = [m.image_dim] + ([sum(m.label_dims)] if m.has_labels else [])
     old_keys = list(model)
     keys, origin = [], []  # origin[j]: (index of the old parameter, head or None) of new parameter j
@@ -137,40 +139,26 @@ def model_from_checkpoint(state: dict, device="cpu") -> tuple[EnsembleVAE, RunCo
 
 
 
-def _plain_layers(model: EnsembleVAE, i: int) -> dict[str, torch.Tensor]:
-    """Seed i's parameters in ``nn.Linear`` / ``nn.Conv2d`` layout, named by layer."""
-    out = {}
-    if model.conv is not None:
-        for j, conv in enumerate(model.conv.convs):
-            dim = ("groups", model.num_seeds)
-            out[f"conv.{j}.weight"] = model.seed_slice(conv.weight, dim, i)
-            out[f"conv.{j}.bias"] = model.seed_slice(conv.bias, dim, i)
-    for part in ("encoder", "decoder"):
-        for j, layer in enumerate(getattr(model, part)):
-            w, b = layer.seed_weight(i)
-            out[f"{part}.{j}.weight"], out[f"{part}.{j}.bias"] = w, b
-    if model.diagonal is not None:
-        out["label_head.weight"] = model.diagonal.weight[i, 0]
-        out["label_head.bias"] = model.diagonal.bias[i, 0]
-    return out
-
-
 def export_safetensors(path, model: EnsembleVAE, config: RunConfig) -> Path:
     """Every seed's weights as ``seed_<S>.<layer>.{weight,bias}`` in a safetensors file, atomically.
 
-    Layers: ``conv.j`` (conv encoder: 4×4 stride 2, ReLU), ``encoder.j`` (ReLU
-    between layers; the last gives mean and log-variance, K each), and
-    ``decoder.j`` (ReLU between layers; the last gives the D image logits,
-    then, with the dense head, Σ p_j label logits); ``label_head`` for the
-    diagonal head (label j's class c: weight[c]·z_j + bias[c]).  The
-    metadata holds ``config`` (JSON) and ``seeds``.
+    Layers (:func:`welavae.nn.vae.seed_parameters`): ``conv.j`` (``nn.Conv2d``,
+    4×4 stride 2 padding 1, ReLU), ``encoder.j`` (ReLU between layers; the
+    last gives mean and log-variance, K each), ``decoder.j`` (ReLU between
+    layers; for the MLP the last gives the D image logits, then, with the
+    dense head, Σ p_j label logits), ``deconv.j`` (``nn.ConvTranspose2d``,
+    4×4 stride 2 padding 1; the conv decoder after ``decoder.1``, its logits
+    in (C, H, W) order), ``labels`` (the conv network's dense label head, on
+    ``decoder.0``'s output), ``label_head`` for the diagonal head (label j's
+    class c: weight[c]·z_j + bias[c]).  The metadata holds ``config`` (JSON)
+    and ``seeds``.
     """
     from safetensors.torch import save
 
     tensors = {}
     with torch.no_grad():
         for i, s in enumerate(model.seeds):
-            for name, t in _plain_layers(model, i).items():
+            for name, t in seed_parameters(model, i).items():
                 tensors[f"seed_{s}.{name}"] = t.detach().to("cpu", torch.float32).contiguous().clone()
     meta = {"config": config.to_json(), "seeds": json.dumps(model.seeds), "format": "welavae-1"}
     data = save(tensors, metadata=meta)

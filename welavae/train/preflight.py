@@ -60,8 +60,8 @@ def check_data(config: RunConfig, images, labels) -> tuple[np.ndarray, np.ndarra
     x = check_images(images)
     m = config.model
     if x[0].size != m.image_dim:
-        raise ValueError(f"images have {x[0].size} pixels but the model expects {m.image_dim} "
-                         f"({m.image_shape[0]}x{m.image_shape[1]})")
+        raise ValueError(f"images have {x[0].size} values but the model expects {m.image_dim} "
+                         f"({'x'.join(map(str, m.image_shape))}, H x W x C)")
     y = None
     if m.has_labels:
         if labels is None:

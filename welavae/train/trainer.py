@@ -304,7 +304,7 @@ def train(
 ) -> TrainResult:
     """Train ``len(seeds)`` seeds of ``config`` together.
 
-    images: (N, H, W) or (N, D) float in [0, 1]; labels: (N, m) ints, label j
+    images: (N, H, W), (N, H, W, C) or (N, D) float in [0, 1]; labels: (N, m) ints, label j
     in 0…p_j−1 or −1 = missing (required when the model has labels).  With
     ``checkpoint_dir`` the run saves checkpoints there and, if ``resume``,
     continues from the last one.  ``on_epoch(epoch, history_row)`` is called

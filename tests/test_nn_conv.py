@@ -1,0 +1,212 @@
+"""The conv network (``--arch conv``) against stock PyTorch, and its seeds kept apart (issue 21 parts 2-3).
+
+Known answers: TensorFlow's "same" padding arithmetic (``tf.nn`` documentation:
+out = ⌈n / s⌉, pad_total = max((out − 1)·s + k − n, 0), pad_before =
+⌊pad_total / 2⌋) for kernel 4 and stride 2; a stock ``nn.Sequential`` of
+``nn.Conv2d`` / ``nn.ConvTranspose2d`` / ``nn.Linear`` written here, loaded
+from ``model.safetensors`` by name, reproducing one seed's means,
+log-variances, logits, loss and gradients in float64; a seed trained alone
+equal to the same seed trained beside others.
+"""
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+
+from welavae.config import DataConfig, TrainConfig, make_run_config
+from welavae.nn import EnsembleVAE, plain_networks
+from welavae.nn.conv import to_chw
+from welavae.objectives import objective_terms
+from welavae.train import encode_dataset, train
+from welavae.train.checkpoint import export_safetensors
+
+LABEL_DIMS = (2, 3)
+
+
+def conv_config(channels, *, size=32, label_head="dense", epochs=1, lr=1e-4, batch=32):
+    return make_run_config("wela", label_dims=LABEL_DIMS, latent_dim=3, arch="conv", label_head=label_head,
+                           image_shape=(size, size, channels), data=DataConfig(source="arrays"),
+                           train=TrainConfig(epochs=epochs, batch_size=batch, lr=lr))
+
+
+def data(n, size, channels, seed=0):
+    g = np.random.default_rng(seed)
+    images = g.random((n, size, size, channels)).astype(np.float32) ** 3
+    labels = np.stack([g.integers(0, p, n) for p in LABEL_DIMS], 1)
+    return images, labels
+
+
+def test_padding_1_is_tensorflow_same_for_kernel_4_stride_2_on_even_sizes():
+    for n in range(4, 129, 2):
+        out = math.ceil(n / 2)
+        total = max((out - 1) * 2 + 4 - n, 0)
+        assert (total // 2, total - total // 2) == (1, 1)  # TF pads one before, one after: PyTorch's padding=1
+        assert (n + 2 - 4) // 2 + 1 == out  # nn.Conv2d(4, 2, padding=1) output size
+        assert (n - 1) * 2 - 2 + 4 == 2 * n  # nn.ConvTranspose2d(4, 2, padding=1): TF "same" transpose, n·s
+    m = EnsembleVAE(conv_config(3, size=64).model, [0])
+    x = torch.rand(2, 64 * 64 * 3)
+    assert m.conv(x).shape == (1, 2, 64 * 4 * 4)
+    assert m.decode(torch.zeros(1, 2, 3))[0].shape == (1, 2, 64 * 64 * 3)
+
+
+def test_sizes_not_divisible_by_16_are_refused_in_one_sentence():
+    with pytest.raises(ValueError, match=r"divisible by 16 .*got 40x64"):
+        make_run_config("wela", label_dim=2, arch="conv", image_shape=(40, 64))
+    assert make_run_config("wela", label_dim=2, arch="conv", image_shape=(48, 80, 3)).model.image_dim == 48 * 80 * 3
+
+
+class Plain(nn.Module):
+    """One seed of the conv VAE in stock PyTorch, written from disentanglement_lib's layer list."""
+
+    def __init__(self, h, w, c, k, label_in, label_out):
+        super().__init__()
+        self.shape = (h, w, c)
+        self.features = nn.Sequential(
+            nn.Conv2d(c, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 32, 4, 2, 1), nn.ReLU(),
+            nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(), nn.Conv2d(64, 64, 4, 2, 1), nn.ReLU(), nn.Flatten())
+        f = 64 * (h // 16) * (w // 16)
+        self.head = nn.Sequential(nn.Linear(f + label_in, 256), nn.ReLU(), nn.Linear(256, 2 * k))
+        self.trunk = nn.Sequential(nn.Linear(k, 256), nn.ReLU())
+        self.image = nn.Sequential(
+            nn.Linear(256, f), nn.ReLU(), nn.Unflatten(1, (64, h // 16, w // 16)),
+            nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
+            nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, c, 4, 2, 1))
+        self.labels = nn.Linear(256, label_out)
+        # The safetensors names of each stock layer, in the layout model.safetensors documents.
+        self.names = {**{f"conv.{j}": self.features[2 * j] for j in range(4)},
+                      "encoder.0": self.head[0], "encoder.1": self.head[2], "decoder.0": self.trunk[0],
+                      "decoder.1": self.image[0], **{f"deconv.{j}": self.image[3 + 2 * j] for j in range(4)},
+                      "labels": self.labels}
+
+    def load(self, tensors, seed):
+        with torch.no_grad():
+            for name, layer in self.names.items():
+                layer.weight.copy_(tensors[f"seed_{seed}.{name}.weight"])
+                layer.bias.copy_(tensors[f"seed_{seed}.{name}.bias"])
+        return self
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_one_seed_equals_stock_pytorch_in_value_and_gradient(tmp_path, channels):
+    size, k, b = 32, 3, 6
+    cfg = conv_config(channels, size=size)
+    seeds = [4, 9, 2]
+    ens = EnsembleVAE(cfg.model, seeds)
+    export_safetensors(tmp_path / "model.safetensors", ens, cfg)
+    tensors = {n: t.double() for n, t in load_file(tmp_path / "model.safetensors").items()}
+    ens.double()
+    images, labels = data(b, size, channels)
+    x = torch.from_numpy(images.reshape(b, -1)).double()  # (B, D), (H, W, C) order as stored
+    y = torch.from_numpy(labels)
+    y[0, 1] = -1  # a missing label: an all-zero one-hot block
+    eps = torch.randn(3, b, k, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    mu, lv = ens.encode(x, y)
+    z = mu + torch.exp(0.5 * lv) * eps
+    img, lab = ens.decode(z)
+    nll, _ = ens.decode_nll(z, x)
+    t = objective_terms(cfg.objective, x=x, image_nll=nll, mu=mu, logvar=lv, z=z, dataset_size=100, y=y,
+                        label_logits=lab)
+    weights = torch.tensor([0.7, -1.3, 2.1], dtype=torch.float64)  # a leak across seeds would show
+    (weights * t["loss"]).sum().backward()
+    for i, seed in enumerate(seeds):
+        plain = Plain(size, size, channels, k, sum(LABEL_DIMS), sum(LABEL_DIMS)).double().load(tensors, seed)
+        xi = x.view(b, size, size, channels).permute(0, 3, 1, 2)  # NCHW for nn.Conv2d
+        onehot = torch.cat([F.one_hot(y[:, j].clamp(min=0), p) * (y[:, j, None] >= 0)
+                            for j, p in enumerate(LABEL_DIMS)], 1).double()
+        mu_i, lv_i = plain.head(torch.cat([plain.features(xi), onehot], 1)).chunk(2, -1)
+        z_i = mu_i + torch.exp(0.5 * lv_i) * eps[i]
+        h = plain.trunk(z_i)
+        logits = plain.image(h).permute(0, 2, 3, 1).reshape(b, -1)  # back to (H, W, C) order
+        lab_i = plain.labels(h).split(LABEL_DIMS, -1)
+        t_i = objective_terms(cfg.objective, x=x, img_logits=logits[None], mu=mu_i[None], logvar=lv_i[None],
+                              z=z_i[None], dataset_size=100, y=y, label_logits=[lg[None] for lg in lab_i])
+        assert torch.allclose(mu_i, mu[i], rtol=1e-12, atol=1e-12)
+        assert torch.allclose(lv_i, lv[i], rtol=1e-12, atol=1e-12)
+        assert torch.allclose(logits, img[i], rtol=1e-12, atol=1e-11)
+        assert torch.allclose(t_i["loss"][0], t["loss"][i], rtol=1e-12)
+        (weights[i] * t_i["loss"]).sum().backward()
+        for name, layer in plain.names.items():
+            grad_w, grad_b = _seed_grads(ens, name, i)
+            assert torch.allclose(layer.weight.grad, grad_w, rtol=1e-9, atol=1e-12), name
+            assert torch.allclose(layer.bias.grad, grad_b, rtol=1e-9, atol=1e-12), name
+        # plain_networks(model, i) gives the same seed as stock modules.
+        enc, dec = plain_networks(ens, i)
+        mu_p = enc["head"](torch.cat([enc["features"](xi), onehot], 1)).chunk(2, -1)[0]
+        h_p = dec["trunk"](z_i)
+        assert torch.allclose(mu_p, mu_i, rtol=1e-12, atol=1e-12)
+        assert torch.allclose(dec["image"](h_p), plain.image(h), rtol=1e-12, atol=1e-12)
+        assert torch.allclose(dec["labels"](h_p), plain.labels(h), rtol=1e-12, atol=1e-12)
+
+
+def _seed_grads(ens, name, i):
+    """Seed i's gradient of layer ``name`` in stock layout (the ensemble's own slicing, per layer kind)."""
+    part, _, j = name.partition(".")
+    if part in ("conv", "deconv"):
+        layer = (ens.conv.convs if part == "conv" else ens.deconv.deconvs)[int(j)]
+        n_w, n_b = layer.weight.shape[0] // ens.num_seeds, layer.bias.shape[0] // ens.num_seeds
+        return layer.weight.grad[i * n_w:(i + 1) * n_w], layer.bias.grad[i * n_b:(i + 1) * n_b]
+    layer = ens.label_head if part == "labels" else getattr(ens, part)[int(j)]
+    return layer.seed_weight(i, grad=True)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_conv_seed_alone_equals_seed_beside_others(channels):
+    images, labels = data(128, 16, channels)
+    c = conv_config(channels, size=16, epochs=2, batch=32)
+    together = train(c, [0, 1, 2], images, labels, progress=False)
+    alone = train(c, [1], images, labels, progress=False)
+    mu3, _, _ = encode_dataset(together.model, images, labels)
+    mu1, _, _ = encode_dataset(alone.model, images, labels)
+    assert np.abs(mu3[1] - mu1[0]).max() < 1e-4  # the MLP's tolerance (tests/test_trainer.py)
+    assert np.abs(mu3[0] - mu1[0]).max() > 1e-3  # and seeds do differ
+    assert np.isfinite(together.history).all()
+
+
+def test_subset_and_diagonal_head_and_the_0_2_0_conv_encoder():
+    c = conv_config(3, size=16, label_head="diagonal")
+    ens = EnsembleVAE(c.model, [0, 5, 7])
+    x = torch.rand(4, 16 * 16 * 3)
+    y = torch.tensor([[0, 1], [1, 2], [0, 0], [1, -1]])
+    sub = ens.subset([7])
+    with torch.no_grad():
+        mu = ens.encode(x, y)[0]
+        assert torch.allclose(sub.encode(x, y)[0][0], mu[2], atol=1e-6)
+        assert torch.allclose(sub.decode(mu[2:])[0][0], ens.decode(mu)[0][2], atol=1e-6)
+        assert torch.equal(sub.label_logits(mu[2:])[1][0], ens.label_logits(mu)[1][2])
+    assert ens.label_head is None and ens.diagonal is not None
+    # 0.2.0's --encoder conv (conv encoder + MLP) builds on the same ConvEncoder, its state-dict keys unchanged.
+    old = EnsembleVAE(make_run_config("wela", label_dim=2, encoder="conv", hidden=(8,)).model, [0])
+    assert "conv.convs.0.weight" in old.state_dict() and old.deconv is None
+    assert to_chw(torch.arange(12.0).view(1, 12), (2, 2, 3))[0, :, 0, 0].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_conv_run_resumes_loads_and_encodes(tmp_path):
+    from welavae import load
+    from welavae.train.run import train_run
+
+    images, labels = data(64, 16, 3)
+    c = conv_config(3, size=16, epochs=2, batch=32)
+    full = train_run(c, [0, 1], tmp_path / "full", data=(images, labels, None), progress=False)
+    cfg = dataclasses.replace(c, train=dataclasses.replace(c.train, checkpoint_every=1))
+
+    class Stop(Exception):
+        pass
+
+    def interrupt(epoch, _):
+        if epoch == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_run(cfg, [0, 1], tmp_path / "cut", data=(images, labels, None), progress=False, on_epoch=interrupt)
+    resumed = train_run(cfg, [0, 1], tmp_path / "cut", data=(images, labels, None), progress=False)
+    assert resumed.resumed_from == 1
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    model = load(tmp_path / "full")
+    assert np.allclose(model.encode(images, labels), np.load(tmp_path / "full" / "mu.npy"), atol=1e-6)
+    assert model.decode(np.zeros((3, 3), np.float32), seed=1).shape == (3, 16, 16, 3)
