@@ -18,14 +18,13 @@ from PIL import Image
 
 import welavae
 from welavae.cli import main
-from welavae.config import DataConfig, RunConfig, TrainConfig, make_run_config
+from welavae.config import DataConfig, RunConfig, make_run_config
 from welavae.data import load_image_folder, load_npz
 from welavae.data.user import check_images
 from welavae.objectives import bernoulli_nll
 from welavae.plots import latent_figure, sample_grid
 from welavae.run import Run
-from welavae.train import encode_dataset
-from welavae.train.run import train_run
+from welavae.train.rundir import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
 V020 = ROOT / "tests" / "data" / "run_0.2.0"

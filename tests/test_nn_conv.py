@@ -21,7 +21,8 @@ from torch import nn
 from welavae.config import DataConfig, TrainConfig, make_run_config
 from welavae.nn import EnsembleVAE, plain_networks
 from welavae.nn.conv import to_chw
-from welavae.objectives import objective_terms
+from welavae.data import Dataset
+from welavae.objectives import bernoulli_nll, objective_terms
 from welavae.train import encode_dataset, train
 from welavae.train.checkpoint import export_safetensors
 
@@ -123,7 +124,7 @@ def test_one_seed_equals_stock_pytorch_in_value_and_gradient(tmp_path, channels)
         h = plain.trunk(z_i)
         logits = plain.image(h).permute(0, 2, 3, 1).reshape(b, -1)  # back to (H, W, C) order
         lab_i = plain.labels(h).split(LABEL_DIMS, -1)
-        t_i = objective_terms(cfg.objective, x=x, img_logits=logits[None], mu=mu_i[None], logvar=lv_i[None],
+        t_i = objective_terms(cfg.objective, image_nll=bernoulli_nll(logits[None], x), mu=mu_i[None], logvar=lv_i[None],
                               z=z_i[None], dataset_size=100, y=y, label_logits=[lg[None] for lg in lab_i])
         assert torch.allclose(mu_i, mu[i], rtol=1e-12, atol=1e-12)
         assert torch.allclose(lv_i, lv[i], rtol=1e-12, atol=1e-12)
@@ -187,11 +188,12 @@ def test_subset_and_diagonal_head_and_the_0_2_0_conv_encoder():
 
 def test_a_conv_run_resumes_loads_and_encodes(tmp_path):
     from welavae import load
-    from welavae.train.run import train_run
+    from welavae.train.rundir import train_run
 
     images, labels = data(64, 16, 3)
     c = conv_config(3, size=16, epochs=2, batch=32)
-    full = train_run(c, [0, 1], tmp_path / "full", data=(images, labels, None), progress=False)
+    ds = Dataset(images=images, labels=labels, label_dims=tuple(c.model.label_dims))
+    full = train_run(c, [0, 1], tmp_path / "full", data=ds, progress=False)
     cfg = dataclasses.replace(c, train=dataclasses.replace(c.train, checkpoint_every=1))
 
     class Stop(Exception):
@@ -202,8 +204,8 @@ def test_a_conv_run_resumes_loads_and_encodes(tmp_path):
             raise Stop
 
     with pytest.raises(Stop):
-        train_run(cfg, [0, 1], tmp_path / "cut", data=(images, labels, None), progress=False, on_epoch=interrupt)
-    resumed = train_run(cfg, [0, 1], tmp_path / "cut", data=(images, labels, None), progress=False)
+        train_run(cfg, [0, 1], tmp_path / "cut", data=ds, progress=False, on_epoch=interrupt)
+    resumed = train_run(cfg, [0, 1], tmp_path / "cut", data=ds, progress=False)
     assert resumed.resumed_from == 1
     for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
