@@ -207,6 +207,12 @@ class TrainConfig:
     data_seed: int = 0  # shuffling order, shared by all seeds of a run
     checkpoint_every: int = 10  # epochs
     eval_batch_size: int = 2048
+    # Schedules of issue 23 (welavae.train.schedule; docs/conjectures.md): labels observed only in
+    # epochs A … B−1; the weights of a finished run directory as the start; the polar and Cartesian
+    # MSE of every seed every E epochs into tracking.csv (0: off).
+    label_epochs: tuple[int, int] | None = None
+    init_from: str | None = None
+    track_every: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "adam_betas", tuple(float(b) for b in self.adam_betas))
@@ -218,6 +224,14 @@ class TrainConfig:
             _fail("train", "lr", f"must be > 0, got {self.lr}")
         if self.checkpoint_every < 1:
             _fail("train", "checkpoint_every", f"must be >= 1, got {self.checkpoint_every}")
+        if self.label_epochs is not None:
+            window = tuple(int(e) for e in self.label_epochs)
+            object.__setattr__(self, "label_epochs", window)
+            if len(window) != 2 or not 0 <= window[0] <= window[1] <= self.epochs:
+                _fail("train", "label_epochs", f"must be A:B with 0 <= A <= B <= epochs ({self.epochs}), "
+                      f"got {':'.join(map(str, window))}")
+        if self.track_every < 0:
+            _fail("train", "track_every", f"must be >= 0 (0: off), got {self.track_every}")
 
 
 @dataclass(frozen=True)
@@ -235,9 +249,17 @@ class RunConfig:
     def __post_init__(self):
         if self.kind not in MODELS:
             _fail("run", "kind", f"must be one of {sorted(MODELS)}, got {self.kind!r}")
+        if self.train.label_epochs is not None and not self.model.has_labels:
+            _fail("train", "label_epochs", f"model {self.name!r} has no weak labels to observe in a window")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        # Fields added after 0.2.0 are written only when set, so every earlier run's
+        # config.json, hash and checkpoint stay valid (a resume compares these dicts).
+        for name, default in _LATER_TRAIN_FIELDS.items():
+            if d["train"][name] == default:
+                del d["train"][name]
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -267,6 +289,9 @@ class RunConfig:
     def hash(self) -> str:
         """Stable 16-hex digest of the resolved configuration."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+_LATER_TRAIN_FIELDS = {"label_epochs": None, "init_from": None, "track_every": 0}
 
 
 def _legacy_model(m: dict) -> dict:

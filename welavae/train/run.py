@@ -9,6 +9,7 @@ from ..data.cache import load_blobs
 from ..data.user import hide_labels, load_image_folder, load_npz
 from ..run import Run, parse_seeds
 from .checkpoint import export_safetensors
+from .schedule import TRACKING, Tracker, check_init_source
 from .trainer import TERMS, TrainResult, encode_dataset, train
 
 __all__ = ["prepare_data", "observed_labels", "train_run", "parse_seeds"]
@@ -71,9 +72,12 @@ def train_run(
     images, labels, factors = data if data is not None else prepare_data(config, data_dir=data_dir)
     train_labels, observed = observed_labels(labels, config)
     run = Run(out_dir)
+    if config.train.init_from and not run.checkpoint.exists():  # checked before anything is written
+        check_init_source(config, seeds)
+    tracker = Tracker(run.path / TRACKING, config, images, factors, train_labels) if config.train.track_every else None
     run.start(config)
     result = train(config, seeds, images, train_labels, device=device, checkpoint_dir=run.path / Run.CHECKPOINTS,
-                   progress=progress, on_epoch=on_epoch)
+                   progress=progress, on_epoch=on_epoch, track=tracker)
     export_safetensors(run.path / Run.WEIGHTS, result.model, config)
     mu, logvar, pred = encode_dataset(result.model, images, train_labels, batch_size=config.train.eval_batch_size)
     run.write_arrays(mu=mu, logvar=logvar, label_pred=pred, factors=factors,
