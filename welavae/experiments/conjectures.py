@@ -257,8 +257,9 @@ def window_rows(out, plan: list[RunSpec]) -> list[dict]:
     return rows
 
 
-def _curves(out: Path, plan: list[RunSpec]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """model → (epochs (E,), polar MSE (S, E)) from tracking.csv; a fine-tuned model's epochs after its source's."""
+def _curves(out: Path, plan: list[RunSpec]) -> dict[str, tuple[np.ndarray, np.ndarray, tuple | None]]:
+    """model → (epochs (E,), polar MSE (S, E), label window or None) from tracking.csv; a fine-tuned
+    model's epochs (and window) after its source's."""
     curves = {}
     for spec in plan:
         t = spec.config.train
@@ -270,7 +271,9 @@ def _curves(out: Path, plan: list[RunSpec]) -> dict[str, tuple[np.ndarray, np.nd
             continue
         epochs = np.array(sorted(per_seed[0]))
         offset = Run(t.init_from).config.train.epochs if t.init_from else 0
-        curves[spec.model] = (epochs + offset, np.array([[c.get(e, math.nan) for e in epochs] for c in per_seed]))
+        window = (t.label_epochs or (0, t.epochs)) if spec.config.model.has_labels else None
+        curves[spec.model] = (epochs + offset, np.array([[c.get(e, math.nan) for e in epochs] for c in per_seed]),
+                              None if window is None else (window[0] + offset, window[1] + offset))
     return curves
 
 
@@ -287,14 +290,13 @@ def write_figure(out, plan: list[RunSpec]) -> Path | None:
     fig = Figure(figsize=(7.5, 4.2), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    for model, (epochs, mse) in curves.items():
+    for model, (epochs, mse, window) in curves.items():
         ok = np.isfinite(mse).any(axis=0)
         if not ok.any():
             continue
         e, m = epochs[ok], mse[:, ok]
         (line,) = ax.plot(e, np.nanmean(m, axis=0), label=model, linewidth=1.4)
         ax.fill_between(e, np.nanmin(m, axis=0), np.nanmax(m, axis=0), color=line.get_color(), alpha=0.12, linewidth=0)
-        window = next(s.config.train.label_epochs for s in plan if s.model == model)
         if window is not None and window[0] < window[1]:
             ax.axvspan(window[0], window[1], color=line.get_color(), alpha=0.04)
     ax.set_yscale("log")
