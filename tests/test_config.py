@@ -31,14 +31,15 @@ def every_field_off_default() -> RunConfig:
         name="mine",
         kind="betavae",
         data=DataConfig(source="images", variants=3, size=32, seed=7, shape="disk", sigma_range=(1, 2.5),
-                        path="imgs", labels_path="labels.csv", label_fraction=0.25, label_seed=11),
-        model=ModelConfig(latent_dim=4, hidden=(16, 8, 4), label_dims=(3, 2), image_shape=(20, 36), encoder="conv",
+                        path="imgs", labels_path="labels.csv", label_fraction=0.25, label_seed=11, color="rgb"),
+        model=ModelConfig(latent_dim=4, hidden=(16, 8, 4), label_dims=(3, 2), image_shape=(32, 48, 3), arch="conv", encoder="conv",
                           encoder_input="image", label_head="diagonal", label_names=("angle", "side"),
                           label_classes=(("a", "b", "c"), ("left", "right"))),
         objective=ObjectiveConfig(regulariser="kl", beta=4.5, gamma=123.0, tc_estimator="mws",
                                   dip_lambda_od=2.0, dip_lambda_d=3.0),
         train=TrainConfig(epochs=3, batch_size=32, lr=3e-3, adam_betas=(0.8, 0.99), adam_eps=1e-6, data_seed=5,
-                          checkpoint_every=2, eval_batch_size=100),
+                          checkpoint_every=2, eval_batch_size=100, checkpoint_minutes=2.5,
+                          label_epochs=(1, 2), init_from="/runs/source", track_every=2),
     )
 
 
@@ -153,7 +154,7 @@ def test_the_baseline_takes_no_labels():
         (lambda: DataConfig(label_fraction=1.5), "data.label_fraction"),
         (lambda: ModelConfig(hidden=()), "model.hidden"),
         (lambda: ModelConfig(encoder="conv", image_shape=(15, 64)), "model.encoder"),
-        (lambda: ModelConfig(latent_dim=1, label_dims=(2, 2), label_head="diagonal"), "model.label_head"),
+        (lambda: ModelConfig(latent_dim=1, label_dims=(2, 2), label_head="diagonal"), "model.latent_dim"),
         (lambda: ModelConfig(label_dims=(2, 2), label_names=("angle",)), "model.label_names"),
         (lambda: ObjectiveConfig(regulariser="mmd"), "objective.regulariser"),
         (lambda: ObjectiveConfig(gamma=-1), "objective.gamma"),

@@ -91,6 +91,18 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _epoch_window(text: str) -> tuple[int, int]:
+    """'A:B' → (A, B), the epochs A … B−1 that observe the labels (checked against --epochs by TrainConfig)."""
+    a, sep, b = text.partition(":")
+    try:
+        window = (int(a), int(b))
+    except ValueError:
+        window = None
+    if not sep or window is None:
+        raise argparse.ArgumentTypeError(f"expected A:B (epochs A ... B-1 observe the labels), got {text!r}")
+    return window
+
+
 def _add_data_args(p):
     p.add_argument("--variants", type=_positive_int, default=25, help="blobs per position V (25: paper, N=102,400; 1: N=4,096)")
     p.add_argument("--data-dir", default=None, help="cache directory (default: $WELAVAE_DATA_DIR or ~/.cache/welavae)")
@@ -160,7 +172,9 @@ def _cmd_train(args) -> int:
                   tc_estimator=args.tc_estimator,
                   train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                     checkpoint_every=args.checkpoint_every,
-                                    checkpoint_minutes=args.checkpoint_minutes))
+                                    checkpoint_minutes=args.checkpoint_minutes, label_epochs=args.label_epochs,
+                                    init_from=str(Path(args.init_from).resolve()) if args.init_from else None,
+                                    track_every=args.track_every))
     fraction = dict(label_fraction=args.label_fraction, label_seed=args.label_seed)
     source = _user_source(args)
     if source is None:
@@ -337,6 +351,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-fraction", type=float, default=1.0,
                    help="keep the labels of this fraction of the samples (a seeded subset; the rest are missing)")
     p.add_argument("--label-seed", type=int, default=0, help="seed of the labelled subset (--label-fraction)")
+    p.add_argument("--label-epochs", type=_epoch_window, default=None, metavar="A:B",
+                   help="observe the labels in epochs A ... B-1 only; before and after every label is missing")
+    p.add_argument("--init-from", default=None, metavar="RUN_DIR",
+                   help="start each seed from that seed's weights of a finished run (same architecture; "
+                        "a β-TCVAE may start a label-free-encoder WeLa-VAE); the optimizer starts fresh")
+    p.add_argument("--track-every", type=_positive_int, default=0, metavar="E",
+                   help="Blobs: write every seed's polar and Cartesian MSE every E epochs to RUN_DIR/tracking.csv")
     _add_user_data_args(p)
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     _add_tf32_arg(p)

@@ -243,6 +243,12 @@ class TrainConfig:
     # When set: a checkpoint every this many minutes of wall time (and at the end) instead of every
     # checkpoint_every epochs.  Cadence only, no effect on the result: not part of RunConfig.hash().
     checkpoint_minutes: float | None = None
+    # Schedules of issue 23 (welavae.train.schedule; docs/conjectures.md): labels observed only in
+    # epochs A … B−1; the weights of a finished run directory as the start; the polar and Cartesian
+    # MSE of every seed every E epochs into tracking.csv (0: off).
+    label_epochs: tuple[int, int] | None = None
+    init_from: str | None = None
+    track_every: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "adam_betas", tuple(float(b) for b in self.adam_betas))
@@ -261,6 +267,14 @@ class TrainConfig:
         if self.checkpoint_minutes is not None and not self.checkpoint_minutes > 0:
             _fail("train", "checkpoint_minutes", f"must be > 0 (or None: every checkpoint_every epochs), "
                   f"got {self.checkpoint_minutes}")
+        if self.label_epochs is not None:
+            window = tuple(int(e) for e in self.label_epochs)
+            object.__setattr__(self, "label_epochs", window)
+            if len(window) != 2 or not 0 <= window[0] <= window[1] <= self.epochs:
+                _fail("train", "label_epochs", f"must be A:B with 0 <= A <= B <= epochs ({self.epochs}), "
+                      f"got {':'.join(map(str, window))}")
+        if self.track_every < 0:
+            _fail("train", "track_every", f"must be >= 0 (0: off), got {self.track_every}")
 
 
 @dataclass(frozen=True)
@@ -278,6 +292,8 @@ class RunConfig:
     def __post_init__(self):
         if self.kind not in MODELS:
             _fail("run", "kind", f"must be one of {sorted(MODELS)}, got {self.kind!r}")
+        if self.train.label_epochs is not None and not self.model.has_labels:
+            _fail("train", "label_epochs", f"model {self.name!r} has no weak labels to observe in a window")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -328,15 +344,21 @@ _NOT_HASHED = (("train", "checkpoint_minutes"),)
 
 def _as_0_2_0(d: dict) -> dict:
     """The config dict as 0.2.0 wrote it where the new fields hold 0.2.0's behaviour:
-    gray folders (``data.color``), the MLP (``model.arch``), one channel (``image_shape`` (H, W))."""
+    gray folders (``data.color``), the MLP (``model.arch``), one channel (``image_shape`` (H, W)),
+    no label window, initial weights or tracking (``train``: :data:`_LATER_TRAIN_FIELDS`)."""
     data, model = dict(d["data"]), dict(d["model"])
+    train = {k: v for k, v in d["train"].items() if _LATER_TRAIN_FIELDS.get(k, object()) != v}
     if data.get("color") == "gray":
         del data["color"]
     if model.get("arch") == "mlp":
         del model["arch"]
     if len(model["image_shape"]) == 3 and model["image_shape"][2] == 1:
         model["image_shape"] = model["image_shape"][:2]
-    return dict(d, data=data, model=model)
+    return dict(d, data=data, model=model, train=train)
+
+
+#: TrainConfig fields added after 0.2.0 with their 0.2.0 behaviour (left out of the hash when they hold it).
+_LATER_TRAIN_FIELDS = {"label_epochs": None, "init_from": None, "track_every": 0}
 
 
 def _legacy_model(m: dict) -> dict:

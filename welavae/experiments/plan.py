@@ -32,7 +32,15 @@ commands); a timing quoted here would be true on one machine on one day.
            head, and β-TCVAE with K = 2 as the no-label control
            (:data:`VARIANTS`).
 
-``quick``, ``table`` and ``open-questions`` estimate the total correlation by
+``conjectures``  the paper's last two §5 claims (issue 23), on the quick preset's
+           data and network, 8 seeds: the downstream tasks of β-TCVAE,
+           WeLa-VAE p = 2 with all and 1 % of the labels and with the
+           label-free encoder (``models``), and labels that arrive late or
+           leave early (:data:`CONJECTURES`).  Run by
+           :func:`welavae.experiments.conjectures.run` (two sweeps: the
+           fine-tuned model starts from a trained one).
+
+``quick``, ``table``, ``open-questions`` and ``conjectures`` estimate the total correlation by
 minibatch stratified sampling (see :mod:`welavae.config` for why).
 
 Keys: a Table-1 key (``tcvae``, ``wela_p3``) or a variant of one
@@ -46,7 +54,7 @@ from dataclasses import dataclass
 from ..config import PAPER_GAMMA, DataConfig, RunConfig, TrainConfig, make_run_config
 from ..models import parse_key
 
-__all__ = ["RunSpec", "PRESETS", "VARIANTS", "QUICK_EPOCHS", "make_plan", "model_config", "PAPER_MODELS"]
+__all__ = ["RunSpec", "PRESETS", "VARIANTS", "CONJECTURES", "QUICK_EPOCHS", "make_plan", "model_config", "PAPER_MODELS"]
 
 #: Table 1's rows: β-TCVAE, then WeLa-VAE for every p the paper gives γ for (keys as
 #: :func:`welavae.models.parse_key` reads them).
@@ -68,6 +76,17 @@ VARIANTS = {
     "tcvae-k2": ("tcvae", dict(latent_dim=2)),
 }
 
+#: The label-window part of the ``conjectures`` preset: label-free WeLa-VAE p = 2 whose labels (of
+#: 1 − ``held_out`` of the samples; the rest held out for the accuracy) are observed in the epochs
+#: round(a·E) … round(b·E) − 1 of each ``windows`` entry (a, b), and β-TCVAE with K = 2 (the same
+#: network) trained E epochs, then fine-tuned with labels for round(``finetune``·E) more from its
+#: weights; every ``track_every``-th epoch's polar MSE recorded.
+CONJECTURES = dict(
+    windows={"first10": (0.0, 0.1), "first25": (0.0, 0.25), "first50": (0.0, 0.5), "last25": (0.75, 1.0),
+             "always": (0.0, 1.0)},
+    held_out=0.1, finetune=0.25, track_every=1, pca_dims=(2, 5),
+)
+
 PRESETS = {
     "paper": dict(variants=25, shape="gaussian", hidden=(1200, 1200), batch_size=256, lr=1e-4, epochs=150, seeds=50,
                   models=PAPER_MODELS, checkpoint_every=5, tc_estimator="mws",
@@ -75,6 +94,8 @@ PRESETS = {
     "quick": dict(_QUICK, seeds=8, models=PAPER_MODELS[:2]),
     "table": dict(_QUICK, batch_size=256, epochs=150, seeds=16, models=PAPER_MODELS),
     "open-questions": dict(_QUICK, seeds=8, models=tuple(VARIANTS), standard="none"),
+    "conjectures": dict(_QUICK, seeds=8, models=("tcvae", "wela_p2", "wela_p2-f0.01", "wela_p2-image"),
+                        standard="none", conjectures=CONJECTURES),
 }
 
 

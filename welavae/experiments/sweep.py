@@ -317,6 +317,12 @@ def reproduce(
     Raises :class:`SweepFailed` (after writing everything) when a model
     failed; its ``table`` holds the rows.
     """
+    if preset == "conjectures" and plan is None:  # two sweeps and its own report: welavae.experiments.conjectures
+        from .conjectures import run
+
+        return run(out, seeds=seeds, epochs=epochs, models=models, tc_estimator=tc_estimator,
+                   seeds_per_task=seeds_per_task, backend=backend, address=address, device=device,
+                   data_dir=data_dir, progress=progress, standard=standard)
     out = SweepDir(out)
     if standard is None:
         standard = PRESETS.get(preset, {}).get("standard", "best")

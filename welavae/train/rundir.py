@@ -10,6 +10,7 @@ from ..data.user import Dataset, hide_labels
 from ..run import Run, parse_seeds
 from .checkpoint import export_safetensors
 from .preflight import check_run
+from .schedule import TRACKING, Tracker, check_init_source
 from .trainer import TERMS, TrainResult, encode_dataset, train
 
 __all__ = ["observed_labels", "train_run", "parse_seeds"]
@@ -53,6 +54,8 @@ def train_run(
     train_labels, observed = observed_labels(labels, config)
     seeds = check_run(config, seeds, images, train_labels, device=device)  # every refusal before any write
     run = Run(out_dir)
+    if config.train.init_from and not run.checkpoint.exists():  # checked before anything is written
+        check_init_source(config, seeds)
     with run.locked():
         return _train_locked(run, config, seeds, data, images, labels, train_labels, observed, factors,
                              device=device, progress=progress, on_epoch=on_epoch, tf32=tf32)
@@ -60,11 +63,12 @@ def train_run(
 
 def _train_locked(run: Run, config, seeds, data, images, labels, train_labels, observed, factors, *, device,
                   progress, on_epoch, tf32) -> TrainResult:
+    tracker = Tracker(run.path / TRACKING, config, images, factors, train_labels) if config.train.track_every else None
     run.start(config, seeds)
     if config.data.source == "arrays":
         save_npz(run.path / ARRAYS_FILE, data)
     result = train(config, seeds, images, train_labels, device=device, checkpoint_dir=run.path / Run.CHECKPOINTS,
-                   progress=progress, on_epoch=on_epoch, tf32=tf32)
+                   progress=progress, on_epoch=on_epoch, tf32=tf32, track=tracker)
     export_safetensors(run.path / Run.WEIGHTS, result.model, config)
     mu, logvar, pred = encode_dataset(result.model, images, train_labels, batch_size=config.train.eval_batch_size)
     run.write_arrays(mu=mu, logvar=logvar, label_pred=pred, factors=factors,

@@ -49,6 +49,7 @@ from ..seeding import epoch_noise, epoch_permutation
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .platform import describe_change, environment_record, speed_settings
 from .preflight import check_data
+from .schedule import init_from_run, window_labels
 
 __all__ = ["TrainResult", "train", "encode_dataset", "compile_pays", "TERMS"]
 
@@ -301,6 +302,7 @@ def train(
     tf32: bool = False,
     compile_nll: bool | str = "auto",
     prefetch: bool = True,
+    track=None,
 ) -> TrainResult:
     """Train ``len(seeds)`` seeds of ``config`` together.
 
@@ -308,7 +310,10 @@ def train(
     in 0…p_j−1 or −1 = missing (required when the model has labels).  With
     ``checkpoint_dir`` the run saves checkpoints there and, if ``resume``,
     continues from the last one.  ``on_epoch(epoch, history_row)`` is called
-    after every epoch.  ``progress``: a bar over epochs (default: on a
+    after every epoch, and ``track(epoch, model)`` too (:class:`welavae.train.schedule.Tracker`).
+    ``config.train``'s ``label_epochs`` and ``init_from`` (:mod:`welavae.train.schedule`):
+    labels outside the window are missing; a run that does not resume starts
+    from the source's weights.  ``progress``: a bar over epochs (default: on a
     terminal).  ``compile_nll``: use the torch.compile'd image likelihood
     (same value and gradient up to rounding); ``"auto"`` does so on the CPU
     when the run is long enough for compiling to pay (:func:`compile_pays`).
@@ -342,6 +347,8 @@ def train(
     if ckpt_path is not None and resume and ckpt_path.exists():
         history, diverged_epoch, start, before = _resume(ckpt_path, config, seeds, model, optimizer)
         environment = _resumed_environment(ckpt_path, before, env, start)
+    elif tcfg.init_from:  # epoch 0 only: a resumed run never reads the source again
+        init_from_run(model, config)
 
     if compile_nll == "auto":
         logits = len(seeds) * b * config.model.image_dim * (n // b) * max(tcfg.epochs - start, 0)
@@ -361,10 +368,12 @@ def train(
         last_save = _clock()
         model.train()
         for epoch in range(start, tcfg.epochs):
-            means = _train_epoch(model, optimizer, guard, config, x_all, y_all,
+            means = _train_epoch(model, optimizer, guard, config, x_all, window_labels(y_all, tcfg, epoch),
                                  epoch=epoch, log_w=log_w, compiled=bool(compile_nll), draws=draws)
             history = np.concatenate([history, means[None]], axis=0)
             done = epoch + 1
+            if track is not None:  # before the checkpoint: a resume never leaves a tracked epoch out
+                track(done, model)
             if ckpt_path is not None and (_checkpoint_due(tcfg, done, _clock() - last_save) or done == tcfg.epochs):
                 checkpoint(done)
                 last_save = _clock()
