@@ -25,7 +25,7 @@ def test_npz_is_checked_against_the_model_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="has no labels but model"):
         load(cfg)
     cfg = make_run_config("tcvae", image_shape=(6, 6), data=DataConfig(source="npz", path=str(path)))
-    with pytest.raises(ValueError, match="images are 8x8, the model expects 6x6"):
+    with pytest.raises(ValueError, match="images are 8x8x1, the model expects 6x6x1"):
         load(cfg)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz"]
 

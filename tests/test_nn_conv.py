@@ -110,7 +110,7 @@ def test_one_seed_equals_stock_pytorch_in_value_and_gradient(tmp_path, channels)
     z = mu + torch.exp(0.5 * lv) * eps
     img, lab = ens.decode(z)
     nll, _ = ens.decode_nll(z, x)
-    t = objective_terms(cfg.objective, x=x, image_nll=nll, mu=mu, logvar=lv, z=z, dataset_size=100, y=y,
+    t = objective_terms(cfg.objective, image_nll=nll, mu=mu, logvar=lv, z=z, dataset_size=100, y=y,
                         label_logits=lab)
     weights = torch.tensor([0.7, -1.3, 2.1], dtype=torch.float64)  # a leak across seeds would show
     (weights * t["loss"]).sum().backward()

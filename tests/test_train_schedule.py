@@ -93,7 +93,7 @@ def test_empty_window_equals_every_label_missing(blobs, encoder_input, monkeypat
     seeds = [0, 1]
     # The trainer refuses labels none of which is observed (a user's mistake); the window
     # produces exactly that inside the loop, so the check is lifted for the reference run.
-    monkeypatch.setattr("welavae.train.trainer.check_labels", lambda y, n, dims: np.asarray(y, dtype=np.int64))
+    monkeypatch.setattr("welavae.train.preflight.check_labels", lambda y, n, dims: np.asarray(y, dtype=np.int64))
     windowed = train(cfg(encoder_input=encoder_input, label_epochs=(0, 0)), seeds, images, labels, progress=False)
     missing = train(cfg(encoder_input=encoder_input), seeds, images, np.full_like(labels, -1), progress=False)
     for (k, a), b in zip(windowed.model.state_dict().items(), missing.model.state_dict().values()):
@@ -124,14 +124,14 @@ def test_empty_window_from_a_tcvae_start_equals_the_tcvae_run(blobs, tmp_path):
 
     Without --init-from the two differ at the start: the dense head is drawn as one
     layer of D + Σp outputs, so the image bias comes from other draws than β-TCVAE's
-    D outputs.  Starting the WeLa-VAE from a 0-epoch β-TCVAE removes that difference;
-    then its encoder means equal β-TCVAE's bit for bit after training.
+    D outputs.  Starting both from one 1-epoch β-TCVAE removes that difference (a run
+    of 0 epochs is refused unless it copies another: ``--epochs 0`` alone trains nothing);
+    then the WeLa-VAE's encoder means equal β-TCVAE's bit for bit after training.
     """
     images, labels, factors = blobs
-    tc0 = cfg("tcvae", epochs=0)
-    train_run(tc0, [0, 1], tmp_path / "tc0", data=as_dataset(images, None, factors))
-    tc = train(cfg("tcvae"), [0, 1], images, progress=False)
-    wela = train(cfg(label_epochs=(0, 0), init_from=str(tmp_path / "tc0")), [0, 1], images, labels, progress=False)
+    train_run(cfg("tcvae", epochs=1), [0, 1], tmp_path / "tc1", data=as_dataset(images, None, factors))
+    tc = train(cfg("tcvae", init_from=str(tmp_path / "tc1")), [0, 1], images, progress=False)
+    wela = train(cfg(label_epochs=(0, 0), init_from=str(tmp_path / "tc1")), [0, 1], images, labels, progress=False)
     assert np.array_equal(mu_of(wela, images), mu_of(tc, images))
     assert not np.array_equal(mu_of(train(cfg(label_epochs=(0, 0)), [0, 1], images, labels, progress=False), images),
                               mu_of(tc, images))
@@ -278,7 +278,7 @@ def test_cli_flags_reach_config_json(tmp_path, capsys):
                "--track-every", "1", "--data-dir", str(tmp_path / "data"), "--out", str(out)])
     assert rc == 0
     train_cfg = json.loads((out / "config.json").read_text())["train"]
-    assert train_cfg["label_epochs"] == [1, 2] and train_cfg["track_every"] == 1 and "init_from" not in train_cfg
+    assert train_cfg["label_epochs"] == [1, 2] and train_cfg["track_every"] == 1 and train_cfg["init_from"] is None
     assert [r["epoch"] for r in _tracking(out / "tracking.csv")] == ["1", "2"]
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--model", "wela", "--label-dim", "2", "--label-epochs", "2", "--out", str(tmp_path / "x")])

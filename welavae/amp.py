@@ -19,7 +19,12 @@ __all__ = ["autocast_safe"]
 
 @functools.cache
 def autocast_safe(function: type[torch.autograd.Function], device_type: str) -> type[torch.autograd.Function]:
-    """``function`` made autocast-safe on ``device_type`` ("cpu", "cuda", …): call its ``.apply``."""
+    """``function`` made autocast-safe on ``device_type`` ("cpu", "cuda", …): call its ``.apply``.
+
+    A device type without autocast (``meta``, used to check a step for host reads) gets ``function`` itself.
+    """
+    if not torch.amp.is_autocast_available(device_type):
+        return function
 
     class Float32(function):
         @staticmethod

@@ -252,8 +252,8 @@ class TrainConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "adam_betas", tuple(float(b) for b in self.adam_betas))
-        if self.epochs < 1:
-            _fail("train", "epochs", f"must be >= 1, got {self.epochs}")
+        if self.epochs < 1 and not (self.epochs == 0 and self.init_from):  # 0 with init_from: a copy
+            _fail("train", "epochs", f"must be >= 1 (0 only with init_from), got {self.epochs}")
         if self.batch_size < 2:
             _fail("train", "batch_size", f"must be >= 2 (the TC estimator needs pairs), got {self.batch_size}")
         if not (math.isfinite(self.lr) and self.lr > 0):

@@ -24,7 +24,7 @@ def parse_device(device) -> torch.device:
         device = str(device)
     m = _PATTERN.fullmatch(str(device).strip().lower())
     if m is None or (m.group(2) is not None and m.group(1) != "cuda"):
-        raise ValueError(f"unknown device {device!r}: use {DEVICE_HELP}")
+        raise ValueError(f"--device {device!r} is not a device: use {DEVICE_HELP}")
     return torch.device(m.group(0))
 
 

@@ -45,7 +45,7 @@ from ..io import write_text
 from ..metrics import label_accuracy, split_indices
 from ..run import Run
 from ..train.schedule import TRACKING
-from .executors import chunk_path, chunks_by_seed
+from .sweepdir import SweepDir
 from .plan import PRESETS, RunSpec, make_plan, model_config
 
 __all__ = ["run", "conjecture_plans", "downstream_targets", "downstream_rows", "window_rows", "write_report",
@@ -95,7 +95,7 @@ def conjecture_plans(out, *, seeds: int | None = None, epochs: int | None = None
         first.append(RunSpec(cfg.name, cfg, n_seeds))
     first.append(RunSpec(SOURCE, model_config(SOURCE, data=data, train=tracked, **common), n_seeds))
     extra = max(int(math.floor(c["finetune"] * n_epochs + 0.5)), 1)
-    source_dir = chunk_path(Path(out).resolve(), SOURCE, n_seeds)
+    source_dir = SweepDir(Path(out).resolve()).chunk(SOURCE, n_seeds)
     train = dataclasses.replace(tracked, epochs=extra, checkpoint_every=min(tracked.checkpoint_every, extra),
                                 init_from=str(source_dir))
     cfg = dataclasses.replace(model_config("wela_p2-image", data=data, train=train, **common),
@@ -215,7 +215,7 @@ def _stats(values) -> tuple[float, float]:
 
 
 def _model_runs(out: Path, model: str) -> dict[int, tuple[Run, int]]:
-    return {s: (Run(chunk), i) for s, (chunk, i) in chunks_by_seed(out / "runs" / model).items()}
+    return {s: (Run(chunk), i) for s, (chunk, i) in SweepDir(out).chunks_by_seed(model).items()}
 
 
 def window_rows(out, plan: list[RunSpec]) -> list[dict]:
