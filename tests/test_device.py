@@ -19,7 +19,7 @@ def test_accepted_names(monkeypatch, name, expected):
 
 @pytest.mark.parametrize("name", ["gpu", "cuda:", "cuda:-1", "cpu:0", "cuda:1:2", "", "tpu"])
 def test_unknown_names_are_one_sentence(name):
-    with pytest.raises(ValueError, match=r"unknown device .*: use cpu, cuda, cuda:N or mps$"):
+    with pytest.raises(ValueError, match=r"--device .* is not a device: use cpu, cuda, cuda:N or mps$"):
         parse_device(name)
 
 
