@@ -203,6 +203,13 @@ def test_cli_trains_on_a_colour_folder_and_encodes_it(tmp_path, capsys):
     assert main(["encode", str(run), "--images", str(folder), "--labels", str(tmp_path / "labels.csv"),
                  "--out", str(tmp_path / "z.npy")]) == 0  # read in colour, as the model's data were
     assert np.allclose(np.load(tmp_path / "z.npy"), np.load(run / "mu.npy"), atol=1e-6)
+    # a folder has no true factors: plot draws the traversals of the seed `select` ranks first, in colour
+    capsys.readouterr()
+    assert main(["plot", str(run), "--out", str(tmp_path / "fig")]) == 0
+    (png,) = (tmp_path / "fig").glob("*.png")
+    assert png.name == "wela_seed0.png" and Image.open(png).mode in ("RGB", "RGBA")
+    drawn = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    assert (np.abs(drawn[..., 0] - drawn[..., 1]) > 30).any()  # not a gray picture
     capsys.readouterr()
     assert main(["train", "--model", "wela", "--npz", "x.npz", "--color", "rgb", "--out", str(tmp_path / "o")]) == 2
     assert "--color goes with --images" in capsys.readouterr().err and not (tmp_path / "o").exists()

@@ -162,9 +162,10 @@ def evaluate_run(run_dir, *, standard="best") -> dict:
 def seed_figure(model, images, mu, logvar, factors, *, title=None, n_originals: int = 8, steps: int = 10):
     """The paper's Figure 1 layout for a one-seed model.
 
-    images: (N, H, W) or (N, H, W, C); mu, logvar: (N, K) of this seed; factors: (N, 2).
-    The positional heat maps need Blobs' full grid of positions (N a multiple
-    of H²); other data get the figure without them.
+    images: (N, H, W) or (N, H, W, C); mu, logvar: (N, K) of this seed; factors: (N, 2), or
+    None for data without true factors (the traversals then start from the sample whose code
+    is nearest the codes' median).  The positional heat maps need Blobs' full grid of
+    positions (N a multiple of H², factors known); other data get the figure without them.
     Latents are shown in order of increasing mean posterior variance (the
     informative ones first).
     """
@@ -183,9 +184,12 @@ def seed_figure(model, images, mu, logvar, factors, *, title=None, n_originals: 
         return torch.sigmoid(logits[0]).cpu().numpy().reshape(-1, *images.shape[1:])
 
     recon = decode(mu[pick])
-    centre = np.argmin(np.abs(factors - (size - 1) / 2).sum(1))
+    if factors is not None:
+        centre = np.argmin(np.abs(factors - (size - 1) / 2).sum(1))
+    else:
+        centre = np.argmin(np.abs(mu - np.median(mu, axis=0)).sum(1))
     traversals = traversal_grid(decode, mu[centre], steps=steps)
-    heat = heatmaps_from_mu(mu, size=size) if n % (size * size) == 0 else None
+    heat = heatmaps_from_mu(mu, size=size) if factors is not None and n % (size * size) == 0 else None
     order = np.argsort(np.exp(logvar).mean(0))
     return latent_figure(images[pick], recon, traversals, heat, order=list(order), title=title)
 
@@ -193,7 +197,10 @@ def seed_figure(model, images, mu, logvar, factors, *, title=None, n_originals: 
 @locking("run_dir", create=False)  # it writes RUN_DIR/figures (by default)
 def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_dir=None) -> list[Path]:
     """Draw the Figure-1 layout (and a 2-D scatter) of one seed of a run; default: the seed of lowest
-    MSE on the run's :func:`figure_task` (Cartesian without labels, polar with them).
+    MSE on the run's :func:`figure_task` (Cartesian without labels, polar with them).  A run without
+    true factors (your own data) gets the traversals of the seed ranked first by
+    :func:`welavae.selection.rank_seeds` (weak-label alignment, or the training loss for a model
+    without labels), and no heat maps or scatter.
 
     Writes ``OUT/<name>_seed<S>.png`` and ``OUT/<name>_seed<S>_scatter.png``
     (OUT defaults to ``RUN_DIR/figures``).  ``data``: optional images (N, H, W)
@@ -205,7 +212,7 @@ def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_
     run = Run(run_dir)
     seeds, factors = run.seeds, run.array("factors")
     if factors is None:
-        raise ValueError(f"{run.path} has no factors.npy: the positional heat maps need the true factors")
+        return [_plot_without_factors(run, seed, out_dir, data, data_dir)]
     polar_task = figure_task(run.config) == "polar"
     score = polar_mse if polar_task else cartesian_mse
     if seed is None:
@@ -225,3 +232,22 @@ def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_
     paths.append(save_figure(latent_scatter(mu[:, [i, j]], factors, title=f"{config.name} seed {seed}: channels ({i}, {j})"),
                              out / f"{config.name}_seed{seed}_scatter.png"))
     return paths
+
+
+def _plot_without_factors(run: Run, seed, out_dir, data, data_dir) -> Path:
+    """The traversals of one seed of a run on data without true factors (see :func:`plot_run`)."""
+    from .data.load import load
+    from .plots import save_figure
+    from .selection import DEFAULT_CRITERION, rank_seeds
+
+    config, seeds = run.config, run.seeds
+    if seed is None:
+        seed = rank_seeds(run, by=DEFAULT_CRITERION if config.model.has_labels else "loss")["ranking"][0]
+    if seed not in seeds:
+        raise ValueError(f"seed {seed} is not in {run.path} (seeds: {seeds})")
+    i = seeds.index(seed)
+    images = data if data is not None else load(config, data_dir=data_dir, run_dir=run.path).images
+    figure = seed_figure(run.load_model().subset([seed]), images, run.mu[i], run.array("logvar")[i], None,
+                         title=f"{config.name}, seed {seed}")
+    out = Path(out_dir) if out_dir is not None else run.path / Run.FIGURES
+    return save_figure(figure, out / f"{config.name}_seed{seed}.png")
