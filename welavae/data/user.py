@@ -118,7 +118,10 @@ class Dataset:
 
     ``label_dims`` (p_1 … p_m); ``label_names`` one per label; ``label_classes``
     the class names of labels read as strings (else the indices as text);
-    ``factors`` (N, F) true factors when known; ``files`` the image files.
+    ``factors`` (N, F) true factors when known; ``files`` the image files;
+    ``label_coordinates`` (N, m) float64, the continuous coordinates the labels
+    bin, when known (a benchmark's weak-label spec).  A benchmark's images
+    stay bool/uint8 (converted per batch by :func:`welavae.data.benchmarks.to_float`).
     """
 
     images: np.ndarray
@@ -128,6 +131,7 @@ class Dataset:
     label_classes: tuple[tuple[str, ...], ...] = ()
     factors: np.ndarray | None = None
     files: tuple[str, ...] = field(default=())
+    label_coordinates: np.ndarray | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
