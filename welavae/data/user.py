@@ -36,13 +36,20 @@ __all__ = [
 MISSING = -1
 
 
-def check_images(images, *, name: str = "images") -> np.ndarray:
+def check_images(images, *, name: str = "images", keep_pixels: bool = False) -> np.ndarray:
     """Return images as float32 (N, H, W), (N, H, W, C) or (N, D); refuse NaN/inf and values outside [0, 1].
 
     The image likelihood is Bernoulli per channel value (as disentanglement_lib
-    does for colour data), so every value is a probability.
+    does for colour data), so every value is a probability.  ``keep_pixels``:
+    bool or uint8 images (a benchmark's, as stored) are returned as they are,
+    to be converted per batch by :func:`welavae.data.benchmarks.to_float`
+    (every such value maps into [0, 1]).
     """
     x = np.asarray(images)
+    if keep_pixels and x.dtype in (np.bool_, np.uint8):
+        if x.ndim not in (2, 3, 4) or x.shape[0] < 1:
+            raise ValueError(f"{name} must have shape (N, H, W), (N, H, W, C) or (N, D), got {x.shape}")
+        return x
     if x.dtype == np.uint8:
         raise ValueError(f"{name} are uint8; convert to float in [0, 1] (divide by 255) first")
     if not np.issubdtype(x.dtype, np.floating):
