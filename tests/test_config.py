@@ -30,8 +30,10 @@ def every_field_off_default() -> RunConfig:
     return RunConfig(
         name="mine",
         kind="betavae",
-        data=DataConfig(source="images", variants=3, size=32, seed=7, shape="disk", sigma_range=(1, 2.5),
-                        path="imgs", labels_path="labels.csv", label_fraction=0.25, label_seed=11, color="rgb"),
+        data=DataConfig(source="benchmark", variants=3, size=32, seed=7, shape="disk", sigma_range=(1, 2.5),
+                        path="imgs", labels_path="labels.csv", label_fraction=0.25, label_seed=11, color="rgb",
+                        dataset="sprites", data_path="s.npz", subset=10, subset_seed=2, weak_labels="bins(posX):2",
+                        grid=(1, 3, 6, 40, 32, 2)),
         model=ModelConfig(latent_dim=4, hidden=(16, 8, 4), label_dims=(3, 2), image_shape=(32, 48, 3), arch="conv", encoder="conv",
                           encoder_input="image", label_head="diagonal", label_names=("angle", "side"),
                           label_classes=(("a", "b", "c"), ("left", "right"))),

@@ -65,3 +65,58 @@ def test_a_run_fit_on_arrays_is_evaluated_and_plotted_like_any_other(tmp_path):
     (tmp_path / "run" / ARRAYS_FILE).unlink()
     with pytest.raises(FileNotFoundError, match=ARRAYS_FILE):
         plot_run(tmp_path / "run", seed=1, out_dir=tmp_path / "fig")
+
+
+# ------------------------------------------------------------- benchmarks ---
+
+SPRITE_KEEP = {"shape": [0, 1], "scale": [5], "orientation": [0], "posX": [0, 10, 20, 31], "posY": [0, 31]}
+SPRITE_GRID = (1, 2, 1, 1, 4, 2)  # the sizes of that reduced grid: 16 images
+
+
+def _sprites(tmp_path):
+    from welavae.data.sprites import write_sprites_npz
+
+    return str(write_sprites_npz(tmp_path / "sprites.npz", keep=SPRITE_KEEP))
+
+
+def test_a_benchmark_is_read_with_its_spec_labels_and_coordinates(tmp_path):
+    path = _sprites(tmp_path)
+    d = DataConfig(source="benchmark", dataset="sprites", data_path=path, grid=SPRITE_GRID,
+                   weak_labels="bins(posX):2, bins(shape):2")
+    ds = load(d)
+    assert ds.images.dtype == np.bool_ and ds.images.shape == (16, 64, 64)  # kept as stored
+    # posX classes 0..3 in equal-width halves of [0, 3]: {0, 1} -> 0, {2, 3} -> 1; shape 0/1 is its own bin
+    np.testing.assert_array_equal(ds.labels, np.stack([ds.factors[:, 4] >= 2, ds.factors[:, 1]], axis=1))
+    np.testing.assert_array_equal(ds.label_coordinates, ds.factors[:, [4, 1]].astype(float))
+    assert ds.label_dims == (2, 2) and ds.label_names == ("bins(posX)", "bins(shape)")
+    wela = load(make_run_config("wela", label_dims=(2, 2), image_shape=(64, 64), data=d))
+    np.testing.assert_array_equal(wela.labels, ds.labels)
+    sub = load(DataConfig(source="benchmark", dataset="sprites", data_path=path, grid=SPRITE_GRID, subset=5,
+                          subset_seed=3))
+    assert sub.labels is None and len(sub.images) == 5
+    rows = np.sort(np.random.default_rng(3).choice(16, 5, replace=False))  # the seeded uniform draw
+    np.testing.assert_array_equal(sub.images, ds.images[rows])
+
+
+def test_a_benchmark_is_refused_in_one_sentence(tmp_path):
+    path = _sprites(tmp_path)
+    with pytest.raises(ValueError, match="needs a dataset name and a data_path"):
+        DataConfig(source="benchmark", dataset="sprites")
+    with pytest.raises(ValueError, match="go with source 'benchmark'"):
+        DataConfig(subset=10)
+    with pytest.raises(ValueError, match="the dSprites twin is the full factor grid"):
+        load(DataConfig(source="benchmark", dataset="sprites", data_path=path))  # a reduced file, no grid
+    with pytest.raises(FileNotFoundError, match="dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"):
+        load(DataConfig(source="benchmark", dataset="dsprites", data_path=str(tmp_path)))
+    d = DataConfig(source="benchmark", dataset="sprites", data_path=path, grid=SPRITE_GRID, weak_labels="bins(posX):2")
+    with pytest.raises(ValueError, match=r"have \(2,\) classes, the model expects \(3,\)"):
+        load(make_run_config("wela", label_dims=(3,), image_shape=(64, 64), data=d))
+
+
+def test_a_benchmark_config_keeps_the_0_2_0_hashes_and_hashes_its_own_fields(tmp_path):
+    assert make_run_config("wela", label_dim=2).hash() == "f5af1694bc50d21b"  # 0.2.0's hash (tests/test_colour.py)
+    d = DataConfig(source="benchmark", dataset="sprites", data_path="s.npz")
+    hashes = {make_run_config("tcvae", data=x).hash()
+              for x in (d, DataConfig(source="benchmark", dataset="sprites", data_path="s.npz", subset=10),
+                        DataConfig(source="benchmark", dataset="sprites", data_path="s.npz", subset=10, subset_seed=1))}
+    assert len(hashes) == 3

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -109,6 +110,42 @@ def _add_data_args(p):
     p.add_argument("--shape", choices=SHAPES, default="gaussian", help="blob shape (disk: the authors' shape)")
 
 
+def _add_benchmark_args(p):
+    from .data.benchmarks import BENCHMARKS
+
+    p.add_argument("--dataset", choices=tuple(BENCHMARKS), default=None,
+                   help="a benchmark file (read with --data-path; sprites: the twin `welavae data --dataset sprites` "
+                        "writes); excludes --npz and --images")
+    p.add_argument("--data-path", default=None, help="with --dataset: the file, or a folder holding it under its "
+                   "published name")
+    p.add_argument("--subset", type=_positive_int, default=None, metavar="N",
+                   help="with --dataset: train on N images drawn uniformly (seeded by --subset-seed)")
+    p.add_argument("--subset-seed", type=int, default=0, help="with --subset: the seed of the draw (default 0)")
+    p.add_argument("--weak-labels", default=None, metavar="SPEC",
+                   help='with --dataset: weak labels from its factors, e.g. "angle(posX,posY):3, distance(posX,posY):3" '
+                        "(bins(f):p, angle, distance, sum, diff; see docs/benchmarks.md)")
+    p.add_argument("--grid", type=_int_list, default=None, metavar="N1,...",
+                   help="with --dataset: the factor sizes of a reduced grid (a twin written with --keep)")
+
+
+def _benchmark_source(args):
+    """The DataConfig fields of --dataset and its options, or None; the options alone are refused."""
+    dataset = getattr(args, "dataset", None)
+    given = [f"--{n.replace('_', '-')}" for n in ("data_path", "subset", "weak_labels", "grid")
+             if getattr(args, n, None) is not None]
+    if dataset is None:
+        if given:
+            raise ValueError(f"{given[0]} goes with --dataset NAME")
+        return None
+    if args.npz or args.images:
+        raise ValueError("give --dataset NAME --data-path FILE, or your own data with --npz / --images, not both")
+    if args.data_path is None:
+        raise ValueError(f"--dataset {dataset} needs --data-path, the file (or the folder holding it)")
+    return dict(source="benchmark", dataset=dataset, data_path=args.data_path, subset=args.subset,
+                subset_seed=args.subset_seed, weak_labels=args.weak_labels,
+                grid=tuple(args.grid) if args.grid else None)
+
+
 def _add_user_data_args(p):
     p.add_argument("--npz", default=None, help="your data: a .npz with 'images' (N, H, W) or (N, H, W, C) in [0, 1] "
                    "and optional 'labels' (N, m) (-1 = missing), 'factors', 'label_names'")
@@ -119,10 +156,45 @@ def _add_user_data_args(p):
     p.add_argument("--labels", default=None, help="with --images: CSV with header 'file,<label name>,...'; empty cell = missing")
 
 
+def _keep_arg(text: str) -> tuple[str, list[int]]:
+    """'posX=0,10,31' → ('posX', [0, 10, 31]): the classes of one factor a reduced twin keeps."""
+    name, sep, idx = text.partition("=")
+    try:
+        classes = [int(i) for i in idx.split(",")]
+    except ValueError:
+        classes = None
+    if not sep or not name or classes is None:
+        raise argparse.ArgumentTypeError(f"expected FACTOR=I,J,... (class indices of the full grid), got {text!r}")
+    return name, classes
+
+
+def _write_twin(args) -> int:
+    """``welavae data --dataset sprites --out FILE``: render the dSprites twin (or a reduced grid of it)."""
+    from .data.sprites import sprite_grid, write_sprites_npz
+
+    if args.dataset != "sprites":
+        raise ValueError(f"welavae data renders only the dSprites twin (--dataset sprites); {args.dataset!r} "
+                         "is a published file: download it and pass it to train with --data-path")
+    if not args.out:
+        raise ValueError("--dataset sprites needs --out FILE.npz, the file to write")
+    keep = dict(args.keep) if args.keep else None
+    _, sizes = sprite_grid(keep)  # refuses an unknown factor or class before anything is rendered
+    t = time.perf_counter()
+    path = write_sprites_npz(args.out, keep=keep)
+    grid = "" if keep is None else f"; a reduced grid: train on it with --grid {','.join(map(str, sizes))}"
+    print(f"the dSprites twin: {math.prod(sizes)} images of 64x64 written to {path} in "
+          f"{time.perf_counter() - t:.1f}s{grid}")
+    return 0
+
+
 def _cmd_data(args) -> int:
     from .config import DataConfig, make_run_config
     from .data import load
 
+    if args.dataset or args.keep:
+        if not args.dataset:
+            raise ValueError("--keep goes with --dataset sprites")
+        return _write_twin(args)
     t = time.perf_counter()
     # read as a WeLa model with p classes per label would read it: Blobs and its weak labels (validates p)
     config = make_run_config("wela", label_dim=args.label_dim, data=DataConfig(variants=args.variants, shape=args.shape))
@@ -142,7 +214,10 @@ def _cmd_data(args) -> int:
 
 
 def _user_source(args):
-    """The DataConfig fields of the user's data named by --npz or --images/--labels, or None for Blobs."""
+    """The DataConfig fields of the user's data named by --npz, --images/--labels or --dataset, or None for Blobs."""
+    bench = _benchmark_source(args)
+    if bench is not None:
+        return bench
     if args.npz and args.images:
         raise ValueError("give --npz or --images, not both")
     if args.color and not args.images:
@@ -315,7 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="build (or reuse) the cached Blobs set and draw its figures")
     _add_data_args(p)
     p.add_argument("--label-dim", type=int, default=2, help="p for the label-region figure (default 2)")
-    p.add_argument("--out", default=None, help="directory for samples.png and label_regions_pP.png")
+    p.add_argument("--out", default=None, help="directory for samples.png and label_regions_pP.png; "
+                   "with --dataset sprites: the .npz file to write")
+    p.add_argument("--dataset", choices=("sprites",), default=None,
+                   help="sprites: render the dSprites twin (737,280 images, dSprites' npz layout) into --out")
+    p.add_argument("--keep", type=_keep_arg, action="append", default=None, metavar="FACTOR=I,J,...",
+                   help="with --dataset sprites: keep only these classes of a factor (repeatable): a reduced grid")
     p.set_defaults(func=_cmd_data)
 
     p = sub.add_parser("train", help="train several seeds of one model at once")
@@ -359,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--track-every", type=_positive_int, default=0, metavar="E",
                    help="Blobs: write every seed's polar and Cartesian MSE every E epochs to RUN_DIR/tracking.csv")
     _add_user_data_args(p)
+    _add_benchmark_args(p)
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     _add_tf32_arg(p)
     p.add_argument("--out", required=True, help="run directory")

@@ -64,7 +64,7 @@ def _fail(cls: str, field_: str, msg: str):
     raise ValueError(f"{cls}.{field_}: {msg}")
 
 
-SOURCES = ("blobs", "npz", "images", "arrays")  # arrays: given in memory (welavae.fit)
+SOURCES = ("blobs", "npz", "images", "arrays", "benchmark")  # arrays: given in memory (welavae.fit)
 ENCODER_INPUTS = ("image+labels", "image")
 LABEL_HEADS = ("dense", "diagonal")
 
@@ -79,6 +79,13 @@ class DataConfig:
     ``label_seed``: the same subset for every seed of a run.  ``color``: how
     an image folder is read, ``"gray"`` (one channel, the default) or
     ``"rgb"`` (three channels).
+
+    ``"benchmark"``: a file of :data:`welavae.data.benchmarks.BENCHMARKS`
+    (``dataset``, ``data_path``), ``subset`` images of it drawn from
+    ``subset_seed`` (None = all), weak labels from the ``weak_labels`` spec
+    (:mod:`welavae.data.spec`; None = no labels); ``grid``: the factor sizes of
+    a reduced grid (a twin written with ``write_sprites_npz(keep=...)``), None =
+    the published grid.
     """
 
     source: str = "blobs"
@@ -92,6 +99,12 @@ class DataConfig:
     label_fraction: float = 1.0
     label_seed: int = 0
     color: str = "gray"
+    dataset: str | None = None
+    data_path: str | None = None
+    subset: int | None = None
+    subset_seed: int = 0
+    weak_labels: str | None = None
+    grid: tuple[int, ...] | None = None
 
     def __post_init__(self):
         if self.color not in COLORS:
@@ -100,6 +113,16 @@ class DataConfig:
             _fail("data", "source", f"must be one of {SOURCES}, got {self.source!r}")
         if self.source in ("npz", "images") and not self.path:
             _fail("data", "path", f"a {self.source!r} data set needs a path")
+        if self.source == "benchmark" and not (self.dataset and self.data_path):
+            _fail("data", "dataset", "a 'benchmark' data set needs a dataset name and a data_path")
+        if self.source != "benchmark" and (self.dataset or self.data_path or self.weak_labels or self.grid
+                                           or self.subset is not None):
+            _fail("data", "dataset", f"dataset, data_path, subset, weak_labels and grid go with source "
+                                     f"'benchmark', not {self.source!r}")
+        if self.subset is not None and (isinstance(self.subset, bool) or int(self.subset) < 1):
+            _fail("data", "subset", f"must be an integer >= 1 or None, got {self.subset!r}")
+        if self.grid is not None:
+            object.__setattr__(self, "grid", tuple(int(s) for s in self.grid))
         if self.variants < 1:
             _fail("data", "variants", f"must be >= 1, got {self.variants}")
         if not (math.isfinite(self.label_fraction) and 0.0 <= self.label_fraction <= 1.0):
@@ -344,12 +367,12 @@ _NOT_HASHED = (("train", "checkpoint_minutes"),)
 
 def _as_0_2_0(d: dict) -> dict:
     """The config dict as 0.2.0 wrote it where the new fields hold 0.2.0's behaviour:
-    gray folders (``data.color``), the MLP (``model.arch``), one channel (``image_shape`` (H, W)),
-    no label window, initial weights or tracking (``train``: :data:`_LATER_TRAIN_FIELDS`)."""
-    data, model = dict(d["data"]), dict(d["model"])
-    train = {k: v for k, v in d["train"].items() if _LATER_TRAIN_FIELDS.get(k, object()) != v}
-    if data.get("color") == "gray":
-        del data["color"]
+    gray folders and no benchmark (``data``: :data:`_LATER_DATA_FIELDS`), the MLP (``model.arch``),
+    one channel (``image_shape`` (H, W)), no label window, initial weights or tracking
+    (``train``: :data:`_LATER_TRAIN_FIELDS`)."""
+    model = dict(d["model"])
+    data, train = (_without_later(d[part], later) for part, later in (("data", _LATER_DATA_FIELDS),
+                                                                       ("train", _LATER_TRAIN_FIELDS)))
     if model.get("arch") == "mlp":
         del model["arch"]
     if len(model["image_shape"]) == 3 and model["image_shape"][2] == 1:
@@ -359,6 +382,14 @@ def _as_0_2_0(d: dict) -> dict:
 
 #: TrainConfig fields added after 0.2.0 with their 0.2.0 behaviour (left out of the hash when they hold it).
 _LATER_TRAIN_FIELDS = {"label_epochs": None, "init_from": None, "track_every": 0}
+#: DataConfig fields added after 0.2.0 with their 0.2.0 behaviour (left out of the hash when they hold it).
+_LATER_DATA_FIELDS = {"color": "gray", "dataset": None, "data_path": None, "subset": None, "subset_seed": 0,
+                      "weak_labels": None, "grid": None}
+
+
+def _without_later(section: dict, later: dict) -> dict:
+    """``section`` less the fields of ``later`` that hold their 0.2.0 value."""
+    return {k: v for k, v in section.items() if later.get(k, object()) != v}
 
 
 def _legacy_model(m: dict) -> dict:

@@ -141,7 +141,7 @@ class BenchmarkData:
         return weak_labels_from_spec(self.factors, spec, self.factor_names, factor_sizes=self.factor_sizes)
 
     def to_dataset(self, spec=None):
-        """A :class:`welavae.data.Dataset` with these images (kept bool/uint8) and the spec's weak labels."""
+        """A :class:`welavae.data.Dataset` with these images (kept bool/uint8), the spec's weak labels and their coordinates."""
         from .user import Dataset
 
         if spec is None:
@@ -154,6 +154,7 @@ class BenchmarkData:
             label_names=wl.names,
             label_classes=tuple(tuple(str(k) for k in range(p)) for p in wl.dims),
             factors=self.factors,
+            label_coordinates=wl.coordinates,
         )
 
 

@@ -14,6 +14,10 @@ all call it, so a data set is read, checked and labelled in one place:
             run directory as ``data.npz`` (:func:`save_npz`, the npz layout
             above), so that such a run is plotted, evaluated and resumed like
             any other; reading it needs ``run_dir``.
+``benchmark`` a benchmark file (:func:`welavae.data.benchmarks.load_benchmark`:
+            dSprites, its twin, Shapes3D, MPI3D), a seeded subset of it, images
+            kept bool/uint8, weak labels from the config's spec
+            (:mod:`welavae.data.spec`) with their label coordinates
 
 Every check that can refuse a data set runs here, before anything is written.
 """
@@ -78,6 +82,12 @@ def load(config: DataConfig | RunConfig, *, data_dir=None, run_dir=None, model: 
             raise FileNotFoundError(f"{path} does not exist: the arrays this run was trained on are not in "
                                     "its directory (runs written by welavae.fit before 0.3 did not keep them)")
         ds = load_npz(path, label_dims=label_dims)
+    elif d.source == "benchmark":
+        path = d.data_path
+        ds = _load_benchmark(d)
+        if label_dims and ds.labels is not None and tuple(label_dims) != tuple(ds.label_dims):
+            raise ValueError(f"the weak labels {d.weak_labels!r} of {path} have {ds.label_dims} classes, "
+                             f"the model expects {tuple(label_dims)}")
     elif d.source == "npz":
         path = d.path
         ds = load_npz(path, label_dims=label_dims)
@@ -96,6 +106,18 @@ def load(config: DataConfig | RunConfig, *, data_dir=None, run_dir=None, model: 
         if not model.has_labels:
             ds = dataclasses.replace(ds, labels=None, label_dims=(), label_names=(), label_classes=())
     return ds
+
+
+def _load_benchmark(d: DataConfig) -> Dataset:
+    """The benchmark of ``d``: its (reduced) grid, subset and weak-label spec; labels None without a spec."""
+    from .benchmarks import benchmark, load_benchmark, small_grid
+
+    entry = small_grid(d.dataset, d.grid) if d.grid is not None else benchmark(d.dataset)
+    if d.grid is not None and len(d.grid) != len(entry.factor_names):
+        raise ValueError(f"data.grid {d.grid} must give the size of each of the {len(entry.factor_names)} factors "
+                         f"of {d.dataset} ({', '.join(entry.factor_names)})")
+    data = load_benchmark(entry, d.data_path, subset=d.subset, seed=d.subset_seed)
+    return data.to_dataset(d.weak_labels)
 
 
 def save_npz(path, data: Dataset) -> Path:

@@ -36,13 +36,20 @@ __all__ = [
 MISSING = -1
 
 
-def check_images(images, *, name: str = "images") -> np.ndarray:
+def check_images(images, *, name: str = "images", keep_pixels: bool = False) -> np.ndarray:
     """Return images as float32 (N, H, W), (N, H, W, C) or (N, D); refuse NaN/inf and values outside [0, 1].
 
     The image likelihood is Bernoulli per channel value (as disentanglement_lib
-    does for colour data), so every value is a probability.
+    does for colour data), so every value is a probability.  ``keep_pixels``:
+    bool or uint8 images (a benchmark's, as stored) are returned as they are,
+    to be converted per batch by :func:`welavae.data.benchmarks.to_float`
+    (every such value maps into [0, 1]).
     """
     x = np.asarray(images)
+    if keep_pixels and x.dtype in (np.bool_, np.uint8):
+        if x.ndim not in (2, 3, 4) or x.shape[0] < 1:
+            raise ValueError(f"{name} must have shape (N, H, W), (N, H, W, C) or (N, D), got {x.shape}")
+        return x
     if x.dtype == np.uint8:
         raise ValueError(f"{name} are uint8; convert to float in [0, 1] (divide by 255) first")
     if not np.issubdtype(x.dtype, np.floating):
@@ -118,7 +125,10 @@ class Dataset:
 
     ``label_dims`` (p_1 … p_m); ``label_names`` one per label; ``label_classes``
     the class names of labels read as strings (else the indices as text);
-    ``factors`` (N, F) true factors when known; ``files`` the image files.
+    ``factors`` (N, F) true factors when known; ``files`` the image files;
+    ``label_coordinates`` (N, m) float64, the continuous coordinates the labels
+    bin, when known (a benchmark's weak-label spec).  A benchmark's images
+    stay bool/uint8 (converted per batch by :func:`welavae.data.benchmarks.to_float`).
     """
 
     images: np.ndarray
@@ -128,6 +138,7 @@ class Dataset:
     label_classes: tuple[tuple[str, ...], ...] = ()
     factors: np.ndarray | None = None
     files: tuple[str, ...] = field(default=())
+    label_coordinates: np.ndarray | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

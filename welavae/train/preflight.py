@@ -50,14 +50,17 @@ def check_device(device) -> None:
 
 
 def check_data(config: RunConfig, images, labels) -> tuple[np.ndarray, np.ndarray | None]:
-    """(images float32 (N, H, W) or (N, D), labels int64 (N, m) or None) checked against ``config``.
+    """(images (N, H, W) or (N, D), labels int64 (N, m) or None) checked against ``config``.
+
+    Float images come back as float32; bool/uint8 ones as they are (no float
+    copy of the set: the trainer converts each batch with ``to_float``).
 
     ``labels`` are those the model trains with (after ``label_fraction``
     hid some).  Refuses: images the model's shape does not fit, missing
     labels for a model with labels, a fraction that leaves no label, fewer
     samples than one batch.
     """
-    x = check_images(images)
+    x = check_images(images, keep_pixels=True)
     m = config.model
     if x[0].size != m.image_dim:
         raise ValueError(f"images have {x[0].size} values but the model expects {m.image_dim} "

@@ -205,7 +205,7 @@ class Tracker:
         self.path, self.train = Path(path), config.train
         n = len(images)
         idx = np.sort(np.random.default_rng(subset_seed).choice(n, size=min(int(samples), n), replace=False))
-        self.images = np.asarray(images, dtype=np.float32)[idx]
+        self.images = np.asarray(images)[idx]  # as stored (bool/uint8 too): encode_dataset converts per batch
         self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)[idx]
         self.factors, self.indices = factors[idx], idx
         self.batch_size = config.train.eval_batch_size

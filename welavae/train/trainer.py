@@ -41,6 +41,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import TERMS, RunConfig
+from ..data.benchmarks import to_float
 from ..device import check_device
 from ..nn.vae import EnsembleVAE
 from ..objectives.objective import objective_terms
@@ -84,6 +85,7 @@ class TrainResult:
 
 
 def _to_tensors(config: RunConfig, images, labels, device):
+    """(x (N, D) float32, or bool/uint8 as stored: converted per batch by to_float; y (N, m) int64 or None)."""
     x, y = check_data(config, images, labels)  # the same checks train_run makes before writing anything
     x = torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), -1)))
     return x.to(device), None if y is None else torch.from_numpy(y).to(device)
@@ -238,7 +240,7 @@ def _train_epoch(model, optimizer, guard, config: RunConfig, x_all, y_all, *, ep
     for t in range(steps):
         idx = perm[t * b : (t + 1) * b]
         y = y_all[idx] if y_all is not None else None
-        terms = _step(model, optimizer, guard, config, x_all[idx], y, noise[:, t],
+        terms = _step(model, optimizer, guard, config, to_float(x_all[idx]), y, noise[:, t],
                       epoch=epoch, n=n, log_w=log_w, compiled=compiled)
         with torch.no_grad():
             zero = torch.zeros_like(terms["loss"])
@@ -404,12 +406,13 @@ def encode_dataset(model: EnsembleVAE, images, labels=None, *, batch_size: int =
     batched encoder: training's arrays and :meth:`welavae.TrainedModel.posterior` use it.
     """
     device = device or next(model.parameters()).device
-    x_np = np.asarray(images, dtype=np.float32).reshape(len(images), -1)
+    x_np = np.asarray(images)  # bool/uint8 stay so: each batch is converted (to_float), never the whole set
+    x_np = x_np.reshape(len(x_np), -1)
     y_np = None if labels is None else np.asarray(labels, dtype=np.int64)
     mus, lvs, preds = [], [], []
     model.eval()
     for start in range(0, len(x_np), batch_size):
-        x = torch.from_numpy(x_np[start : start + batch_size]).to(device)
+        x = torch.from_numpy(to_float(x_np[start : start + batch_size])).to(device)
         y = None if y_np is None or not model.label_in else torch.from_numpy(y_np[start : start + batch_size]).to(device)
         mu, logvar = model.encode(x, y)
         mus.append(mu.float().cpu())
