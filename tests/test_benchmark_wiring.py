@@ -33,6 +33,11 @@ def test_data_writes_a_reduced_twin_and_train_reads_it_with_weak_labels(tmp_path
     assert {k: cfg["data"][k] for k in want} == want
     assert cfg["model"]["label_dims"] == [2, 2] and cfg["model"]["image_shape"] == [64, 64, 1]
     assert np.load(out / "mu.npy").shape == (2, 12, 2)
+    # evaluated as data without a coordinate pair (factors.npy holds all six factors' classes):
+    # accuracies of both labels and active latents, no coordinate MSE
+    assert main(["evaluate", str(out), "--standard", "none"]) == 0
+    rows = json.loads((out / "metrics.json").read_text())["seeds"]
+    assert len(rows) == 2 and all(len(r["accuracy"]) == 2 and "polar" not in r for r in rows)
 
 
 def test_dataset_excludes_npz_and_images_and_its_options_need_it(tmp_path, capsys):

@@ -137,6 +137,13 @@ def evaluate_arrays(mu, factors, *, label_pred=None, labels=None, observed=None,
     return rows
 
 
+def _coordinates(run: Run):
+    """The run's true (c1, c2) coordinates for eqs. 5–7, or None.  A benchmark run's factors.npy holds
+    the class indices of all its factors (shape, scale, …, posX, posY), not a coordinate pair: it is
+    evaluated, for now, as data without coordinates (accuracies and active latents)."""
+    return None if run.config.data.source == "benchmark" else run.array("factors")
+
+
 @locking("run_dir", create=False)  # it writes metrics.json into the run
 def evaluate_run(run_dir, *, standard="best") -> dict:
     """Evaluate a run directory and write ``RUN_DIR/metrics.json``; returns its content.
@@ -147,7 +154,7 @@ def evaluate_run(run_dir, *, standard="best") -> dict:
     """
     run = Run(run_dir)
     config = run.config
-    rows = evaluate_arrays(run.mu, run.array("factors"), label_pred=run.array("label_pred"),
+    rows = evaluate_arrays(run.mu, _coordinates(run), label_pred=run.array("label_pred"),
                            labels=run.array("labels"), observed=run.array("observed"), logvar=run.array("logvar"),
                            seeds=run.seeds, diverged_epoch=run.diverged_epoch, standard=standard)
     result = {"name": config.name, "config_hash": config.hash(), "active_variance": ACTIVE_VARIANCE,
@@ -210,7 +217,7 @@ def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_
     from .plots import latent_scatter, save_figure
 
     run = Run(run_dir)
-    seeds, factors = run.seeds, run.array("factors")
+    seeds, factors = run.seeds, _coordinates(run)
     if factors is None:
         return [_plot_without_factors(run, seed, out_dir, data, data_dir)]
     polar_task = figure_task(run.config) == "polar"
