@@ -10,6 +10,7 @@ from welavae.cli import main
 from welavae.config import TrainConfig, make_run_config
 from welavae.data.benchmarks import to_float
 from welavae.data.blobs import make_blobs
+from welavae.metrics import pair_mse
 from welavae.train.trainer import _to_tensors, encode_dataset, train
 
 KEEP = ["--keep", "shape=0,1", "--keep", "scale=5", "--keep", "orientation=0", "--keep", "posX=0,10,20,31",
@@ -33,11 +34,15 @@ def test_data_writes_a_reduced_twin_and_train_reads_it_with_weak_labels(tmp_path
     assert {k: cfg["data"][k] for k in want} == want
     assert cfg["model"]["label_dims"] == [2, 2] and cfg["model"]["image_shape"] == [64, 64, 1]
     assert np.load(out / "mu.npy").shape == (2, 12, 2)
-    # evaluated as data without a coordinate pair (factors.npy holds all six factors' classes):
-    # accuracies of both labels and active latents, no coordinate MSE
+    # evaluated on the labelled pair (posX, shape) — bins of each: a Cartesian pair — from factors.npy,
+    # which holds all six factors' classes: both labels' accuracies and both systems' MSE
     assert main(["evaluate", str(out), "--standard", "none"]) == 0
     rows = json.loads((out / "metrics.json").read_text())["seeds"]
-    assert len(rows) == 2 and all(len(r["accuracy"]) == 2 and "polar" not in r for r in rows)
+    assert len(rows) == 2 and all(len(r["accuracy"]) == 2 for r in rows)
+    f, mu = np.load(out / "factors.npy"), np.load(out / "mu.npy")
+    for r, m in zip(rows, mu):
+        want = pair_mse(m, f[:, [4, 1]], widths=(3, 1), system="cartesian")
+        assert r["cartesian"]["mse"] == pytest.approx(want.mse) and "polar" in r and "rotated" not in r
 
 
 def test_dataset_excludes_npz_and_images_and_its_options_need_it(tmp_path, capsys):

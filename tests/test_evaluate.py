@@ -35,12 +35,12 @@ def test_known_representations():
 def test_metrics_json_holds_what_the_metric_functions_return(run_dir, monkeypatch):
     import functools
 
-    import welavae.evaluate
+    import welavae.truth
     from welavae.metrics import cartesian_mse, discretize_factors, mig, polar_mse, standard_metrics
 
     # The classifiers on small splits (the full sizes take minutes); MIG does not depend on them.
     small = functools.partial(standard_metrics, num_train=400, num_test=200, factor_vae=False)
-    monkeypatch.setattr(welavae.evaluate, "standard_metrics", small)
+    monkeypatch.setattr(welavae.truth, "standard_metrics", small)
     result = evaluate_run(run_dir)
     on_disk = json.loads((run_dir / "metrics.json").read_text())
     assert on_disk["seeds"][0]["seed"] == 3 and len(on_disk["seeds"]) == 2

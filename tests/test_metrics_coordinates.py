@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from welavae.data import polar_factors
-from welavae.metrics import CoordinateMSE, cartesian_mse, coordinate_mse, polar_mse
+from welavae.metrics import CoordinateMSE, cartesian_mse, coordinate_mse, pair_mse, polar_mse
 
 C = np.arange(64.0)
 GRID = np.stack(np.meshgrid(C, C, indexing="ij"), axis=-1).reshape(-1, 2)  # (4096, 2), DESIGN ordering
@@ -177,3 +177,59 @@ def test_result_is_frozen():
     r = cartesian_mse(GRID, GRID)
     with pytest.raises(Exception):
         r.mse = 0.0
+
+
+# ------------------------------------------- any two factors (pair_mse, issue 22)
+A, B = np.meshgrid(np.arange(32.0), np.arange(16.0), indexing="ij")
+PAIR = np.stack([A.ravel(), B.ravel()], axis=1)  # a class-index grid 0..31 × 0..15: widths (31, 15)
+WIDTHS = (31, 15)
+
+
+def test_pair_mse_on_blobs_widths_is_eqs_5_to_7():
+    mu = np.stack([polar_factors(GRID)[:, 1], GRID[:, 1] + 3.0, polar_factors(GRID)[:, 0]], axis=1)
+    assert pair_mse(mu, GRID, widths=(64, 64), system="cartesian") == cartesian_mse(mu, GRID)
+    assert pair_mse(mu, GRID, widths=(64, 64), system="polar") == polar_mse(mu, GRID, d_range=64 * math.sqrt(2))
+
+
+def test_perfect_codes_of_a_pair_of_different_widths_score_zero_in_their_own_system():
+    phi, d = np.arctan2(PAIR[:, 1], PAIR[:, 0]), np.hypot(PAIR[:, 0], PAIR[:, 1])
+    s, t = PAIR.sum(1), PAIR[:, 0] - PAIR[:, 1]
+    noise = np.random.default_rng(0).normal(size=len(PAIR))
+    codes = {"cartesian": PAIR, "polar": np.stack([d, noise, phi], 1), "rotated": np.stack([-t, s], 1)}
+    for system, mu in codes.items():
+        r = pair_mse(mu, PAIR, widths=WIDTHS, system=system)
+        assert r.mse == pytest.approx(0.0, abs=1e-20), system
+    assert pair_mse(codes["polar"], PAIR, widths=WIDTHS, system="polar").channels == (2, 0)
+    assert pair_mse(codes["rotated"], PAIR, widths=WIDTHS, system="rotated").inverted == (False, True)
+    # A Cartesian code read in the other systems is far off: the systems are told apart.
+    assert pair_mse(PAIR, PAIR, widths=WIDTHS, system="polar").mse > 20
+    assert pair_mse(PAIR, PAIR, widths=WIDTHS, system="rotated").mse > 20
+
+
+def test_rotated_error_is_half_the_sum_and_difference_errors():
+    # s exact, t off by a hand-computed amount: the error in the (a, b) plane is mean((t − t̃)²)/2.
+    s, t = PAIR.sum(1), PAIR[:, 0] - PAIR[:, 1]
+    t_tilde = np.where(t > 0, t, 0.0)  # spans [0, 31], rescaled to [−15, 31]: t̃ = 46·max(t, 0)/31 − 15
+    want = np.mean((t - (46 * t_tilde / 31 - 15)) ** 2) / 2
+    assert pair_mse(np.stack([s, t_tilde], 1), PAIR, widths=WIDTHS, system="rotated").mse == pytest.approx(want, rel=1e-12)
+
+
+def test_polar_about_the_centre_closed_form():
+    # Points on rings about the centre (R = hypot(w)/2 the largest) at angles 2πk/M: the angle channel's
+    # observed [0, 2π(M−1)/M] is stretched to [0, 2π], so each point of radius r misses by the chord
+    # 2r²(1 − cos(θ/(M−1))); the distance channel spans [0, R] exactly.
+    w, m = (20.0, 10.0), 12
+    big_r = math.hypot(*w) / 2
+    r = np.repeat(np.linspace(0, big_r, 5), m)
+    theta = np.tile(2 * math.pi * np.arange(m) / m, 5)
+    pair = np.stack([w[0] / 2 + r * np.cos(theta), w[1] / 2 + r * np.sin(theta)], 1)
+    want = np.mean(2 * r**2 * (1 - np.cos(theta / (m - 1))))
+    got = pair_mse(np.stack([theta, r], 1), pair, widths=w, system="polar", origin="centre")
+    assert got.mse == pytest.approx(want, rel=1e-9) and got.channels == (0, 1)
+
+
+def test_pair_mse_refuses_an_unknown_system_or_origin():
+    with pytest.raises(ValueError, match="system must be one of"):
+        pair_mse(PAIR, PAIR, widths=WIDTHS, system="spherical")
+    with pytest.raises(ValueError, match="origin must be"):
+        pair_mse(PAIR, PAIR, widths=WIDTHS, system="polar", origin="middle")

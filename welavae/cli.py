@@ -365,8 +365,9 @@ def _cmd_reproduce(args) -> int:
         sys.stderr.write(f"welavae: error: {e}; run the same command again to retry "
                          f"(errors in {Path(args.out) / 'results.sqlite'})\n")
         return 1
-    print((Path(args.out) / "table.md").read_text())
-    print(f"{len(table)} models; wrote {args.out}/table.md, table.csv, results.sqlite, runs/, figures/ "
+    report = {"conjectures": "conjectures.md", "sprites": "sprites.md"}.get(args.preset, "table.md")
+    print((Path(args.out) / report).read_text())
+    print(f"{len(table)} models; wrote {args.out}/{report}, table.md, table.csv, results.sqlite, runs/, figures/ "
           f"in {time.perf_counter() - t:.0f}s")
     return 0
 

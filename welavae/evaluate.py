@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.blobs import polar_factors
-from .metrics import cartesian_mse, label_accuracy, polar_mse, standard_metrics
+from .metrics import label_accuracy
 from .metrics.latents import ACTIVE_VARIANCE, active_latents
 from .lock import locking
 from .run import Run
+from .truth import GroundTruth, blobs_truth, ground_truth
 
 __all__ = ["evaluate_seed", "evaluate_arrays", "evaluate_run", "seed_figure", "plot_run", "figure_task"]
 
@@ -38,14 +38,11 @@ def _mse_dict(res) -> dict:
     return {"mse": float(res.mse), "channels": list(res.channels), "inverted": [bool(v) for v in res.inverted]}
 
 
-def _standard(mu, factors) -> dict:
-    """disentanglement_lib's metrics against (c1, c2) (64 classes each) and the polar (φ, d) in 20 bins each.
-
-    The variants of one position form one group of the train/test split.
-    """
-    groups = np.unique(factors, axis=0, return_inverse=True)[1].reshape(-1)
-    return {"cartesian": standard_metrics(mu, factors, groups=groups),
-            "polar": standard_metrics(mu, polar_factors(factors), continuous=(0, 1), groups=groups)}
+def _truth(factors) -> GroundTruth | None:
+    """A :class:`GroundTruth`, or Blobs' (N, 2) centres as one, or None."""
+    if factors is None or isinstance(factors, GroundTruth):
+        return factors
+    return blobs_truth(factors)
 
 
 def _accuracies(label_pred, labels, observed) -> dict:
@@ -66,16 +63,19 @@ def evaluate_seed(mu, factors, *, label_pred=None, labels=None, observed=None, l
                   standard: bool = True) -> dict:
     """Metrics of one seed.
 
-    mu: (N, K) encoder means; factors: (N, 2) Cartesian (c1, c2), or None
-    (then only the label accuracies and active latents);
+    mu: (N, K) encoder means; factors: (N, 2) Cartesian (c1, c2) of Blobs, a
+    :class:`welavae.truth.GroundTruth` (any data set's factors), or None (then
+    only the label accuracies and active latents);
     label_pred, labels: (N, m) ints or None (labels −1 = unknown);
     observed: (N, m) bool, the labels trained with (default: all known ones);
     logvar: (N, K) for the active latents.  Returns a JSON-ready dict with
-    ``cartesian`` and ``polar`` ({mse, channels, inverted}), ``accuracy`` and
-    ``accuracy_hidden`` (per label, or None), ``active_latents`` and
-    ``standard`` ({"cartesian": {...}, "polar": {...}} of
-    :func:`welavae.metrics.all_metrics`).
+    ``cartesian`` and ``polar`` (and ``rotated`` for sum/diff labels) ({mse,
+    channels, inverted}), ``accuracy`` and ``accuracy_hidden`` (per label, or
+    None), ``active_latents`` and ``standard`` (one entry per factor set of the
+    truth: Blobs' ``cartesian`` and ``polar``, a benchmark's ``factors`` and
+    ``label_coordinates``; see :mod:`welavae.truth`).
     """
+    truth = _truth(factors)
     mu = np.asarray(mu, dtype=np.float64)
     out: dict = {}
     if not np.isfinite(mu).all():
@@ -85,11 +85,11 @@ def evaluate_seed(mu, factors, *, label_pred=None, labels=None, observed=None, l
         return out
     out["active_latents"] = None if logvar is None else int(active_latents(logvar).sum())
     out.update(_accuracies(label_pred, labels, observed))
-    if factors is None:
+    if truth is None:
         return out
-    out["cartesian"] = _mse_dict(cartesian_mse(mu, factors))
-    out["polar"] = _mse_dict(polar_mse(mu, factors))
-    out["standard"] = _standard(mu, factors) if standard else None
+    if truth.pair is not None:
+        out.update({system: _mse_dict(truth.mse(mu, system)) for system in truth.systems})
+    out["standard"] = truth.standard(mu) if standard else None
     return out
 
 
@@ -115,33 +115,33 @@ def evaluate_arrays(mu, factors, *, label_pred=None, labels=None, observed=None,
     mu = np.asarray(mu)
     if mu.ndim != 3:
         raise ValueError(f"mu must have shape (S, N, K), got {mu.shape}")
-    if factors is not None:
+    if factors is not None and not isinstance(factors, GroundTruth):
         factors = np.asarray(factors, dtype=np.float64)
         if factors.shape != (mu.shape[1], 2):
             raise ValueError(f"factors must have shape (N={mu.shape[1]}, 2), got {factors.shape}")
+    truth = _truth(factors)
     seeds = list(range(len(mu))) if seeds is None else list(seeds)
     rows = []
     for i, seed in enumerate(seeds):
         row = {"seed": int(seed)}
         row["diverged_epoch"] = int(diverged_epoch[i]) if diverged_epoch is not None else -1
-        row.update(evaluate_seed(mu[i], factors, label_pred=None if label_pred is None else label_pred[i],
+        row.update(evaluate_seed(mu[i], truth, label_pred=None if label_pred is None else label_pred[i],
                                  labels=labels, observed=observed, logvar=None if logvar is None else logvar[i],
                                  standard=choice == "all"))
         rows.append(row)
-    if choice == "best" and factors is not None:
-        polar = [r["polar"]["mse"] if r["diverged_epoch"] < 0 and math.isfinite(r["polar"]["mse"]) else math.inf
-                 for r in rows]
-        if min(polar, default=math.inf) < math.inf:
-            i = int(np.argmin(polar))
-            rows[i]["standard"] = _standard(np.asarray(mu[i], dtype=np.float64), factors)
+    if choice == "best" and truth is not None:
+        # The seed of lowest MSE in the labels' system (polar on Blobs); the first seed without a pair.
+        task = [(r[truth.task]["mse"] if truth.pair is not None else 0.0)
+                if r["diverged_epoch"] < 0 and np.isfinite(mu[i]).all() else math.inf for i, r in enumerate(rows)]
+        if min(task, default=math.inf) < math.inf:
+            i = int(np.argmin(task))
+            rows[i]["standard"] = truth.standard(np.asarray(mu[i], dtype=np.float64))
     return rows
 
 
-def _coordinates(run: Run):
-    """The run's true (c1, c2) coordinates for eqs. 5–7, or None.  A benchmark run's factors.npy holds
-    the class indices of all its factors (shape, scale, …, posX, posY), not a coordinate pair: it is
-    evaluated, for now, as data without coordinates (accuracies and active latents)."""
-    return None if run.config.data.source == "benchmark" else run.array("factors")
+def run_truth(run: Run) -> GroundTruth | None:
+    """The :class:`~welavae.truth.GroundTruth` of a run (from its config and ``factors.npy``), or None."""
+    return ground_truth(run.config, run.array("factors"))
 
 
 @locking("run_dir", create=False)  # it writes metrics.json into the run
@@ -154,7 +154,7 @@ def evaluate_run(run_dir, *, standard="best") -> dict:
     """
     run = Run(run_dir)
     config = run.config
-    rows = evaluate_arrays(run.mu, _coordinates(run), label_pred=run.array("label_pred"),
+    rows = evaluate_arrays(run.mu, run_truth(run), label_pred=run.array("label_pred"),
                            labels=run.array("labels"), observed=run.array("observed"), logvar=run.array("logvar"),
                            seeds=run.seeds, diverged_epoch=run.diverged_epoch, standard=standard)
     result = {"name": config.name, "config_hash": config.hash(), "active_variance": ACTIVE_VARIANCE,
@@ -169,17 +169,20 @@ def evaluate_run(run_dir, *, standard="best") -> dict:
 def seed_figure(model, images, mu, logvar, factors, *, title=None, n_originals: int = 8, steps: int = 10):
     """The paper's Figure 1 layout for a one-seed model.
 
-    images: (N, H, W) or (N, H, W, C); mu, logvar: (N, K) of this seed; factors: (N, 2), or
-    None for data without true factors (the traversals then start from the sample whose code
-    is nearest the codes' median).  The positional heat maps need Blobs' full grid of
-    positions (N a multiple of H², factors known); other data get the figure without them.
-    Latents are shown in order of increasing mean posterior variance (the
-    informative ones first).
+    images: (N, H, W) or (N, H, W, C) (float, or a benchmark's bool/uint8); mu, logvar: (N, K) of
+    this seed; factors: Blobs' (N, 2), a :class:`~welavae.truth.GroundTruth`, or None for data
+    without true factors.  The traversals start from the sample nearest the middle of the
+    position (of the codes' median without factors).  Heat maps: each latent's mean by position —
+    Blobs' full grid (N a multiple of H²), or a benchmark's pair of class-index factors; other
+    data get the figure without them.  Latents are shown in order of increasing mean posterior
+    variance (the informative ones first).
     """
     import torch
 
+    from .data.benchmarks import to_float
     from .plots import heatmaps_from_mu, latent_figure, traversal_grid
 
+    truth = _truth(factors)
     n = len(images)
     size = images.shape[1]
     pick = np.linspace(0, n - 1, n_originals + 2).astype(int)[1:-1]
@@ -191,23 +194,27 @@ def seed_figure(model, images, mu, logvar, factors, *, title=None, n_originals: 
         return torch.sigmoid(logits[0]).cpu().numpy().reshape(-1, *images.shape[1:])
 
     recon = decode(mu[pick])
-    if factors is not None:
-        centre = np.argmin(np.abs(factors - (size - 1) / 2).sum(1))
+    if truth is not None and truth.pair is not None:
+        middle = (size - 1) / 2 if truth.paper else np.asarray(truth.widths) / 2
+        centre = np.argmin(np.abs(truth.pair - middle).sum(1))
     else:
         centre = np.argmin(np.abs(mu - np.median(mu, axis=0)).sum(1))
     traversals = traversal_grid(decode, mu[centre], steps=steps)
-    heat = heatmaps_from_mu(mu, size=size) if factors is not None and n % (size * size) == 0 else None
+    if truth is not None and truth.paper:
+        heat = heatmaps_from_mu(mu, size=size) if n % (size * size) == 0 else None
+    else:
+        heat = None if truth is None else truth.heatmaps(mu)
     order = np.argsort(np.exp(logvar).mean(0))
-    return latent_figure(images[pick], recon, traversals, heat, order=list(order), title=title)
+    return latent_figure(to_float(np.asarray(images[pick])), recon, traversals, heat, order=list(order), title=title)
 
 
 @locking("run_dir", create=False)  # it writes RUN_DIR/figures (by default)
 def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_dir=None) -> list[Path]:
     """Draw the Figure-1 layout (and a 2-D scatter) of one seed of a run; default: the seed of lowest
-    MSE on the run's :func:`figure_task` (Cartesian without labels, polar with them).  A run without
-    true factors (your own data) gets the traversals of the seed ranked first by
-    :func:`welavae.selection.rank_seeds` (weak-label alignment, or the training loss for a model
-    without labels), and no heat maps or scatter.
+    MSE on the run's :func:`figure_task` (Cartesian without labels, the labels' system — polar on
+    Blobs — with them).  A run without true factors (your own data) gets the traversals of the
+    seed ranked first by :func:`welavae.selection.rank_seeds` (weak-label alignment, or the
+    training loss for a model without labels), and no heat maps or scatter.
 
     Writes ``OUT/<name>_seed<S>.png`` and ``OUT/<name>_seed<S>_scatter.png``
     (OUT defaults to ``RUN_DIR/figures``).  ``data``: optional images (N, H, W)
@@ -217,13 +224,12 @@ def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_
     from .plots import latent_scatter, save_figure
 
     run = Run(run_dir)
-    seeds, factors = run.seeds, _coordinates(run)
-    if factors is None:
+    seeds, truth = run.seeds, run_truth(run)
+    if truth is None or truth.pair is None:
         return [_plot_without_factors(run, seed, out_dir, data, data_dir)]
-    polar_task = figure_task(run.config) == "polar"
-    score = polar_mse if polar_task else cartesian_mse
+    task = truth.task if figure_task(run.config) == "polar" else "cartesian"
     if seed is None:
-        scores = [score(m, factors).mse if np.isfinite(m).all() else math.inf for m in run.mu]
+        scores = [truth.mse(m, task).mse if np.isfinite(m).all() else math.inf for m in run.mu]
         seed = seeds[int(np.argmin(scores))]
     if seed not in seeds:
         raise ValueError(f"seed {seed} is not in {run.path} (seeds: {seeds})")
@@ -231,12 +237,14 @@ def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_
     model, config = run.load_model().subset([seed]), run.config
     images = data if data is not None else load(config, data_dir=data_dir, run_dir=run.path).images
     mu, logvar = run.mu[i], run.array("logvar")[i]
-    pm, cm = polar_mse(mu, factors), cartesian_mse(mu, factors)
-    title = f"{config.name}, seed {seed}: polar MSE {pm.mse:.2f}, Cartesian MSE {cm.mse:.2f}"
+    pm, cm = truth.mse(mu, truth.task), truth.mse(mu, "cartesian")
+    title = f"{config.name}, seed {seed}: {truth.task} MSE {pm.mse:.2f}, Cartesian MSE {cm.mse:.2f}"
     out = Path(out_dir) if out_dir is not None else run.path / Run.FIGURES
-    paths = [save_figure(seed_figure(model, images, mu, logvar, factors, title=title), out / f"{config.name}_seed{seed}.png")]
-    i, j = (pm if polar_task else cm).channels
-    paths.append(save_figure(latent_scatter(mu[:, [i, j]], factors, title=f"{config.name} seed {seed}: channels ({i}, {j})"),
+    paths = [save_figure(seed_figure(model, images, mu, logvar, truth, title=title), out / f"{config.name}_seed{seed}.png")]
+    i, j = (pm if task != "cartesian" else cm).channels
+    size = 64 if truth.paper else int(max(truth.widths)) + 1
+    paths.append(save_figure(latent_scatter(mu[:, [i, j]], truth.pair, size=size,
+                                            title=f"{config.name} seed {seed}: channels ({i}, {j})"),
                              out / f"{config.name}_seed{seed}_scatter.png"))
     return paths
 

@@ -88,6 +88,9 @@ class Benchmark:
     factor_sizes: tuple[int, ...]
     image_shape: tuple[int, ...]
     reader: Callable
+    #: The position pair a run without a weak-label spec is still scored on (coordinate MSE,
+    #: heat maps), or None.
+    position: tuple[str, str] | None = None
 
     @property
     def where(self) -> str:
@@ -462,6 +465,7 @@ def _mpi3d(variant: str, title: str) -> Benchmark:
         factor_sizes=_MPI3D_SIZES,
         image_shape=(64, 64, 3),
         reader=_read_mpi3d,
+        position=("horizontal_axis", "vertical_axis"),
     )
 
 
@@ -474,6 +478,7 @@ _DSPRITES = Benchmark(
     factor_sizes=DSPRITES_SIZES,
     image_shape=(64, 64),
     reader=_read_dsprites,
+    position=("posX", "posY"),
 )
 
 #: name → Benchmark.  Adding a data set is one entry here.

@@ -69,6 +69,8 @@ __all__ = [
     "weak_labels_from_spec",
     "weak_labels",
     "bin_coordinate",
+    "label_pair",
+    "LabelPair",
     "COORDINATES",
 ]
 
@@ -264,6 +266,30 @@ def _terms(spec) -> tuple[Term | CustomTerm, ...]:
     if not out:
         raise ValueError("the weak-label spec has no terms")
     return tuple(out)
+
+
+class LabelPair(NamedTuple):
+    """The two factors a spec's labels describe and the coordinate system they take on them:
+    ``polar`` (angle/distance), ``rotated`` (sum/diff) or ``cartesian`` (bins of each)."""
+
+    factors: tuple[str, str]
+    system: str
+    origin: str = "corner"
+
+
+_SYSTEM_OF = {"angle": "polar", "distance": "polar", "sum": "rotated", "diff": "rotated"}
+
+
+def label_pair(spec) -> LabelPair | None:
+    """The labelled pair of a spec: the factors of its first two-factor term and that term's
+    system, else the first two distinct factors of its ``bins`` terms (Cartesian); None when the
+    spec names fewer than two factors this way (custom terms name none)."""
+    terms = [t for t in _terms(spec) if isinstance(t, Term)]
+    for t in terms:
+        if len(t.factors) == 2:
+            return LabelPair(t.factors, _SYSTEM_OF[t.kind], t.origin)
+    binned = list(dict.fromkeys(t.factors[0] for t in terms if t.kind == "bins"))
+    return LabelPair((binned[0], binned[1]), "cartesian") if len(binned) >= 2 else None
 
 
 # ------------------------------------------------------------ evaluation ---

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import math
 import time
@@ -45,6 +44,7 @@ from ..io import write_text
 from ..metrics import label_accuracy, split_indices
 from ..run import Run
 from ..train.schedule import TRACKING
+from .report import rows_csv, rows_md
 from .sweepdir import SweepDir
 from .plan import PRESETS, RunSpec, make_plan, model_config
 
@@ -309,29 +309,6 @@ def write_figure(out, plan: list[RunSpec]) -> Path | None:
 
 
 # ----------------------------------------------------------------------------------- report
-def _cell(v, fmt: str) -> str:
-    return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
-
-
-def _csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows({k: "" if isinstance(v, float) and not math.isfinite(v) else v for k, v in r.items()} for r in rows)
-    return buf.getvalue()
-
-
-def _md(rows: list[dict], formats: dict[str, str]) -> str:
-    if not rows:
-        return "(no finished model)\n"
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(":---" if c not in formats else "---:" for c in cols) + "|"]
-    for r in rows:
-        lines.append("| " + " | ".join(_cell(r[c], formats[c]) if c in formats else str(r[c]) for c in cols) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def write_report(out, plan: list[RunSpec], *, data=None, data_dir=None, started: float | None = None,
                  sizes=TRAIN_SIZES, predictors=PREDICTORS, split_seed: int = 0) -> dict[str, Path]:
     """Both tables, the figure and ``conjectures.md`` from the run directories under ``out``.
@@ -363,8 +340,8 @@ def write_report(out, plan: list[RunSpec], *, data=None, data_dir=None, started:
     down_seconds = time.perf_counter() - t0
     windows = window_rows(out, plan)
     written = {
-        "downstream_csv": write_text(out / "downstream.csv", _csv(down)),
-        "windows_csv": write_text(out / "windows.csv", _csv(windows)),
+        "downstream_csv": write_text(out / "downstream.csv", rows_csv(down)),
+        "windows_csv": write_text(out / "windows.csv", rows_csv(windows)),
     }
     figure = write_figure(out, plan)
     train_seconds = 0.0
@@ -380,17 +357,17 @@ def write_report(out, plan: list[RunSpec], *, data=None, data_dir=None, started:
         "# Conjectures (paper §5): downstream tasks, and labels for a window of training", "",
         f"`welavae reproduce --preset {PRESET}`: {len(tr)} training and {len(te)} test samples (positions grouped, "
         f"split seed {split_seed}); targets {', '.join(TARGETS)}; test accuracy, mean over each model's seeds.", "",
-        "## (a) Downstream accuracy", "", _md(down, acc),
+        "## (a) Downstream accuracy", "", rows_md(down, acc),
         "## (b) Labels for a window of training", "",
         "Polar MSE on the tracked subset when the labels stop (`polar_window`) and after the last epoch "
         "(`polar_end`); forgetting = end − window end per seed; accuracy on the held-out samples' labels.", "",
-        _md(windows, stat), f"Figure: `figures/{FIGURE}`." if figure else "", "",
+        rows_md(windows, stat), f"Figure: `figures/{FIGURE}`." if figure else "", "",
         "## Wall time", "",
         f"training (sum over the run directories' status.json): {train_seconds:.0f} s; downstream tables: "
         f"{down_seconds:.0f} s" + (f"; whole command: {time.perf_counter() - started:.0f} s" if started else "") + ".",
     ]
-    written["downstream_md"] = write_text(out / "downstream.md", _md(down, acc))
-    written["windows_md"] = write_text(out / "windows.md", _md(windows, stat))
+    written["downstream_md"] = write_text(out / "downstream.md", rows_md(down, acc))
+    written["windows_md"] = write_text(out / "windows.md", rows_md(windows, stat))
     written["report"] = write_text(out / "conjectures.md", "\n".join(text) + "\n")
     write_text(out / "conjectures.json", json.dumps({"train_seconds": train_seconds, "downstream_seconds": down_seconds,
                                                      "total_seconds": None if started is None

@@ -40,6 +40,10 @@ commands); a timing quoted here would be true on one machine on one day.
            :func:`welavae.experiments.conjectures.run` (two sweeps: the
            fine-tuned model starts from a trained one).
 
+``sprites``  the first result beyond Blobs (issue 22): β-TCVAE against WeLa-VAE
+           with polar labels of the position on a subset of the dSprites twin
+           (:data:`SPRITES`; :mod:`welavae.experiments.sprites`).
+
 ``quick``, ``table``, ``open-questions`` and ``conjectures`` estimate the total correlation by
 minibatch stratified sampling (see :mod:`welavae.config` for why).
 
@@ -54,7 +58,7 @@ from dataclasses import dataclass
 from ..config import PAPER_GAMMA, DataConfig, RunConfig, TrainConfig, make_run_config
 from ..models import parse_key
 
-__all__ = ["RunSpec", "PRESETS", "VARIANTS", "CONJECTURES", "QUICK_EPOCHS", "make_plan", "model_config", "PAPER_MODELS"]
+__all__ = ["RunSpec", "PRESETS", "VARIANTS", "CONJECTURES", "SPRITES", "QUICK_EPOCHS", "make_plan", "model_config", "PAPER_MODELS"]
 
 #: Table 1's rows: β-TCVAE, then WeLa-VAE for every p the paper gives γ for (keys as
 #: :func:`welavae.models.parse_key` reads them).
@@ -87,6 +91,16 @@ CONJECTURES = dict(
     held_out=0.1, finetune=0.25, track_every=1, pca_dims=(2, 5),
 )
 
+#: The ``sprites`` preset's models (issue 22; :mod:`welavae.experiments.sprites`): key → (model kind,
+#: p or None, settings).  β-TCVAE with K = 6; WeLa-VAE with angle/distance labels of (posX, posY)
+#: for p = 2, 3 at K = 2 and 6, and at K = 6 the diagonal label head and the label-free encoder.
+SPRITES = {
+    "tcvae-k6": ("tcvae", None, dict(latent_dim=6)),
+    **{f"wela_p{p}-k{k}": ("wela", p, dict(latent_dim=k)) for p in (2, 3) for k in (2, 6)},
+    **{f"wela_p{p}-k6-diagonal": ("wela", p, dict(latent_dim=6, label_head="diagonal")) for p in (2, 3)},
+    **{f"wela_p{p}-k6-image": ("wela", p, dict(latent_dim=6, encoder_input="image")) for p in (2, 3)},
+}
+
 PRESETS = {
     "paper": dict(variants=25, shape="gaussian", hidden=(1200, 1200), batch_size=256, lr=1e-4, epochs=150, seeds=50,
                   models=PAPER_MODELS, checkpoint_every=5, tc_estimator="mws",
@@ -96,6 +110,10 @@ PRESETS = {
     "open-questions": dict(_QUICK, seeds=8, models=tuple(VARIANTS), standard="none"),
     "conjectures": dict(_QUICK, seeds=8, models=("tcvae", "wela_p2", "wela_p2-f0.01", "wela_p2-image"),
                         standard="none", conjectures=CONJECTURES),
+    # A subset of the dSprites twin; γ = gamma_fraction × the paper's rule (docs/results.md: a tenth on
+    # small networks).  Sized so that the preset fits an hour on 2 cores (docs/benchmarks.md).
+    "sprites": dict(subset=20_000, hidden=(256, 128), batch_size=64, lr=1e-3, epochs=20, checkpoint_every=5,
+                    seeds=8, models=tuple(SPRITES), tc_estimator="mss", standard="none", gamma_fraction=0.1),
 }
 
 
@@ -133,6 +151,10 @@ def make_plan(preset: str = "quick", *, seeds: int | None = None, epochs: int | 
     ``tc_estimator`` = ``"mss"`` or ``"mws"`` instead of the preset's."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    if preset == "sprites":  # benchmark data, not Blobs: its own plan (the twin in the default data directory)
+        from .sprites import sprites_plan, twin_path
+
+        return sprites_plan(twin_path(), seeds=seeds, epochs=epochs, models=models, tc_estimator=tc_estimator)
     p = PRESETS[preset]
     n_seeds = p["seeds"] if seeds is None else int(seeds)
     if n_seeds < 1:

@@ -291,3 +291,29 @@ def write_distribution_plot(store, path, *, threshold: float = SUCCESS_MSE) -> P
                 va="bottom")
         ax.set_title(f"{system} MSE per seed (bar: median; ◆: mean, 95 % CI)", fontsize=8)
     return save_figure(fig, path)
+
+
+# ---------------------------------------------------------- tables of any rows (the presets' reports)
+def _format_cell(v, fmt: str) -> str:
+    return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
+
+
+def rows_csv(rows: list[dict]) -> str:
+    """Rows of one dict each as CSV text (columns: the first row's keys; NaN/inf empty)."""
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows({k: "" if isinstance(v, float) and not math.isfinite(v) else v for k, v in r.items()} for r in rows)
+    return buf.getvalue()
+
+
+def rows_md(rows: list[dict], formats: dict[str, str]) -> str:
+    """Rows as a Markdown table; ``formats``: column → format spec (those columns right-aligned)."""
+    if not rows:
+        return "(no finished model)\n"
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(":---" if c not in formats else "---:" for c in cols) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(_format_cell(r[c], formats[c]) if c in formats else ("" if r[c] is None else str(r[c])) for c in cols) + " |")
+    return "\n".join(lines) + "\n"

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from ..data.load import load as load_data
 from ..evaluate import evaluate_arrays, figure_task, plot_run
+from ..truth import ground_truth
 from ..lock import locking
 from ..run import Run
 from .executors import error_text, make_executor
@@ -206,7 +207,7 @@ def _evaluate(job: dict, spec: RunSpec, data: _DataSets, standard: str) -> list[
     """The store's rows of a finished job, from its chunk directory."""
     run = Run(job["chunk_dir"])
     factors = run.array("factors")
-    factors = factors if factors is not None else data(spec).factors
+    factors = ground_truth(spec.config, factors if factors is not None else data(spec).factors)
     evals = evaluate_arrays(run.mu, factors, label_pred=run.array("label_pred"), labels=run.array("labels"),
                             observed=run.array("observed"), logvar=run.array("logvar"), seeds=run.seeds,
                             diverged_epoch=run.diverged_epoch, standard=standard)
@@ -323,6 +324,13 @@ def reproduce(
         return run(out, seeds=seeds, epochs=epochs, models=models, tc_estimator=tc_estimator,
                    seeds_per_task=seeds_per_task, backend=backend, address=address, device=device,
                    data_dir=data_dir, progress=progress, standard=standard)
+    if preset == "sprites" and plan is None:  # benchmark data and its own report: welavae.experiments.sprites
+        from .sprites import run
+
+        return run(out, seeds=seeds, epochs=epochs, models=models, tc_estimator=tc_estimator, data_dir=data_dir,
+                   seeds_per_task=seeds_per_task, backend=backend, address=address, device=device,
+                   progress=progress, standard=standard, tf32=tf32, gpus_per_task=gpus_per_task,
+                   cpus_per_task=cpus_per_task)
     out = SweepDir(out)
     if standard is None:
         standard = PRESETS.get(preset, {}).get("standard", "best")

@@ -10,6 +10,7 @@ from .coordinates import (
     CoordinateMSE,
     cartesian_mse,
     coordinate_mse,
+    pair_mse,
     polar_mse,
 )
 from ._mi import (
@@ -35,6 +36,7 @@ __all__ = [
     "cartesian_mse",
     "polar_mse",
     "coordinate_mse",
+    "pair_mse",
     "CARTESIAN_RANGE",
     "PHI_RANGE",
     "D_RANGE",

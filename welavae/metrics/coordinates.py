@@ -37,6 +37,8 @@ __all__ = [
     "cartesian_mse",
     "polar_mse",
     "coordinate_mse",
+    "pair_mse",
+    "SYSTEMS",
     "CARTESIAN_RANGE",
     "PHI_RANGE",
     "D_RANGE",
@@ -101,20 +103,23 @@ def _best(table: np.ndarray) -> tuple[int, int, int, int]:
     return int(i), int(a), int(j), int(b)
 
 
-def cartesian_mse(mu, factors, *, coord_range: float = CARTESIAN_RANGE) -> CoordinateMSE:
+def cartesian_mse(mu, factors, *, coord_range=CARTESIAN_RANGE) -> CoordinateMSE:
     """Cartesian coordinate MSE (paper eq. 5), best over channel pairs and inversions.
 
     mu:      (N, K) encoder means, K >= 2 (numpy array or torch tensor).
     factors: (N, 2) true centres (c1, c2) = (row, column).
-    coord_range: the interval [0, coord_range] channels are stretched to (64 in the paper).
+    coord_range: the interval [0, coord_range] channels are stretched to (64 in the paper), or one
+             interval per coordinate ``(range_1, range_2)`` (two factors of different widths).
     Returns a :class:`CoordinateMSE`; ``channels = (i, j)`` predict (c1, c2).
     """
     mu, factors = _check_inputs(mu, factors)
-    r = _rescaled(mu, coord_range)  # (K, 2, N)
+    range1, range2 = (coord_range, coord_range) if np.ndim(coord_range) == 0 else coord_range
+    r1 = _rescaled(mu, range1)  # (K, 2, N)
+    r2 = r1 if range2 == range1 else _rescaled(mu, range2)
     # The squared L2 error separates per coordinate, so each channel's error for
     # c1 and for c2 is computed once and the pair table is a sum.
-    e1 = np.mean((r - factors[:, 0]) ** 2, axis=-1)  # (K, 2)
-    e2 = np.mean((r - factors[:, 1]) ** 2, axis=-1)  # (K, 2)
+    e1 = np.mean((r1 - factors[:, 0]) ** 2, axis=-1)  # (K, 2)
+    e2 = np.mean((r2 - factors[:, 1]) ** 2, axis=-1)  # (K, 2)
     i, a, j, b = _best(e1[:, :, None, None] + e2[None, None, :, :])
     return CoordinateMSE(
         mse=float(e1[i, a] + e2[j, b]),
@@ -124,18 +129,21 @@ def cartesian_mse(mu, factors, *, coord_range: float = CARTESIAN_RANGE) -> Coord
     )
 
 
-def polar_mse(mu, factors, *, d_range: float = D_RANGE) -> CoordinateMSE:
+def polar_mse(mu, factors, *, d_range: float = D_RANGE, phi_range: float = PHI_RANGE) -> CoordinateMSE:
     """Polar coordinate MSE (paper eqs. 6–7), best over channel pairs and inversions.
 
     mu:      (N, K) encoder means, K >= 2 (numpy array or torch tensor).
-    factors: (N, 2) true centres (c1, c2); the error is measured in Cartesian pixels.
+    factors: (N, 2) true centres (c1, c2) relative to the pole; the error is measured in
+             Cartesian pixels.
     d_range: the interval the distance channel is stretched to (90.5 in the paper).
+    phi_range: the interval the angle channel is stretched to (π/2 in the paper, whose pole is a
+             corner; 2π about a centre).
     Returns a :class:`CoordinateMSE`; ``channels = (i, j)`` are (φ, d).
     """
     mu, factors = _check_inputs(mu, factors)
     n, k = mu.shape
     c1, c2 = factors[:, 0], factors[:, 1]
-    phi = _rescaled(mu, PHI_RANGE)  # (K, 2, N)
+    phi = _rescaled(mu, phi_range)  # (K, 2, N)
     d = _rescaled(mu, d_range)  # (K, 2, N)
     # ‖c − d̃(cos φ̃, sin φ̃)‖² = d̃² − 2 d̃ (c1 cos φ̃ + c2 sin φ̃) + ‖c‖²: the only
     # term coupling the two channels is a product, so all pairs come from one matmul.
@@ -152,6 +160,8 @@ def polar_mse(mu, factors, *, d_range: float = D_RANGE) -> CoordinateMSE:
 
 
 _SYSTEMS = {"cartesian": cartesian_mse, "polar": polar_mse}
+#: The coordinate systems :func:`pair_mse` scores (the weak-label spec's: bins, angle/distance, sum/diff).
+SYSTEMS = ("cartesian", "polar", "rotated")
 
 
 def coordinate_mse(mu, factors, system: str = "cartesian") -> CoordinateMSE:
@@ -166,3 +176,40 @@ def coordinate_mse(mu, factors, system: str = "cartesian") -> CoordinateMSE:
             f"system must be one of {sorted(_SYSTEMS)}, got {system!r}"
         ) from None
     return fn(mu, factors)
+
+
+def pair_mse(mu, pair, *, widths, system: str, origin: str = "corner") -> CoordinateMSE:
+    """Eqs. 5–7 generalised to any two factors (a, b) and the systems of :mod:`welavae.data.spec`.
+
+    mu: (N, K); pair: (N, 2) the two factors measured from the corner where both are
+    smallest, i.e. ``(a − lo_a, b − lo_b)`` in ``[0, w_a] × [0, w_b]``; widths: (w_a, w_b).
+    The error is always the squared L2 distance in the (a, b) plane, so the systems compare:
+
+    ``cartesian``  channel i → [0, w_a] as a, channel j → [0, w_b] as b (eq. 5).
+    ``polar``      about the corner: i → φ ∈ [0, π/2], j → d ∈ [0, hypot(w_a, w_b)];
+                   with ``origin="centre"``: φ ∈ [0, 2π], d ∈ [0, hypot(w_a, w_b)/2] about the
+                   middle of the ranges (eqs. 6–7).
+    ``rotated``    the 45° system of ``sum``/``diff``: i → s ∈ [0, w_a + w_b], j → t ∈ [−w_b, w_a];
+                   a = (s + t)/2, b = (s − t)/2, so the error is ((s − s̃)² + (t − t̃)²)/2.
+
+    On Blobs (widths 64, 64) the Cartesian and polar results equal :func:`cartesian_mse` and
+    :func:`polar_mse` with the exact √2·64 in place of the paper's rounded 90.5.
+    """
+    w_a, w_b = (float(w) for w in widths)
+    pair = np.asarray(pair, dtype=np.float64)
+    if system == "cartesian":
+        return cartesian_mse(mu, pair, coord_range=(w_a, w_b))
+    if system == "polar":
+        if origin == "corner":
+            return polar_mse(mu, pair, d_range=math.hypot(w_a, w_b))
+        if origin != "centre":
+            raise ValueError(f"origin must be 'corner' or 'centre', got {origin!r}")
+        return polar_mse(mu, pair - np.array([w_a, w_b]) / 2, d_range=math.hypot(w_a, w_b) / 2,
+                         phi_range=2 * math.pi)
+    if system == "rotated":
+        if pair.ndim != 2 or pair.shape[1:] != (2,):
+            raise ValueError(f"pair must have shape (N, 2), got {pair.shape}")
+        s, t = pair[:, 0] + pair[:, 1], pair[:, 0] - pair[:, 1] + w_b  # t shifted to [0, w_a + w_b]
+        res = cartesian_mse(mu, np.stack([s, t], axis=1), coord_range=w_a + w_b)
+        return CoordinateMSE(mse=res.mse / 2, channels=res.channels, inverted=res.inverted, system="rotated")
+    raise ValueError(f"system must be one of {SYSTEMS}, got {system!r}")

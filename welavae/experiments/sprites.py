@@ -1,0 +1,233 @@
+"""The ``sprites`` preset (issue 22): the first result beyond Blobs.
+
+*Do weak labels make the position code polar when shape, scale and orientation
+also vary, and do the free latents then carry those factors?*  On the dSprites
+twin (:mod:`welavae.data.sprites`, rendered once into the data directory as
+``sprites.npz``; a user with DeepMind's file trains on it with the same
+commands), a uniform subset of :data:`PRESETS["sprites"]["subset"]` images:
+
+* β-TCVAE with K = 6 (``tcvae-k6``);
+* WeLa-VAE with ``angle(posX,posY):p, distance(posX,posY):p`` for p = 2 and 3,
+  K = 2 and K = 6, the dense label head (the paper's) and, at K = 6, the
+  diagonal one, and the label-free encoder q(z|x) (:data:`MODELS`);
+* γ a tenth of the paper's rule (p = 2: 200, p = 3: 150): on a small network the
+  rule's γ is about ten times too strong (docs/results.md, "Why p = 3 is among
+  the worst here and the paper's best: γ"); β = 40 for every model, as in the paper.
+
+Every model is evaluated by :mod:`welavae.truth` on the position pair (posX,
+posY) in position-class units (0 … 31): the polar MSE (eqs. 6–7 about the
+corner where both are 0) and the Cartesian MSE (eq. 5); MIG and DCI against
+(shape, scale, orientation, posX, posY) and against (shape, scale,
+orientation, φ, d) with φ and d binned 20; label accuracy, active latents; and
+how much the *free* latents — those not chosen for the position by the MSE —
+carry each of shape, scale and orientation (the largest normalised mutual
+information MI(z_k; f)/H(f) over the free latents k).
+
+:func:`run` trains the sweep (:func:`welavae.experiments.sweep.reproduce` with
+:func:`sprites_plan`; resumable) and writes ``sprites.{csv,md}`` and
+``sprites.json`` (wall times) beside the sweep's own ``table.md`` and the best
+seed's figure of each model (``figures/``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..config import DataConfig, TrainConfig, make_run_config, paper_gamma
+from ..evaluate import evaluate_seed
+from ..io import write_text
+from ..metrics import dci, factor_entropy, mig, mutual_info_matrix
+from ..metrics._mi import discretize_factors
+from ..run import Run
+from ..truth import ground_truth
+from .plan import PRESETS, SPRITES, RunSpec
+from .report import rows_csv, rows_md
+from .sweepdir import SweepDir
+
+__all__ = ["run", "sprites_plan", "twin_path", "model_rows", "write_report", "MODELS", "SPEC", "FREE_FACTORS"]
+
+PRESET = "sprites"
+SPEC = "angle(posX,posY):{p}, distance(posX,posY):{p}"
+TWIN = "sprites.npz"
+#: The factors the free latents may carry (the twin's colour has one value).
+FREE_FACTORS = ("shape", "scale", "orientation")
+MODELS = SPRITES  # key → (model kind, p or None, settings)
+
+
+def twin_path(data_dir=None) -> Path:
+    """Where the preset keeps the twin: ``DATA_DIR/sprites.npz`` (:func:`welavae.data.cache.default_data_dir`)."""
+    from ..data.cache import default_data_dir
+
+    return Path(data_dir if data_dir is not None else default_data_dir()) / TWIN
+
+
+def sprites_plan(data_path, *, seeds: int | None = None, epochs: int | None = None, models=None,
+                 tc_estimator: str | None = None, subset: int | None = None, grid=None) -> list[RunSpec]:
+    """The preset's models on the twin at ``data_path``.  For tests: ``subset`` another subset size,
+    ``grid`` the factor sizes of a reduced twin (``write_sprites_npz(keep=…)``)."""
+    p = PRESETS[PRESET]
+    n_seeds = p["seeds"] if seeds is None else int(seeds)
+    n_epochs = p["epochs"] if epochs is None else int(epochs)
+    if n_seeds < 1 or n_epochs < 1:
+        raise ValueError(f"--seeds and --epochs must be >= 1, got {n_seeds} and {n_epochs}")
+    keys = tuple(models or p["models"])
+    unknown = [k for k in keys if k not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model {unknown[0]!r} for the sprites preset; choose from {', '.join(MODELS)}")
+    train = TrainConfig(epochs=n_epochs, batch_size=p["batch_size"], lr=p["lr"],
+                        checkpoint_every=min(p["checkpoint_every"], n_epochs))
+    plan = []
+    for key in keys:
+        kind, label_p, settings = MODELS[key]
+        data = DataConfig(source="benchmark", dataset="sprites", data_path=str(data_path),
+                          subset=int(subset or p["subset"]), subset_seed=0, grid=None if grid is None else tuple(grid),
+                          weak_labels=SPEC.format(p=label_p) if label_p else None)
+        labelled = dict(label_dims=(label_p, label_p), gamma=p["gamma_fraction"] * paper_gamma(label_p, 64 * 64),
+                        label_names=("angle(posX,posY)", "distance(posX,posY)")) if label_p else {}
+        cfg = make_run_config(kind, hidden=p["hidden"], data=data, train=train, name=key,
+                              tc_estimator=tc_estimator or p["tc_estimator"], **labelled, **settings)
+        plan.append(RunSpec(key, cfg, tuple(range(n_seeds))))
+    return plan
+
+
+def run(out="results", *, seeds: int | None = None, epochs: int | None = None, models=None,
+        tc_estimator: str | None = None, data_dir=None, subset: int | None = None, **sweep) -> list[dict]:
+    """``welavae reproduce --preset sprites``: render the twin if it is not there, run the sweep, write the report."""
+    from ..data.sprites import write_sprites_npz
+    from .sweep import reproduce
+
+    t0 = time.perf_counter()
+    plan = sprites_plan(twin_path(data_dir), seeds=seeds, epochs=epochs, models=models, tc_estimator=tc_estimator,
+                        subset=subset)  # refusals first: nothing rendered for a bad command
+    path = twin_path(data_dir)
+    if not path.exists():
+        write_sprites_npz(path)
+    rendered = time.perf_counter() - t0
+    table = reproduce(PRESET, plan=plan, out=out, data_dir=data_dir, **sweep)
+    write_report(out, plan, started=t0, render_seconds=rendered)
+    return table
+
+
+# ----------------------------------------------------------------------------------- report
+def _free_nmi(mu, factors, names, position_channels) -> dict[str, float]:
+    """For each of :data:`FREE_FACTORS`: max over the latents not in ``position_channels`` of MI(z_k; f)/H(f)."""
+    free = [k for k in range(mu.shape[1]) if k not in position_channels]
+    if not free:
+        return {f: math.nan for f in FREE_FACTORS}
+    cols = [names.index(f) for f in FREE_FACTORS]
+    y = factors[:, cols]
+    mi = mutual_info_matrix(mu[:, free], y)  # (free, 3)
+    return {f: float(mi[:, j].max() / factor_entropy(y[:, [j]])[0]) for j, f in enumerate(FREE_FACTORS)}
+
+
+def _mean(values) -> float:
+    v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
+    return float(v.mean()) if v.size else math.nan
+
+
+def model_rows(out, spec: RunSpec) -> tuple[list[dict], dict | None]:
+    """(one row per seed, the model's summary row) from the model's run directories under ``out``.
+
+    Per seed: polar and Cartesian MSE, label accuracies, active latents, MIG against both factor
+    sets and the free latents' NMI with shape, scale and orientation (position channels: those
+    of the lower of the two MSEs).  Summary: lowest and mean over the seeds, and DCI of the seed
+    of lowest MSE on the model's task (polar with labels, Cartesian without).
+    """
+    found = SweepDir(out).chunks_by_seed(spec.model)
+    rows, best = [], None
+    for seed in sorted(found):
+        chunk, i = found[seed]
+        r = Run(chunk)
+        truth = ground_truth(r.config, r.array("factors"))
+        mu = np.asarray(r.mu[i], dtype=np.float64)
+        if not np.isfinite(mu).all():
+            continue
+        pred = r.array("label_pred")
+        ev = evaluate_seed(mu, truth, label_pred=None if pred is None else pred[i], labels=r.array("labels"),
+                           logvar=r.array("logvar")[i], standard=False)
+        position = min(("polar", "cartesian"), key=lambda s: ev[s]["mse"])
+        f, names, _ = truth.factor_sets["factors"]
+        lf, _, cont = truth.factor_sets["label_coordinates"]
+        row = {"seed": seed, "polar_mse": ev["polar"]["mse"], "cartesian_mse": ev["cartesian"]["mse"],
+               "acc_angle": (ev["accuracy"] or [math.nan])[0], "acc_distance": (ev["accuracy"] or [math.nan, math.nan])[1],
+               "active_latents": ev["active_latents"],
+               "mig_factors": mig(mu, f), "mig_label_coords": mig(mu, discretize_factors(lf, continuous=cont).codes),
+               **{f"free_nmi_{k}": v for k, v in _free_nmi(mu, f, names, ev[position]["channels"]).items()}}
+        rows.append(row)
+        task = "polar" if r.config.model.has_labels else "cartesian"
+        if best is None or ev[task]["mse"] < best[0]:
+            best = (ev[task]["mse"], seed, mu, truth)
+    if not rows:
+        return rows, None
+    cfg = spec.config
+    labelled = cfg.model.has_labels
+    summary = {"model": spec.model, "p": cfg.model.label_dim if labelled else None, "K": cfg.model.latent_dim,
+               "head": cfg.model.label_head if labelled else None,
+               "encoder": cfg.model.encoder_input if labelled else "image",
+               "gamma": cfg.objective.gamma if labelled else None, "seeds": len(rows)}
+    for c in ("polar_mse", "cartesian_mse"):
+        summary[f"{c}_lowest"] = min(r[c] for r in rows)
+        summary[f"{c}_mean"] = _mean(r[c] for r in rows)
+    for c in ("acc_angle", "acc_distance", "active_latents", "mig_factors", "mig_label_coords",
+              *(f"free_nmi_{k}" for k in FREE_FACTORS)):
+        summary[c] = _mean(r[c] for r in rows)
+    _, seed, mu, truth = best
+    summary["best_seed"] = seed
+    for name, label in (("factors", "factors"), ("label_coordinates", "label_coords")):
+        f, _, cont = truth.factor_sets[name]
+        d = dci(mu, discretize_factors(f, continuous=cont).codes)
+        summary[f"dci_d_{label}"], summary[f"dci_c_{label}"] = d.disentanglement, d.completeness
+        summary[f"dci_i_{label}"] = d.informativeness_test
+    return rows, summary
+
+
+_FORMATS = {**{c: ".1f" for c in ("polar_mse_lowest", "polar_mse_mean", "cartesian_mse_lowest", "cartesian_mse_mean",
+                                   "active_latents")},
+            **{c: ".2f" for c in ("acc_angle", "acc_distance", "mig_factors", "mig_label_coords",
+                                  *(f"free_nmi_{k}" for k in FREE_FACTORS),
+                                  *(f"dci_{x}_{s}" for s in ("factors", "label_coords") for x in "dci"))},
+            "gamma": "g"}
+
+
+def write_report(out, plan: list[RunSpec], *, started: float | None = None, render_seconds: float = 0.0) -> dict:
+    """``sprites.csv`` (one row per model), ``sprites_seeds.csv`` (one per seed), ``sprites.md`` and ``sprites.json``."""
+    out = Path(out)
+    t0 = time.perf_counter()
+    summaries, per_seed = [], []
+    for spec in plan:
+        rows, summary = model_rows(out, spec)
+        per_seed += [{"model": spec.model, **r} for r in rows]
+        if summary is not None:
+            summaries.append(summary)
+    eval_seconds = time.perf_counter() - t0
+    train_seconds = sum(float(Run(chunk).status.get("seconds", 0.0))
+                        for spec in plan for chunk in {c for c, _ in SweepDir(out).chunks_by_seed(spec.model).values()})
+    total = None if started is None else time.perf_counter() - started
+    p = plan[0].config if plan else None
+    text = [
+        "# The dSprites twin: does the position code become polar? (`welavae reproduce --preset sprites`)", "",
+        (f"{p.data.subset} images of the twin (subset seed {p.data.subset_seed}), MLP "
+         f"{'-'.join(map(str, p.model.hidden))}, {p.train.epochs} epochs, batch {p.train.batch_size}, "
+         f"Adam {p.train.lr:g}, β = {p.objective.beta:g}. " if p else "")
+        + "MSE of the position (posX, posY) in position-class units (0 … 31): lowest and mean over the seeds. "
+          "MIG: mean over seeds, against (shape, scale, orientation, posX, posY) (`factors`) and (shape, scale, "
+          "orientation, φ, d) with φ, d binned 20 (`label_coords`). DCI (disentanglement, completeness, test "
+          "informativeness): the seed of lowest MSE on the model's task (`best_seed`). `free_nmi_f`: the largest "
+          "MI(z_k; f)/H(f) over the latents not chosen for the position, mean over seeds.", "",
+        rows_md(summaries, _FORMATS), "",
+        f"Wall time: training {train_seconds:.0f} s (sum of the run directories' status.json); this report "
+        f"{eval_seconds:.0f} s" + (f"; twin rendering {render_seconds:.0f} s" if render_seconds >= 1 else "")
+        + (f"; whole command {total:.0f} s." if total is not None else "."),
+    ]
+    written = {"csv": write_text(out / "sprites.csv", rows_csv(summaries)),
+               "seeds_csv": write_text(out / "sprites_seeds.csv", rows_csv(per_seed)),
+               "md": write_text(out / "sprites.md", "\n".join(text) + "\n")}
+    write_text(out / "sprites.json", json.dumps({"train_seconds": train_seconds, "report_seconds": eval_seconds,
+                                                 "render_seconds": render_seconds, "total_seconds": total},
+                                                indent=2) + "\n")
+    return written
+
