@@ -86,4 +86,4 @@ def test_training_from_stored_pixels_keeps_them_and_equals_the_float_run(kind):
 def test_blobs_float_images_are_their_8_bit_pixels_through_to_float():
     b = make_blobs(1)
     pixels = np.rint(b.images * 255).astype(np.uint8)
-    assert to_float(pixels).tobytes() == b.images.tobytes()  # so Blobs could stay uint8 without a changed number
+    assert to_float(pixels).tobytes() == b.images.tobytes()  # so Blobs stays uint8 (welavae.data.load) without a changed number

@@ -4,6 +4,7 @@ import pytest
 
 from welavae.config import DataConfig, make_run_config
 from welavae.data import Dataset, load, make_blobs, save_npz, weak_labels
+from welavae.data.benchmarks import to_float
 from welavae.data.load import ARRAYS_FILE
 
 
@@ -11,7 +12,9 @@ def test_blobs_get_the_weak_labels_of_the_models_p(tmp_path):
     data = DataConfig(variants=1)
     wela = load(make_run_config("wela", label_dim=3, data=data), data_dir=tmp_path)
     b = make_blobs(1)  # the cache holds exactly the generated set
-    np.testing.assert_array_equal(wela.images, b.images)
+    # kept as the cache's 8-bit pixels, no float32 copy: 1 byte per pixel, and k/255 is Blobs' float image
+    assert wela.images.dtype == np.uint8 and wela.images.nbytes == 64 * 64 * 64 * 64
+    assert to_float(wela.images).tobytes() == b.images.tobytes()
     np.testing.assert_array_equal(wela.labels, weak_labels(b.factors, 3))
     assert wela.label_dims == (3, 3) and wela.label_names == ("angle", "distance")
     assert load(make_run_config("tcvae", data=data), data_dir=tmp_path).labels is None

@@ -19,13 +19,13 @@ GRID = (1, 3, 2, 2, 8, 8)  # 768 images
 
 def test_the_plan_is_the_issues_models_with_a_tenth_of_the_rules_gamma(tmp_path):
     plan = {s.model: s.config for s in sprites_plan(tmp_path / "sprites.npz")}
-    assert list(plan) == list(SPRITES) and len(plan) == 9
+    assert list(plan) == list(SPRITES) and len(plan) == 7
     assert all(len(s.seeds) >= 8 for s in sprites_plan(tmp_path / "t.npz"))
     t, w = plan["tcvae-k6"], plan["wela_p3-k6-diagonal"]
     assert t.model.latent_dim == 6 and not t.model.has_labels and t.data.weak_labels is None
     assert w.data.weak_labels == "angle(posX,posY):3, distance(posX,posY):3" and w.model.label_head == "diagonal"
     assert w.objective.gamma == 150 and plan["wela_p2-k2"].objective.gamma == 200  # Table 1's 1,500 and 2,000 / 10
-    assert plan["wela_p2-k6-image"].model.encoder_input == "image"
+    assert plan["wela_p3-k6-image"].model.encoder_input == "image"
     assert {c.data.subset for c in plan.values()} == {PRESETS["sprites"]["subset"]}
     with pytest.raises(ValueError, match="unknown model 'wela_p9'"):
         sprites_plan(tmp_path / "t.npz", models=["wela_p9"])

@@ -203,11 +203,12 @@ def _cmd_data(args) -> int:
     print(f"Blobs: N={len(ds.images)} images of {size}x{size} ({args.shape}, V={args.variants}) "
           f"ready in {time.perf_counter() - t:.1f}s")
     if args.out:
+        from .data.benchmarks import to_float
         from .plots import label_regions, sample_grid, save_figure
 
         out = Path(args.out)
         idx = [int(i) for i in range(0, len(ds.images), max(1, len(ds.images) // 32))][:32]
-        save_figure(sample_grid(ds.images[idx]), out / "samples.png")
+        save_figure(sample_grid(to_float(ds.images[idx])), out / "samples.png")
         save_figure(label_regions(args.label_dim, size=size), out / f"label_regions_p{args.label_dim}.png")
         print(f"figures: {out / 'samples.png'}, {out / f'label_regions_p{args.label_dim}.png'}")
     return 0

@@ -17,8 +17,10 @@ variants of a position are identical).
 
 Pixel values are quantised to 8 bits (``k / 255``), which is how the set is
 cached on disk; freshly generated and cached sets are therefore identical.
-In memory the images are float32: 1.68 GB for the paper's N = 102,400
-(the 8-bit cache file is 420 MB).
+As a :class:`Blobs` the images are float32 (1.68 GB for the paper's N = 102,400);
+the data path (:func:`welavae.data.load`) keeps the 8-bit pixels instead (420 MB,
+as in the cache file) and converts each training batch
+(:func:`welavae.data.benchmarks.to_float`, bit-identical to converting first).
 
 Ordering: sample index ``(c1 · size + c2) · V + v`` — so an array over the
 samples reshapes to ``(size, size, V, …)`` for positional heat maps.
@@ -51,7 +53,8 @@ _CHUNK = 8192  # images generated per vectorised block (bounded memory)
 class Blobs:
     """A generated Blobs set.
 
-    images:  (N, size, size) float32 in [0, 1]
+    images:  (N, size, size) float32 in [0, 1], or the uint8 pixels k (value k/255) when
+             loaded with ``pixels=True`` (:func:`welavae.data.load_blobs`)
     factors: (N, 2) float64 (c1, c2) = (row, column) of the blob centre
     sigmas:  (N,) float64 spread of each blob (NaN for ``shape="disk"``)
     """
@@ -157,9 +160,14 @@ def make_blobs(
     return blobs_from_pixels(pixels, factors, sigmas, variants=variants_per_position, seed=seed, shape=shape)
 
 
-def blobs_from_pixels(pixels, factors, sigmas, *, variants: int, seed: int, shape: str) -> Blobs:
-    images = pixels.astype(np.float32)
-    images *= np.float32(1.0 / 255.0)
+def blobs_from_pixels(pixels, factors, sigmas, *, variants: int, seed: int, shape: str,
+                      keep_pixels: bool = False) -> Blobs:
+    """The set from its 8-bit pixels: images float32 k/255, or the uint8 pixels themselves (``keep_pixels``)."""
+    if keep_pixels:
+        images = pixels
+    else:
+        images = pixels.astype(np.float32)
+        images *= np.float32(1.0 / 255.0)
     return Blobs(
         images=images,
         factors=factors,

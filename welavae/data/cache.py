@@ -85,29 +85,35 @@ def load_blobs(
     shape: str = "gaussian",
     sigma_range: tuple[float, float] = (2.0, 4.0),
     data_dir=None,
+    pixels: bool = False,
 ) -> Blobs:
-    """Like :func:`make_blobs`, but cached in ``data_dir`` (default :func:`default_data_dir`)."""
+    """Like :func:`make_blobs`, but cached in ``data_dir`` (default :func:`default_data_dir`).
+
+    ``pixels``: images as the uint8 pixels (value k/255) instead of float32 — a quarter of the memory.
+    """
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     params = _params(variants_per_position, size, seed, shape, sigma_range)
     path = cache_path(data_dir, variants=variants_per_position, size=size, seed=seed, shape=shape, sigma_range=sigma_range)
     if path.exists():
         try:
-            pixels, factors, sigmas = _read(path, params)
-            return blobs_from_pixels(pixels, factors, sigmas, variants=variants_per_position, seed=seed, shape=shape)
+            pix, factors, sigmas = _read(path, params)
+            return blobs_from_pixels(pix, factors, sigmas, variants=variants_per_position, seed=seed, shape=shape,
+                                     keep_pixels=pixels)
         except ValueError as e:
             warnings.warn(f"cached data set {path} is {e}; rebuilding it", RuntimeWarning, stacklevel=2)
-    pixels, factors, sigmas = blob_pixels(
+    pix, factors, sigmas = blob_pixels(
         variants_per_position, size=size, seed=seed, shape=shape, sigma_range=sigma_range
     )
     atomic_write(
         path,
         lambda f: np.savez(
             f,
-            pixels=pixels,
+            pixels=pix,
             factors=factors,
             sigmas=sigmas,
-            crc32=np.int64(_crc(pixels)),
+            crc32=np.int64(_crc(pix)),
             meta=np.array(json.dumps(params, sort_keys=True)),
         ),
     )
-    return blobs_from_pixels(pixels, factors, sigmas, variants=variants_per_position, seed=seed, shape=shape)
+    return blobs_from_pixels(pix, factors, sigmas, variants=variants_per_position, seed=seed, shape=shape,
+                             keep_pixels=pixels)

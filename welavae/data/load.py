@@ -4,8 +4,9 @@ The command line (``train``, ``encode``, ``evaluate``, ``plot``, ``data``),
 :func:`welavae.fit`, ``welavae reproduce`` and :func:`welavae.evaluate.plot_run`
 all call it, so a data set is read, checked and labelled in one place:
 
-``blobs``   the paper's Blobs set (§4.1, cached on disk) and, for a model with
-            labels, its two weak labels (angle, distance) of p classes each
+``blobs``   the paper's Blobs set (§4.1, cached on disk; images kept as the
+            cache's uint8 pixels) and, for a model with labels, its two weak
+            labels (angle, distance) of p classes each
 ``npz``     a user's ``.npz`` (:func:`welavae.data.user.load_npz`)
 ``images``  a folder of image files and a CSV of labels
             (:func:`welavae.data.user.load_image_folder`), read with the
@@ -31,6 +32,7 @@ import numpy as np
 
 from ..config import DataConfig, ModelConfig, RunConfig
 from ..io import atomic_write
+from .benchmarks import to_float
 from .blobs import weak_labels
 from .cache import load_blobs
 from .user import Dataset, load_image_folder, load_npz
@@ -63,7 +65,7 @@ def load(config: DataConfig | RunConfig, *, data_dir=None, run_dir=None, model: 
     label_dims = model.label_dims if model is not None and model.has_labels else None
     if d.source == "blobs":
         blobs = load_blobs(d.variants, size=d.size, seed=d.seed, shape=d.shape, sigma_range=d.sigma_range,
-                           data_dir=data_dir)
+                           data_dir=data_dir, pixels=True)  # uint8: each batch converted (to_float)
         ds = Dataset(images=blobs.images, labels=None, factors=blobs.factors)
         if label_dims:
             if len(label_dims) != 2 or len(set(label_dims)) != 1:
@@ -123,7 +125,7 @@ def _load_benchmark(d: DataConfig) -> Dataset:
 def save_npz(path, data: Dataset) -> Path:
     """``data`` as the npz layout :func:`welavae.data.user.load_npz` reads (images, and labels,
     label_names, factors when present), compressed, written atomically."""
-    arrays = {"images": np.asarray(data.images, dtype=np.float32)}
+    arrays = {"images": to_float(np.asarray(data.images))}
     if data.labels is not None:
         arrays["labels"] = np.asarray(data.labels, dtype=np.int64)
         if data.label_names:

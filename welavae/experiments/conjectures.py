@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.benchmarks import to_float
 from ..data.blobs import weak_labels
 from ..io import write_text
 from ..metrics import label_accuracy, split_indices
@@ -193,7 +194,7 @@ def pca_codes(images, train_idx, k: int, *, seed: int = 0) -> np.ndarray:
     """Raw pixels (N, H, W) → (1, N, k) PCA codes, the PCA fitted on the training split only."""
     from sklearn.decomposition import PCA
 
-    x = np.asarray(images, dtype=np.float32).reshape(len(images), -1)
+    x = to_float(np.asarray(images)).reshape(len(images), -1)  # uint8 pixels (the data path's) → k/255
     pca = PCA(n_components=k, svd_solver="randomized", random_state=seed).fit(x[train_idx])
     return pca.transform(x)[None].astype(np.float64)
 

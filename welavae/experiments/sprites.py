@@ -8,8 +8,8 @@ commands), a uniform subset of :data:`PRESETS["sprites"]["subset"]` images:
 
 * β-TCVAE with K = 6 (``tcvae-k6``);
 * WeLa-VAE with ``angle(posX,posY):p, distance(posX,posY):p`` for p = 2 and 3,
-  K = 2 and K = 6, the dense label head (the paper's) and, at K = 6, the
-  diagonal one, and the label-free encoder q(z|x) (:data:`MODELS`);
+  K = 2 and K = 6 with the dense label head (the paper's), and for p = 3, K = 6
+  the diagonal head and the label-free encoder q(z|x) (:data:`MODELS`);
 * γ a tenth of the paper's rule (p = 2: 200, p = 3: 150): on a small network the
   rule's γ is about ten times too strong (docs/results.md, "Why p = 3 is among
   the worst here and the paper's best: γ"); β = 40 for every model, as in the paper.
@@ -18,7 +18,9 @@ Every model is evaluated by :mod:`welavae.truth` on the position pair (posX,
 posY) in position-class units (0 … 31): the polar MSE (eqs. 6–7 about the
 corner where both are 0) and the Cartesian MSE (eq. 5); MIG and DCI against
 (shape, scale, orientation, posX, posY) and against (shape, scale,
-orientation, φ, d) with φ and d binned 20; label accuracy, active latents; and
+orientation, φ, d) with φ and d binned 20 (DCI on :data:`DCI_SIZES` training and
+test points: disentanglement_lib's 10,000 / 5,000 take about three minutes per
+factor set on 2 cores, 40 minutes for the preset); label accuracy, active latents; and
 how much the *free* latents — those not chosen for the position by the MSE —
 carry each of shape, scale and orientation (the largest normalised mutual
 information MI(z_k; f)/H(f) over the free latents k).
@@ -53,6 +55,8 @@ __all__ = ["run", "sprites_plan", "twin_path", "model_rows", "write_report", "MO
 PRESET = "sprites"
 SPEC = "angle(posX,posY):{p}, distance(posX,posY):{p}"
 TWIN = "sprites.npz"
+#: DCI's (num_train, num_test) in the report (see the module docstring).
+DCI_SIZES = (2000, 1000)
 #: The factors the free latents may carry (the twin's colour has one value).
 FREE_FACTORS = ("shape", "scale", "orientation")
 MODELS = SPRITES  # key → (model kind, p or None, settings)
@@ -179,7 +183,7 @@ def model_rows(out, spec: RunSpec) -> tuple[list[dict], dict | None]:
     summary["best_seed"] = seed
     for name, label in (("factors", "factors"), ("label_coordinates", "label_coords")):
         f, _, cont = truth.factor_sets[name]
-        d = dci(mu, discretize_factors(f, continuous=cont).codes)
+        d = dci(mu, discretize_factors(f, continuous=cont).codes, num_train=DCI_SIZES[0], num_test=DCI_SIZES[1])
         summary[f"dci_d_{label}"], summary[f"dci_c_{label}"] = d.disentanglement, d.completeness
         summary[f"dci_i_{label}"] = d.informativeness_test
     return rows, summary
@@ -216,7 +220,8 @@ def write_report(out, plan: list[RunSpec], *, started: float | None = None, rend
         + "MSE of the position (posX, posY) in position-class units (0 … 31): lowest and mean over the seeds. "
           "MIG: mean over seeds, against (shape, scale, orientation, posX, posY) (`factors`) and (shape, scale, "
           "orientation, φ, d) with φ, d binned 20 (`label_coords`). DCI (disentanglement, completeness, test "
-          "informativeness): the seed of lowest MSE on the model's task (`best_seed`). `free_nmi_f`: the largest "
+          f"informativeness; {DCI_SIZES[0]} training and {DCI_SIZES[1]} test points): the seed of lowest MSE on "
+          "the model's task (`best_seed`). `free_nmi_f`: the largest "
           "MI(z_k; f)/H(f) over the latents not chosen for the position, mean over seeds.", "",
         rows_md(summaries, _FORMATS), "",
         f"Wall time: training {train_seconds:.0f} s (sum of the run directories' status.json); this report "
