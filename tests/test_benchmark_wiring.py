@@ -50,7 +50,8 @@ def test_dataset_excludes_npz_and_images_and_its_options_need_it(tmp_path, capsy
     for extra, msg in (
         (["--dataset", "sprites", "--data-path", "s.npz", "--npz", "x.npz"], "not both"),
         (["--weak-labels", "bins(posX):2"], "--weak-labels goes with --dataset NAME"),
-        (["--dataset", "sprites"], "--dataset sprites needs --data-path"),
+        (["--dataset", "sprites", "--data-dir", str(tmp_path / "nodata")],  # the published name in the data dir
+         f"{tmp_path / 'nodata' / 'sprites.npz'} does not exist: the dSprites twin is the file sprites.npz"),
     ):
         assert main(base + extra) == 2
         assert msg in capsys.readouterr().err

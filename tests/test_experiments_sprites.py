@@ -65,3 +65,21 @@ def test_the_preset_trains_on_the_twin_and_reports_each_model(tmp_path):
                                                            if r["model"] == "wela_p3-k6"))
     figures = sorted(p.name for p in (out / "figures").glob("*_seed*.png"))
     assert any(n.startswith("wela_p3-k6_seed") for n in figures)
+
+
+def test_the_preset_runs_on_deepminds_file_by_name_and_refuses_in_one_sentence(tmp_path, capsys):
+    from welavae.cli import main
+
+    plan = sprites_plan(tmp_path / "d.npz", dataset="dsprites", models=["wela_p2-k2"])
+    assert plan[0].config.data.dataset == "dsprites" and plan[0].config.data.data_path == str(tmp_path / "d.npz")
+    base = ["reproduce", "--preset", "sprites", "--out", str(tmp_path / "out")]
+    for extra, msg in ((["--dataset", "dsprites"], "--dataset dsprites needs --data-path"),
+                       (["--dataset", "dsprites", "--data-path", str(tmp_path)],
+                        "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz, published at"),
+                       (["--data-path", str(tmp_path / "none.npz")], "none.npz does not exist")):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1
+    assert main(["reproduce", "--preset", "quick", "--dataset", "sprites", "--out", str(tmp_path / "q")]) == 2
+    assert "go with --preset sprites" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing written, not even the results folder

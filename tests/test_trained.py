@@ -127,6 +127,19 @@ def test_load_encode_equals_mu_npy_and_safetensors_work_without_the_package(smal
     assert np.allclose(h[:, :2], mu[1], atol=1e-4)
 
 
+def test_a_diagonal_head_run_loads_from_its_checkpoint_and_predicts_its_labels(small, tmp_path):
+    # The checkpoint's model is built on the meta device; the head's column → latent map is not saved,
+    # so it must come out of the constructor with its values (it once stayed on meta: load failed).
+    images, labels, _ = small
+    welavae.fit(images, labels, seeds=[0, 3], out=tmp_path / "run", hidden=(16,), epochs=1, batch_size=64,
+                lr=1e-3, latent_dim=3, label_head="diagonal")
+    loaded = welavae.load(tmp_path / "run")
+    mu = np.load(tmp_path / "run" / "mu.npy")
+    np.testing.assert_allclose(loaded.encode(images, labels), mu, atol=1e-6)
+    assert np.array_equal(loaded.predict_labels(mu).astype(np.int8), np.load(tmp_path / "run" / "label_pred.npy"))
+    assert loaded.ensemble.diagonal.latent_of.tolist() == [0, 0, 1, 1]  # p = 2 classes of labels 0 and 1
+
+
 def test_fit_with_partial_labels_reports_observed_and_hidden_accuracy(small, tmp_path):
     from welavae.evaluate import evaluate_run
 

@@ -117,7 +117,7 @@ def _add_benchmark_args(p):
                    help="a benchmark file (read with --data-path; sprites: the twin `welavae data --dataset sprites` "
                         "writes); excludes --npz and --images")
     p.add_argument("--data-path", default=None, help="with --dataset: the file, or a folder holding it under its "
-                   "published name")
+                   "published name (default: the data directory, --data-dir or $WELAVAE_DATA_DIR)")
     p.add_argument("--subset", type=_positive_int, default=None, metavar="N",
                    help="with --dataset: train on N images drawn uniformly (seeded by --subset-seed)")
     p.add_argument("--subset-seed", type=int, default=0, help="with --subset: the seed of the draw (default 0)")
@@ -139,9 +139,14 @@ def _benchmark_source(args):
         return None
     if args.npz or args.images:
         raise ValueError("give --dataset NAME --data-path FILE, or your own data with --npz / --images, not both")
-    if args.data_path is None:
-        raise ValueError(f"--dataset {dataset} needs --data-path, the file (or the folder holding it)")
-    return dict(source="benchmark", dataset=dataset, data_path=args.data_path, subset=args.subset,
+    data_path = args.data_path
+    if data_path is None:  # the file under its published name in the data directory
+        from .data.benchmarks import benchmark
+        from .data.cache import default_data_dir
+
+        folder = Path(args.data_dir) if getattr(args, "data_dir", None) else default_data_dir()
+        data_path = str(folder / benchmark(dataset).file_name)
+    return dict(source="benchmark", dataset=dataset, data_path=data_path, subset=args.subset,
                 subset_seed=args.subset_seed, weak_labels=args.weak_labels,
                 grid=tuple(args.grid) if args.grid else None)
 
@@ -346,6 +351,18 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _sprites_data(args) -> dict:
+    """--dataset/--data-path of reproduce: only with --preset sprites."""
+    if args.dataset is None and args.data_path is None:
+        return {}
+    if args.preset != "sprites":
+        raise ValueError(f"--dataset and --data-path go with --preset sprites, not --preset {args.preset}")
+    if args.dataset == "dsprites" and not args.data_path:
+        raise ValueError("--dataset dsprites needs --data-path (DeepMind's "
+                         "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz, or its folder)")
+    return {"dataset": args.dataset or "sprites", "data_path": args.data_path}
+
+
 def _cmd_reproduce(args) -> int:
     from .experiments import sweep
 
@@ -358,7 +375,8 @@ def _cmd_reproduce(args) -> int:
                                 tc_estimator=args.tc_estimator, seeds_per_task=args.seeds_per_task,
                                 backend=args.backend, address=args.address, device=args.device,
                                 data_dir=args.data_dir, standard=args.standard_metrics, tf32=args.tf32,
-                                gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task)
+                                gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task,
+                                **_sprites_data(args))
     except sweep.SweepFailed as e:  # the others finished and the tables are written: show them, then say why
         md = Path(args.out) / "table.md"
         if md.exists():
@@ -504,6 +522,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-task", type=_positive_float, default=None,
                    help="--backend ray: CPUs per job (default 1)")
     p.add_argument("--data-dir", default=None, help="data cache directory")
+    p.add_argument("--dataset", choices=("sprites", "dsprites"), default=None,
+                   help="--preset sprites: on the twin (default; rendered into the data directory once) or on "
+                        "DeepMind's dSprites file (--data-path)")
+    p.add_argument("--data-path", default=None, help="with --dataset: the file, or a folder holding it under its "
+                   "published name (default for sprites: DATA_DIR/sprites.npz)")
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("bench", help="throughput: naive loop vs vectorised seeds vs the matmul peak")

@@ -55,6 +55,7 @@ __all__ = ["run", "sprites_plan", "twin_path", "model_rows", "write_report", "MO
 PRESET = "sprites"
 SPEC = "angle(posX,posY):{p}, distance(posX,posY):{p}"
 TWIN = "sprites.npz"
+DATASETS = ("sprites", "dsprites")  # the twin, or DeepMind's file in the same layout
 #: DCI's (num_train, num_test) in the report (see the module docstring).
 DCI_SIZES = (2000, 1000)
 #: The factors the free latents may carry (the twin's colour has one value).
@@ -70,9 +71,13 @@ def twin_path(data_dir=None) -> Path:
 
 
 def sprites_plan(data_path, *, seeds: int | None = None, epochs: int | None = None, models=None,
-                 tc_estimator: str | None = None, subset: int | None = None, grid=None) -> list[RunSpec]:
-    """The preset's models on the twin at ``data_path``.  For tests: ``subset`` another subset size,
-    ``grid`` the factor sizes of a reduced twin (``write_sprites_npz(keep=…)``)."""
+                 tc_estimator: str | None = None, subset: int | None = None, grid=None,
+                 dataset: str = "sprites") -> list[RunSpec]:
+    """The preset's models on the twin at ``data_path`` (``dataset="dsprites"``: DeepMind's file, whose
+    layout the twin shares).  For tests: ``subset`` another subset size, ``grid`` the factor sizes
+    of a reduced twin (``write_sprites_npz(keep=…)``)."""
+    if dataset not in DATASETS:
+        raise ValueError(f"the sprites preset runs on {' or '.join(DATASETS)}, not {dataset!r}")
     p = PRESETS[PRESET]
     n_seeds = p["seeds"] if seeds is None else int(seeds)
     n_epochs = p["epochs"] if epochs is None else int(epochs)
@@ -87,7 +92,7 @@ def sprites_plan(data_path, *, seeds: int | None = None, epochs: int | None = No
     plan = []
     for key in keys:
         kind, label_p, settings = MODELS[key]
-        data = DataConfig(source="benchmark", dataset="sprites", data_path=str(data_path),
+        data = DataConfig(source="benchmark", dataset=dataset, data_path=str(data_path),
                           subset=int(subset or p["subset"]), subset_seed=0, grid=None if grid is None else tuple(grid),
                           weak_labels=SPEC.format(p=label_p) if label_p else None)
         labelled = dict(label_dims=(label_p, label_p), gamma=p["gamma_fraction"] * paper_gamma(label_p, 64 * 64),
@@ -99,15 +104,25 @@ def sprites_plan(data_path, *, seeds: int | None = None, epochs: int | None = No
 
 
 def run(out="results", *, seeds: int | None = None, epochs: int | None = None, models=None,
-        tc_estimator: str | None = None, data_dir=None, subset: int | None = None, **sweep) -> list[dict]:
-    """``welavae reproduce --preset sprites``: render the twin if it is not there, run the sweep, write the report."""
+        tc_estimator: str | None = None, data_dir=None, subset: int | None = None, dataset: str = "sprites",
+        data_path=None, **sweep) -> list[dict]:
+    """``welavae reproduce --preset sprites [--dataset dsprites --data-path FILE]``: render the twin if it is
+    not there (``sprites`` without ``data_path``), run the sweep, write the report."""
+    from ..data.benchmarks import benchmark
     from ..data.sprites import write_sprites_npz
     from .sweep import reproduce
 
     t0 = time.perf_counter()
-    plan = sprites_plan(twin_path(data_dir), seeds=seeds, epochs=epochs, models=models, tc_estimator=tc_estimator,
-                        subset=subset)  # refusals first: nothing rendered for a bad command
-    path = twin_path(data_dir)
+    if data_path is None and dataset != "sprites":
+        raise ValueError(f"the sprites preset on {dataset} needs its file (data_path)")
+    path = Path(data_path) if data_path is not None else twin_path(data_dir)
+    if path.is_dir():
+        path = path / benchmark(dataset).file_name
+    plan = sprites_plan(path.resolve(), seeds=seeds, epochs=epochs, models=models, tc_estimator=tc_estimator,
+                        subset=subset, dataset=dataset)  # refusals first: nothing rendered for a bad command
+    if data_path is not None and not path.is_file():
+        entry = benchmark(dataset)
+        raise FileNotFoundError(f"{path} does not exist: {entry.title} is the file {entry.file_name}, {entry.where}")
     if not path.exists():
         write_sprites_npz(path)
     rendered = time.perf_counter() - t0
@@ -213,8 +228,9 @@ def write_report(out, plan: list[RunSpec], *, started: float | None = None, rend
     total = None if started is None else time.perf_counter() - started
     p = plan[0].config if plan else None
     text = [
-        "# The dSprites twin: does the position code become polar? (`welavae reproduce --preset sprites`)", "",
-        (f"{p.data.subset} images of the twin (subset seed {p.data.subset_seed}), MLP "
+        "# dSprites: does the position code become polar? (`welavae reproduce --preset sprites`)", "",
+        (f"{p.data.subset} images of {'the dSprites twin' if p.data.dataset == 'sprites' else 'dSprites'} "
+         f"(`{p.data.data_path}`, subset seed {p.data.subset_seed}), MLP "
          f"{'-'.join(map(str, p.model.hidden))}, {p.train.epochs} epochs, batch {p.train.batch_size}, "
          f"Adam {p.train.lr:g}, β = {p.objective.beta:g}. " if p else "")
         + "MSE of the position (posX, posY) in position-class units (0 … 31): lowest and mean over the seeds. "

@@ -163,16 +163,24 @@ def _checkpoint_hint(error: str, job: dict) -> str:
     return error
 
 
-def _best_seed_figure(out: SweepDir, spec: RunSpec, store: ResultsStore, images) -> None:
-    """The figure of the model's best seed on its task (:func:`welavae.evaluate.figure_task`)."""
+def _best_seed_figure(out: SweepDir, spec: RunSpec, store: ResultsStore, images, *, only_missing: bool = False) -> None:
+    """The figure of the model's best seed on its task (:func:`welavae.evaluate.figure_task`).
+
+    images: the data set's images, or a function returning them (called only to draw).
+    ``only_missing``: draw it only when that seed's figure is not there (a sweep stopped after
+    recording the model and before its figure resumes into it).
+    """
     key = f"{figure_task(spec.config)}_mse"
     rows = [r for r in store.rows(spec.model) if r["status"] == "done" and r[key] is not None]
     if not rows:
         return
     best = min(rows, key=lambda r: r[key])
+    if only_missing and (out.figures / f"{spec.config.name}_seed{best['seed']}.png").exists():
+        return
     found = out.chunks_by_seed(spec.model)
     if best["seed"] in found:
-        plot_run(found[best["seed"]][0], seed=best["seed"], out_dir=out.figures, data=images)
+        plot_run(found[best["seed"]][0], seed=best["seed"], out_dir=out.figures,
+                 data=images() if callable(images) else images)
 
 
 class _DataSets:
@@ -255,12 +263,16 @@ def _run(jobs, executor, by_model: dict[str, RunSpec], store: ResultsStore, out:
     return failed
 
 
-def _finish(out: SweepDir, plan: list[RunSpec], store: ResultsStore, failed: dict[str, str], trained: bool):
-    """Merge what a killed sweep left unmerged, name the models whose every seed diverged, write the tables."""
+def _finish(out: SweepDir, plan: list[RunSpec], store: ResultsStore, failed: dict[str, str], trained: bool,
+            data: _DataSets):
+    """Merge what a killed sweep left unmerged, draw the best-seed figures it left undrawn, name the models
+    whose every seed diverged, write the tables."""
     for spec in plan:
         finished = _finished_seeds(store, spec.model)
         if out.merged_seeds(spec.model) != finished:  # e.g. killed between recording and merging
             out.merge(spec.model, finished)
+        if finished:
+            _best_seed_figure(out, spec, store, lambda: data(spec).images, only_missing=True)
         rows = [r for r in store.rows(spec.model)
                 if r["config_hash"] == spec.config.hash() and r["status"] in ("done", "diverged")]
         if spec.model not in failed and rows and all(r["status"] == "diverged" for r in rows):
@@ -294,6 +306,8 @@ def reproduce(
     tf32: bool = False,
     gpus_per_task: float | None = None,
     cpus_per_task: float | None = None,
+    dataset: str | None = None,
+    data_path=None,
 ) -> list[dict]:
     """Run (or resume) the Table-1 sweep into ``out``; returns the table rows.
 
@@ -312,6 +326,7 @@ def reproduce(
     ``tf32``: TF32 CUDA matmuls (default off: exact float32).
     ``gpus_per_task`` / ``cpus_per_task``: Ray resources of a job
     (:class:`welavae.experiments.executors.RayExecutor`).
+    ``dataset`` / ``data_path``: the ``sprites`` preset's data (:func:`welavae.experiments.sprites.run`).
     Also writes ``seeds.csv``, ``selection.md`` and, for variant plans,
     ``questions.md`` (:mod:`welavae.experiments.analysis`).
 
@@ -328,9 +343,11 @@ def reproduce(
         from .sprites import run
 
         return run(out, seeds=seeds, epochs=epochs, models=models, tc_estimator=tc_estimator, data_dir=data_dir,
-                   seeds_per_task=seeds_per_task, backend=backend, address=address, device=device,
+                   dataset=dataset or "sprites", data_path=data_path, seeds_per_task=seeds_per_task, backend=backend, address=address, device=device,
                    progress=progress, standard=standard, tf32=tf32, gpus_per_task=gpus_per_task,
                    cpus_per_task=cpus_per_task)
+    if dataset is not None or data_path is not None:
+        raise ValueError(f"dataset and data_path go with the sprites preset, not {preset!r}")
     out = SweepDir(out)
     if standard is None:
         standard = PRESETS.get(preset, {}).get("standard", "best")
@@ -347,7 +364,7 @@ def reproduce(
         jobs = plan_jobs(plan, store, out.path, seeds_per_task=seeds_per_task, device=device, data_dir=data_dir,
                           tf32=tf32)
         failed = _run(jobs, executor, by_model, store, out, data, standard, progress)
-        table = _finish(out, plan, store, failed, trained=bool(jobs))
+        table = _finish(out, plan, store, failed, trained=bool(jobs), data=data)
     if failed:
         raise SweepFailed(failed, table)
     return table

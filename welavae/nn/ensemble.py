@@ -151,7 +151,10 @@ class DiagonalLabelHeads(nn.Module):
         w, b = init_linear_stack(1, total, generators)  # (S, 1, Σp), (S, Σp)
         self.weight = nn.Parameter(w)
         self.bias = nn.Parameter(b.unsqueeze(1))
-        latent_of = torch.cat([torch.full((p,), j, dtype=torch.int64) for j, p in enumerate(self.label_dims)])
+        # On the CPU even under ``torch.device("meta")`` (a checkpoint's model is built there and takes its
+        # saved tensors; this buffer is not saved, so it must hold its values).
+        latent_of = torch.cat([torch.full((p,), j, dtype=torch.int64, device="cpu")
+                               for j, p in enumerate(self.label_dims)])
         self.register_buffer("latent_of", latent_of, persistent=False)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, ...]:
