@@ -30,7 +30,6 @@ and ``conjectures.md`` (both tables, the measured wall time).
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -44,7 +43,7 @@ from ..data.blobs import weak_labels
 from ..io import write_text
 from ..metrics import label_accuracy, split_indices
 from ..run import Run
-from ..train.schedule import TRACKING
+from ..train.schedule import TRACKING, read_tracking
 from .report import rows_csv, rows_md
 from .sweepdir import SweepDir
 from .plan import PRESETS, RunSpec, make_plan, model_config
@@ -200,12 +199,13 @@ def pca_codes(images, train_idx, k: int, *, seed: int = 0) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------- windows
-def _read_tracking(path) -> dict[int, dict[int, float]]:
-    """tracking.csv → seed → {epoch: polar MSE} (NaN for a diverged seed's empty cell)."""
+def _polar_curves(runs: dict[int, tuple[Run, int]]) -> dict[int, dict[int, float]]:
+    """seed → {epoch: polar MSE} from the ``tracking.csv`` of each run directory (each file read once)."""
     out: dict[int, dict[int, float]] = {}
-    with open(path, newline="") as f:
-        for r in csv.DictReader(f):
-            out.setdefault(int(r["seed"]), {})[int(r["epoch"])] = float(r["polar_mse"]) if r["polar_mse"] else math.nan
+    for run in {r.path: r for r, _ in runs.values()}.values():
+        for row in read_tracking(run.path / TRACKING):
+            if row["seed"] in runs and runs[row["seed"]][0].path == run.path:
+                out.setdefault(row["seed"], {})[row["epoch"]] = row["polar_mse"]
     return out
 
 
@@ -237,8 +237,9 @@ def window_rows(out, plan: list[RunSpec]) -> list[dict]:
             continue
         window = t.label_epochs or (0, t.epochs)
         at_window, at_end, forgetting, held_out = [], [], [], []
+        curves = _polar_curves(runs)
         for seed, (run, i) in sorted(runs.items()):
-            curve = _read_tracking(run.path / TRACKING).get(seed, {})
+            curve = curves.get(seed, {})
             w, e = curve.get(window[1], math.nan), curve.get(t.epochs, math.nan)
             at_window.append(w)
             at_end.append(e)
@@ -267,7 +268,8 @@ def _curves(out: Path, plan: list[RunSpec]) -> dict[str, tuple[np.ndarray, np.nd
         if not t.track_every:
             continue
         runs = _model_runs(out, spec.model)
-        per_seed = [_read_tracking(run.path / TRACKING).get(seed, {}) for seed, (run, _) in sorted(runs.items())]
+        curves_of = _polar_curves(runs)
+        per_seed = [curves_of.get(seed, {}) for seed in sorted(runs)]
         if not per_seed:
             continue
         epochs = np.array(sorted(per_seed[0]))

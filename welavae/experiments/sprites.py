@@ -157,11 +157,12 @@ def model_rows(out, spec: RunSpec) -> tuple[list[dict], dict | None]:
     of lowest MSE on the model's task (polar with labels, Cartesian without).
     """
     found = SweepDir(out).chunks_by_seed(spec.model)
+    runs = {chunk: Run(chunk) for chunk, _ in found.values()}  # one Run (its arrays read once) and truth per chunk
+    truths = {chunk: ground_truth(r.config, r.array("factors")) for chunk, r in runs.items()}
     rows, best = [], None
     for seed in sorted(found):
         chunk, i = found[seed]
-        r = Run(chunk)
-        truth = ground_truth(r.config, r.array("factors"))
+        r, truth = runs[chunk], truths[chunk]
         mu = np.asarray(r.mu[i], dtype=np.float64)
         if not np.isfinite(mu).all():
             continue

@@ -45,7 +45,7 @@ from ..io import write_text
 from ..metrics.coordinates import cartesian_mse, polar_mse
 
 __all__ = ["labels_observed", "window_labels", "tracked", "check_init_source", "shared_parameters",
-           "init_from_run", "Tracker", "TRACKING", "TRACK_SAMPLES"]
+           "init_from_run", "Tracker", "read_tracking", "TRACKING", "TRACK_SAMPLES"]
 
 TRACKING = "tracking.csv"
 #: Samples encoded per tracked epoch: a fixed subset, so the curve over epochs compares like with like.
@@ -180,6 +180,16 @@ def init_from_run(model, config: RunConfig) -> list[str]:
 
 
 # -------------------------------------------------------------------------------- tracking
+def read_tracking(path) -> list[dict]:
+    """The rows of a run's ``tracking.csv`` (:data:`TRACK_COLUMNS`): epoch and seed as ints, the MSEs as
+    floats (NaN for a diverged seed's empty cell)."""
+    with open(path, newline="") as f:
+        return [{"epoch": int(r["epoch"]), "seed": int(r["seed"]),
+                 "polar_mse": float(r["polar_mse"]) if r["polar_mse"] else math.nan,
+                 "cartesian_mse": float(r["cartesian_mse"]) if r["cartesian_mse"] else math.nan}
+                for r in csv.DictReader(f)]
+
+
 class Tracker:
     """Polar and Cartesian MSE of every seed at the tracked epochs (:func:`tracked`), into ``tracking.csv``.
 
@@ -212,11 +222,7 @@ class Tracker:
         self.rows = self._read() if self.path.exists() else []
 
     def _read(self) -> list[dict]:
-        with open(self.path, newline="") as f:
-            return [{"epoch": int(r["epoch"]), "seed": int(r["seed"]),
-                     "polar_mse": float(r["polar_mse"]) if r["polar_mse"] else math.nan,
-                     "cartesian_mse": float(r["cartesian_mse"]) if r["cartesian_mse"] else math.nan}
-                    for r in csv.DictReader(f)]
+        return read_tracking(self.path)
 
     def __call__(self, epochs_done: int, model) -> None:
         if not tracked(self.train, epochs_done):
