@@ -2,7 +2,7 @@
 
 Two references, neither calling ``welavae.objectives.ccvae``:
 
-* ``ref_terms``: Joy et al. 2021 (ICLR), §3 eqs. 2–4, written with scalar torch ops in Python loops for
+* ``ref_terms``: Joy et al. 2021 (ICLR), its supervised and unsupervised bounds, written with scalar torch ops in Python loops for
   categorical labels and partially missing ones (the module docstring's bound): per sample, with O the
   observed labels and U the missing ones,
       bound = w_O [log p(x|z) − KL(q(z_\\c|x) ‖ N(0, I)) − Σ_O (KL_j(y_j) + log q(y_j|z_j))

@@ -1,6 +1,6 @@
 """The CCVAE objective (Joy, Schmon, Torr, Siddharth, Rainforth 2021, "Capturing Label
-Characteristics in VAEs", ICLR, §3 eqs. 2–4), for categorical labels and partially
-missing labels.  Transcribed from the authors' PyTorch release (``thwjoy/ccvae_pytorch``,
+Characteristics in VAEs", ICLR: its supervised and unsupervised bounds), for categorical
+labels and partially missing labels.  Transcribed from the authors' PyTorch release (``thwjoy/ccvae_pytorch``,
 ``models/ccvae.py``: ``sup``, ``unsup``, ``classifier_loss``), cross-checked with the
 Pyro release (``thwjoy/ccvae``); docs/peers.md lists every convention and deviation.
 
@@ -68,7 +68,7 @@ def ccvae_classifier_log_probs(
 def ccvae_prior_kl(
     mu_j: torch.Tensor, logvar_j: torch.Tensor, prior_mu: torch.Tensor, prior_logvar: torch.Tensor
 ) -> torch.Tensor:
-    """KL(N(μ, s²) ‖ N(μ_c, σ_c²)) = ½ [log σ_c² − log s² + (s² + (μ − μ_c)²) / σ_c² − 1], every class c.
+    """KL(N(μ, s²) ‖ N(μ_c, σ_c²)) = ½ [log σ_c² − log s² + (s² + (μ − μ_c)²) / σ_c² − 1], for every c.
 
     mu_j, logvar_j: (S, B) the posterior of latent j; prior_mu, prior_logvar: (S, p_j).
     Returns (S, B, p_j).
@@ -143,7 +143,10 @@ def ccvae_terms(
         obs = observed[:, j]
         kl_j = ccvae_prior_kl(mu[..., j], logvar[..., j], prior_mu[j], prior_logvar[j])  # (S, B, p_j)
         p = kl_j.shape[-1]
-        lpy = log_py[j].to(mu) if log_py is not None else torch.full((p,), -math.log(p), dtype=mu.dtype, device=mu.device)
+        if log_py is None:
+            lpy = torch.full((p,), -math.log(p), dtype=mu.dtype, device=mu.device)
+        else:
+            lpy = log_py[j].to(mu)
         q = log_q[j].exp()
         # observed: the supervised bracket; missing: E_{q(c|z_j)} of the unsupervised one, enumerated.
         sup_inner = -(_gather(kl_j, idx[:, j]) + _gather(log_q[j], idx[:, j]))

@@ -1,5 +1,5 @@
 """The supervised regularisers R_s of the S2 semi-supervised VAEs (Locatello et al. 2020,
-"Disentangling Factors of Variation Using Few Labels", ICLR, §4).
+"Disentangling Factors of Variation Using Few Labels", ICLR).
 
 S2 adds γ_sup · R_s(μ(x_L), y_L) to an unsupervised VAE objective (here β-TCVAE's,
 composed elsewhere): μ are the encoder means of the labelled images, and label j is
