@@ -8,10 +8,11 @@ import torch
 
 from welavae.cli import main
 from welavae.config import TrainConfig, make_run_config
-from welavae.data.benchmarks import to_float
+from welavae.data.dataset import to_float
 from welavae.data.blobs import make_blobs
 from welavae.metrics import pair_mse
-from welavae.train.trainer import _to_tensors, encode_dataset, train
+from welavae.nn.encode import encode_dataset
+from welavae.train.trainer import _to_tensors, train
 
 KEEP = ["--keep", "shape=0,1", "--keep", "scale=5", "--keep", "orientation=0", "--keep", "posX=0,10,20,31",
         "--keep", "posY=0,31"]
@@ -74,7 +75,7 @@ def test_training_from_stored_pixels_keeps_them_and_equals_the_float_run(kind):
     rng = np.random.default_rng(0)
     pixels = (rng.integers(0, 256, (32, 8, 8)) if kind == "uint8" else rng.random((32, 8, 8)) < 0.3).astype(kind)
     cfg = make_run_config("tcvae", hidden=(8,), image_shape=(8, 8), train=TrainConfig(epochs=2, batch_size=8))
-    x, _ = _to_tensors(cfg, pixels, None, "cpu")
+    x, _ = _to_tensors(pixels, None, "cpu")
     assert x.dtype == getattr(torch, kind) and x.element_size() * x.nelement() == pixels.size  # no float copy
     as_float = to_float(pixels)
     a = train(cfg, [0, 1], pixels, progress=False, compile_nll=False)

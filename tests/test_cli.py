@@ -34,13 +34,13 @@ def test_help(verb):
 @pytest.mark.parametrize(
     "args,needle",
     [
-        (["train", "--model", "wela", "--label-dim", "1", "--out", "x"], "label_dim"),
+        (["train", "--model", "wela", "--label-dim", "1", "--out", "x"], "--label-dim"),
         (["train", "--model", "nope", "--out", "x"], "invalid choice"),
         (["train", "--model", "tcvae", "--latent-dim", "0", "--out", "x"], "latent_dim"),
         (["train", "--model", "tcvae", "--batch-size", "1", "--out", "x"], "batch_size"),
         (["train", "--model", "tcvae", "--seeds", "3-1", "--out", "x"], "seeds"),
         (["data", "--variants", "0"], "integer >= 1"),
-        (["data", "--label-dim", "1", "--variants", "1"], "label_dims"),
+        (["data", "--label-dim", "1", "--variants", "1"], "--label-dim"),
         (["reproduce", "--models", "vae", "--out", "x"], "unknown model"),
         (["reproduce", "--address", "auto", "--out", "x"], "--address only applies"),
         (["evaluate", "/nonexistent/run"], "config.json is missing"),

@@ -4,8 +4,9 @@ import pytest
 
 from welavae.config import DataConfig, make_run_config
 from welavae.data import Dataset, load, make_blobs, save_npz, weak_labels
-from welavae.data.benchmarks import to_float
-from welavae.data.load import ARRAYS_FILE
+from welavae.data.dataset import to_float
+from welavae.data.load import resolve_paths
+from welavae.run import Run
 
 
 def test_blobs_get_the_weak_labels_of_the_models_p(tmp_path):
@@ -54,7 +55,7 @@ def test_a_run_fit_on_arrays_is_evaluated_and_plotted_like_any_other(tmp_path):
     model = welavae.fit(b.images, labels, seeds=(0, 1), out=tmp_path / "run", factors=b.factors, hidden=(16, 8),
                         epochs=1, batch_size=64, lr=1e-3, label_fraction=0.5)
     assert model.config.data.source == "arrays"
-    kept = load(model.config, run_dir=tmp_path / "run")  # the arrays fit trained on, all labels (none hidden)
+    kept = Run(tmp_path / "run").data()  # the arrays fit trained on, all labels (none hidden)
     np.testing.assert_array_equal(kept.images, b.images)
     np.testing.assert_array_equal(kept.labels, labels)
     np.testing.assert_array_equal(kept.factors, b.factors)
@@ -65,8 +66,8 @@ def test_a_run_fit_on_arrays_is_evaluated_and_plotted_like_any_other(tmp_path):
     assert names == ["wela_p2_seed1.png", "wela_p2_seed1_scatter.png"]
     with pytest.raises(ValueError, match="in-memory arrays"):
         load(model.config)  # without its run directory
-    (tmp_path / "run" / ARRAYS_FILE).unlink()
-    with pytest.raises(FileNotFoundError, match=ARRAYS_FILE):
+    Run(tmp_path / "run").arrays_file.unlink()
+    with pytest.raises(FileNotFoundError, match=Run.ARRAYS):
         plot_run(tmp_path / "run", seed=1, out_dir=tmp_path / "fig")
 
 
@@ -103,8 +104,11 @@ def test_a_benchmark_is_read_with_its_spec_labels_and_coordinates(tmp_path):
 
 def test_a_benchmark_is_refused_in_one_sentence(tmp_path):
     path = _sprites(tmp_path)
-    with pytest.raises(ValueError, match="needs a dataset name and a data_path"):
-        DataConfig(source="benchmark", dataset="sprites")
+    with pytest.raises(ValueError, match="needs a dataset name"):
+        DataConfig(source="benchmark", data_path=str(path))
+    # No data_path: the published name in the data directory.
+    assert resolve_paths(DataConfig(source="benchmark", dataset="sprites"), data_dir=tmp_path).data_path == \
+        str((tmp_path / "sprites.npz").resolve())
     with pytest.raises(ValueError, match="go with source 'benchmark'"):
         DataConfig(subset=10)
     with pytest.raises(ValueError, match="the dSprites twin is the full factor grid"):

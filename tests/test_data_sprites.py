@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from welavae.data.benchmarks import load_benchmark, small_grid
+from welavae.data.published import load_benchmark, small_grid
 from welavae.data.sprites import render_sprites, sprite_grid, sprite_template, sprite_values, write_sprites_npz
 
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 import welavae.metrics
+from plans import resolved
 from welavae.data import make_blobs, weak_labels
 from welavae.experiments import conjectures
 from welavae.experiments.conjectures import TARGETS, conjecture_plans, downstream_targets
-from welavae.experiments.plan import PRESETS
-from welavae.experiments.sweep import reproduce
+from welavae.experiments.presets import reproduce
 from welavae.run import Run
 
 
@@ -40,7 +40,7 @@ def test_downstream_targets_by_hand():
 
 
 def test_windows_are_fractions_of_the_epochs():
-    first, whole = conjecture_plans("/tmp/x", seeds=2, epochs=60)
+    first, whole = (resolved(p) for p in conjecture_plans("/tmp/x", seeds=2, epochs=60))
     windows = {s.model: s.config.train.label_epochs for s in first if s.config.train.label_epochs}
     assert windows == {"wela_p2-image-first10": (0, 6), "wela_p2-image-first25": (0, 15),
                        "wela_p2-image-first50": (0, 30), "wela_p2-image-last25": (45, 60),
@@ -49,7 +49,7 @@ def test_windows_are_fractions_of_the_epochs():
     assert tune.train.epochs == 15 and tune.train.init_from.endswith("runs/tcvae-k2/chunks/seeds_0-1")
     assert tune.model.encoder_input == "image" and tune.model.latent_dim == 2
     assert {s.config.data.label_fraction for s in whole[4:] if s.config.model.has_labels} == {0.9}
-    assert [s.model for s in first[:4]] == list(PRESETS["conjectures"]["models"])
+    assert [s.model for s in first[:4]] == ["tcvae", "wela_p2", "wela_p2-f0.01", "wela_p2-image"]
 
 
 def _csv(path):
@@ -58,7 +58,7 @@ def _csv(path):
 
 
 def test_preset_end_to_end_on_tiny_settings(tmp_path, monkeypatch):
-    monkeypatch.setattr(welavae.metrics, "downstream_task", majority_downstream, raising=False)
+    monkeypatch.setattr(conjectures, "downstream_task", majority_downstream)
     out = tmp_path / "res"
     conjectures.run(out, seeds=2, epochs=4, size=16, data_dir=tmp_path / "data", progress=False)
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from welavae.data.sprites import write_sprites_npz
-from welavae.experiments.plan import PRESETS, SPRITES
 from welavae.experiments.sprites import sprites_plan, write_report
-from welavae.experiments.sweep import reproduce
+from welavae.experiments.sweep import run_plan
+from welavae.experiments.sweepdir import SweepDir
 from welavae.metrics import mutual_info_matrix, factor_entropy
 from welavae.run import Run
 from welavae.truth import ground_truth
@@ -18,15 +18,16 @@ GRID = (1, 3, 2, 2, 8, 8)  # 768 images
 
 
 def test_the_plan_is_the_issues_models_with_a_tenth_of_the_rules_gamma(tmp_path):
-    plan = {s.model: s.config for s in sprites_plan(tmp_path / "sprites.npz")}
-    assert list(plan) == list(SPRITES) and len(plan) == 7
-    assert all(len(s.seeds) >= 8 for s in sprites_plan(tmp_path / "t.npz"))
+    plan = {s.model: s for s in sprites_plan(tmp_path / "sprites.npz")}
+    assert list(plan) == ["tcvae-k6", "wela_p2-k2", "wela_p2-k6", "wela_p3-k2", "wela_p3-k6", "wela_p3-k6-diagonal",
+                          "wela_p3-k6-image"]
+    assert all(s.seeds == tuple(range(8)) for s in plan.values())
     t, w = plan["tcvae-k6"], plan["wela_p3-k6-diagonal"]
-    assert t.model.latent_dim == 6 and not t.model.has_labels and t.data.weak_labels is None
-    assert w.data.weak_labels == "angle(posX,posY):3, distance(posX,posY):3" and w.model.label_head == "diagonal"
-    assert w.objective.gamma == 150 and plan["wela_p2-k2"].objective.gamma == 200  # Table 1's 1,500 and 2,000 / 10
-    assert plan["wela_p3-k6-image"].model.encoder_input == "image"
-    assert {c.data.subset for c in plan.values()} == {PRESETS["sprites"]["subset"]}
+    assert t.kind == "tcvae" and t.hyper["latent_dim"] == 6 and t.data.weak_labels is None and "gamma" not in t.hyper
+    assert w.data.weak_labels == "angle(posX,posY):3, distance(posX,posY):3" and w.hyper["label_head"] == "diagonal"
+    assert w.hyper["gamma"] == 150 and plan["wela_p2-k2"].hyper["gamma"] == 200  # Table 1's 1,500 and 2,000 / 10
+    assert plan["wela_p3-k6-image"].hyper["encoder_input"] == "image"
+    assert {s.data.subset for s in plan.values()} == {20_000}
     with pytest.raises(ValueError, match="unknown model 'wela_p9'"):
         sprites_plan(tmp_path / "t.npz", models=["wela_p9"])
     assert not any(tmp_path.iterdir())
@@ -37,8 +38,8 @@ def test_the_preset_trains_on_the_twin_and_reports_each_model(tmp_path):
     plan = sprites_plan(twin, seeds=2, epochs=1, models=["tcvae-k6", "wela_p2-k2", "wela_p3-k6"], subset=512,
                         grid=GRID)
     out = tmp_path / "out"
-    reproduce("sprites", plan=plan, out=out, progress=False)
-    write_report(out, plan)
+    run_plan(plan, out=out, progress=False, standard="none")
+    write_report(out, SweepDir(out).plan())
     summary = {r["model"]: r for r in csv.DictReader(open(out / "sprites.csv"))}
     seeds = list(csv.DictReader(open(out / "sprites_seeds.csv")))
     assert set(summary) == {"tcvae-k6", "wela_p2-k2", "wela_p3-k6"} and len(seeds) == 6
@@ -71,7 +72,7 @@ def test_the_preset_runs_on_deepminds_file_by_name_and_refuses_in_one_sentence(t
     from welavae.cli import main
 
     plan = sprites_plan(tmp_path / "d.npz", dataset="dsprites", models=["wela_p2-k2"])
-    assert plan[0].config.data.dataset == "dsprites" and plan[0].config.data.data_path == str(tmp_path / "d.npz")
+    assert plan[0].data.dataset == "dsprites" and plan[0].data.data_path == str(tmp_path / "d.npz")
     base = ["reproduce", "--preset", "sprites", "--out", str(tmp_path / "out")]
     for extra, msg in ((["--dataset", "dsprites"], "--dataset dsprites needs --data-path"),
                        (["--dataset", "dsprites", "--data-path", str(tmp_path)],
@@ -81,5 +82,5 @@ def test_the_preset_runs_on_deepminds_file_by_name_and_refuses_in_one_sentence(t
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1
     assert main(["reproduce", "--preset", "quick", "--dataset", "sprites", "--out", str(tmp_path / "q")]) == 2
-    assert "go with --preset sprites" in capsys.readouterr().err
+    assert "--dataset does not apply to the quick preset" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing written, not even the results folder

@@ -1,6 +1,7 @@
 """`welavae reproduce`: outputs per the contract, resumable after kill -9, idempotent, failures recorded and
 retried, seeds in chunks, Ray backend."""
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -13,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from plans import resolved
 from welavae import cli
 from welavae.config import DataConfig, TrainConfig
-from welavae.experiments import executors, sweep
-from welavae.experiments.plan import PAPER_MODELS, PRESETS, RunSpec, make_plan, model_config
-from welavae.experiments.sweep import SweepFailed, reproduce
+from welavae.experiments import executors, presets, sweep
+from welavae.experiments.plan import PAPER_MODELS, blobs_plan, blobs_spec
+from welavae.experiments.presets import PRESETS, reproduce
+from welavae.experiments.sweep import SweepFailed, run_plan
 
 CONTRACT = ("model,beta,gamma,label_dim,latent_dim,seeds,polar_lowest,polar_mean,polar_best10_mean,"
             "cartesian_lowest,cartesian_mean,cartesian_best10_mean,acc_angle,acc_distance")
@@ -27,12 +30,17 @@ def tiny_plan(epochs=2, seeds=2, models=("tcvae", "wela_p2"), data=None, batch_s
     """N = 4,096 one-blob-per-position images, MLP 16-8; batch 256 = 16 steps an epoch."""
     data = data or DataConfig(variants=1)
     train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=1e-3, checkpoint_every=1)
-    return [RunSpec(m, model_config(m, data=data, train=train, hidden=(16, 8)), tuple(range(seeds))) for m in models]
+    return [blobs_spec(m, data=data, train=train, hidden=(16, 8), seeds=range(seeds)) for m in models]
 
 
 def run(out, plan, cache, **kw):
-    """reproduce() as the tests use it: silent, without the (slow) disentanglement_lib metrics."""
-    return reproduce(out=out, plan=plan, data_dir=cache, progress=False, standard="none", **kw)
+    """run_plan() as the tests use it: silent, without the (slow) disentanglement_lib metrics."""
+    return run_plan(plan, out=out, data_dir=cache, progress=False, standard="none", **kw)
+
+
+def make_plan(name, **kw):
+    """A Blobs preset's plan, resolved (RunSpecs with their configs)."""
+    return resolved(blobs_plan(PRESETS[name].settings, **kw))
 
 
 REAL_RUN_JOB = executors.run_job
@@ -64,7 +72,7 @@ def test_presets_match_the_paper():
     assert quick[0].seeds == (0, 1, 2) and quick[0].config.train.epochs == 4 and quick[0].config.model.label_dim == 3
     with pytest.raises(ValueError, match="unknown model"):
         make_plan("quick", models=["vae"])
-    assert PRESETS["quick"]["models"][:2] == ("tcvae", "wela_p2")
+    assert [s.model for s in make_plan("quick")] == ["tcvae", "wela_p2"]
     # The paper estimates TC with "the biased Monte-Carlo estimator proposed in β-TCVAE" (MWS, §4.3).
     assert {s.config.objective.tc_estimator for s in plan} == {"mws"}
     assert make_plan("quick")[0].config.objective.tc_estimator == "mss"
@@ -122,8 +130,8 @@ SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_experiments_sweep import tiny_plan
-from welavae.experiments.sweep import reproduce
-reproduce(out={out!r}, plan=tiny_plan(epochs=6, batch_size=64), data_dir={cache!r}, progress=False, standard="none")
+from welavae.experiments.sweep import run_plan
+run_plan(tiny_plan(epochs=6, batch_size=64), out={out!r}, data_dir={cache!r}, progress=False, standard="none")
 """
 
 
@@ -203,7 +211,7 @@ def test_cli_names_the_failed_models_in_one_line_and_exits_1(tmp_path, monkeypat
         (tmp_path / "table.md").write_text("the table\n")
         raise SweepFailed({"wela_p3": "RuntimeError: boom", "wela_p5": "all 2 finished seeds diverged"}, [])
 
-    monkeypatch.setattr(sweep, "reproduce", failing)
+    monkeypatch.setattr(presets, "run_plan", failing)
     assert cli.main(["reproduce", "--out", str(tmp_path), "--seeds-per-task", "2", "--tc-estimator", "mws"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("welavae: error: 2 models failed (wela_p3, wela_p5)")
@@ -258,17 +266,18 @@ def test_chunked_seeds_give_the_unchunked_arrays(tmp_path, monkeypatch):
 
 @pytest.mark.ray
 def test_ray_backend_on_a_local_instance(tmp_path):
-    # Seeds in chunks of one, one model that fails inside its Ray worker (its data file does not exist).
+    # Seeds in chunks of one, one model that fails inside its Ray worker (the run it starts from does not exist).
     ray = pytest.importorskip("ray")
     cache = tmp_path / "cache"
-    bad = tiny_plan(epochs=1, models=("wela_p3",), data=DataConfig(source="npz", path=str(tmp_path / "missing.npz")))
+    bad = [dataclasses.replace(s, hyper=dict(s.hyper, train=dataclasses.replace(
+        s.hyper["train"], init_from=str(tmp_path / "missing_run")))) for s in tiny_plan(epochs=1, models=("wela_p3",))]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         with pytest.raises(SweepFailed) as err:
             run(tmp_path / "ray", tiny_plan(epochs=1) + bad, cache, backend="ray", seeds_per_task=1)
     finally:
         ray.shutdown()
-    assert list(err.value.failed) == ["wela_p3"] and "missing.npz" in err.value.failed["wela_p3"]
+    assert list(err.value.failed) == ["wela_p3"] and "missing_run" in err.value.failed["wela_p3"]
     rows = err.value.table
     local = run(tmp_path / "local", tiny_plan(epochs=1), cache)
     assert [r["model"] for r in rows] == ["tcvae", "wela_p2", "wela_p3"] and rows[2]["failed"] == 2

@@ -200,7 +200,7 @@ def test_tf32_flag_defaults_off(verb):
 def test_bench_on_cuda_does_all_device_work_in_children(monkeypatch):
     # A GPU in exclusive-process mode admits one context: the parent must create none (issue 24, item 5).
     # CUDA is faked (one device); any CUDA call in this process would raise; children are replaced by a recorder.
-    from welavae import bench
+    from welavae.perf import throughput as bench
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
@@ -232,7 +232,7 @@ def test_bench_on_cuda_does_all_device_work_in_children(monkeypatch):
 def test_load_builds_on_meta_reads_the_weights_and_caches_one_seed_networks(tmp_path, monkeypatch):
     import welavae
     from welavae.nn import ensemble
-    from welavae.train.checkpoint import load_checkpoint
+    from welavae.checkpoint import load_checkpoint
 
     rng = np.random.default_rng(0)
     images = rng.random((128, 16, 16), dtype=np.float32)

@@ -23,8 +23,9 @@ from welavae.nn import EnsembleVAE, plain_networks
 from welavae.nn.conv import to_chw
 from welavae.data import Dataset
 from welavae.objectives import bernoulli_nll, objective_terms
-from welavae.train import encode_dataset, train
-from welavae.train.checkpoint import export_safetensors
+from welavae.nn.encode import encode_dataset
+from welavae.train import train
+from welavae.checkpoint import export_safetensors
 
 LABEL_DIMS = (2, 3)
 

@@ -70,7 +70,7 @@ _BLOCKED_TRAIN = """
 import sys, time
 from pathlib import Path
 from welavae.config import DataConfig, TrainConfig, make_run_config
-from welavae.data.user import load_npz
+from welavae.data.npz import load_npz
 from welavae.train.rundir import train_run
 npz, out, release = sys.argv[1:]
 ds = load_npz(npz)
@@ -169,18 +169,17 @@ def blocked(self, rows):
         time.sleep(0.02)
     return record(self, rows)
 store.ResultsStore.record = blocked
-sweep.reproduce(plan=tiny_plan(), out=out, data_dir=data_dir, progress=False, standard="none")
+sweep.run_plan(tiny_plan(), out=out, data_dir=data_dir, progress=False, standard="none")
 """
 
 
 def tiny_plan():
     """β-TCVAE, one seed, one epoch, on 16×16 Blobs (N = 256)."""
-    from welavae.config import DataConfig, TrainConfig, make_run_config
-    from welavae.experiments.plan import RunSpec
+    from welavae.config import DataConfig, TrainConfig
+    from welavae.experiments.plan import ModelSpec
 
-    cfg = make_run_config("tcvae", hidden=(16,), data=DataConfig(variants=1, size=16, shape="disk"),
-                          train=TrainConfig(epochs=1, batch_size=32, lr=1e-3, checkpoint_every=1))
-    return [RunSpec("tcvae", cfg, (0,))]
+    return [ModelSpec("tcvae", "tcvae", DataConfig(variants=1, size=16, shape="disk"), (0,),
+                      hyper=dict(hidden=(16,), train=TrainConfig(epochs=1, batch_size=32, lr=1e-3, checkpoint_every=1)))]
 
 
 def test_concurrent_reproduce_on_one_folder_refuses_the_second_and_loses_nothing(tmp_path):
@@ -192,7 +191,7 @@ def test_concurrent_reproduce_on_one_folder_refuses_the_second_and_loses_nothing
     try:
         _wait_for(out / "runs" / "tcvae" / "chunks", first)  # the first sweep is training or recording
         with pytest.raises(ValueError, match=f"in use by PID {first.pid}"):
-            sweep.reproduce(plan=tiny_plan(), out=out, data_dir=data_dir, progress=False, standard="none")
+            sweep.run_plan(tiny_plan(), out=out, data_dir=data_dir, progress=False, standard="none")
     finally:
         release.touch()
         _, err = first.communicate(timeout=300)
@@ -214,13 +213,13 @@ def test_a_sweep_job_with_a_corrupt_checkpoint_says_which_file_to_delete(tmp_pat
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(sweep.SweepFailed) as e:
-        sweep.reproduce(plan=tiny_plan(), out=out, data_dir=tmp_path / "cache", progress=False, standard="none")
+        sweep.run_plan(tiny_plan(), out=out, data_dir=tmp_path / "cache", progress=False, standard="none")
     assert f"delete {ckpt}" in str(e.value)
     with ResultsStore(out / "results.sqlite") as store:
         (row,) = store.rows("tcvae")
     assert row["status"] == "failed" and f"delete {ckpt} and run the same command again" in row["error"].splitlines()[0]
     ckpt.unlink()  # as the message says: the retry trains the chunk and succeeds
-    sweep.reproduce(plan=tiny_plan(), out=out, data_dir=tmp_path / "cache", progress=False, standard="none")
+    sweep.run_plan(tiny_plan(), out=out, data_dir=tmp_path / "cache", progress=False, standard="none")
 
 
 # ------------------------------------------------- refusals write nothing ---
@@ -314,7 +313,7 @@ def test_a_full_disk_is_one_sentence_and_the_run_resumes(tmp_path, capsys):
         code = main(args + ["--out", str(out)])
         line = _error_line(capsys.readouterr().err)
         assert code == 1 and "no space left" in line and str(out / "checkpoints" / "last.pt") in line, line
-        from welavae.train.checkpoint import load_checkpoint
+        from welavae.checkpoint import load_checkpoint
 
         assert load_checkpoint(out / "checkpoints" / "last.pt")["epoch"] == 1  # the last checkpoint is whole
         assert not (out / LOCK_NAME).exists() and not [p for p in out.rglob("*.tmp")]
@@ -339,7 +338,7 @@ def test_sigterm_is_a_message_a_valid_checkpoint_and_143_then_encode_refuses_the
     _, err = p.communicate(timeout=120)
     assert p.returncode == 143, err
     assert "SIGTERM" in _error_line(err.replace("welavae: interrupted", "welavae: error: interrupted"))
-    from welavae.train.checkpoint import load_checkpoint
+    from welavae.checkpoint import load_checkpoint
 
     assert 1 <= load_checkpoint(out / "checkpoints" / "last.pt")["epoch"] < 5
     assert not (out / LOCK_NAME).exists() and not Run(out).finished()
@@ -375,7 +374,7 @@ def _folder(tmp_path, rows, header="file,a"):
 def test_a_csv_row_naming_a_file_outside_the_folder_is_refused(tmp_path, outside):
     from PIL import Image
 
-    from welavae.data.user import load_image_folder
+    from welavae.data.folder import load_image_folder
 
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "x.png")
     name = str(tmp_path / "x.png") if outside == "ABS" else outside
@@ -385,7 +384,7 @@ def test_a_csv_row_naming_a_file_outside_the_folder_is_refused(tmp_path, outside
 
 
 def test_a_label_column_named_twice_is_refused(tmp_path):
-    from welavae.data.user import load_image_folder
+    from welavae.data.folder import load_image_folder
 
     d, csv = _folder(tmp_path, [f"{i}.png,{i % 2},{i % 2}" for i in range(4)], header="file,a,a")
     with pytest.raises(ValueError, match="'a' twice"):
@@ -393,7 +392,7 @@ def test_a_label_column_named_twice_is_refused(tmp_path):
 
 
 def test_numerals_are_classes_by_value(tmp_path):
-    from welavae.data.user import load_image_folder
+    from welavae.data.folder import load_image_folder
 
     d, csv = _folder(tmp_path, ["0.png,0", "1.png,1", "2.png,1.0", "3.png,01"])
     ds = load_image_folder(d, csv)
@@ -401,7 +400,7 @@ def test_numerals_are_classes_by_value(tmp_path):
 
 
 def test_a_non_integer_number_in_a_label_column_is_refused(tmp_path):
-    from welavae.data.user import load_image_folder
+    from welavae.data.folder import load_image_folder
 
     d, csv = _folder(tmp_path, ["0.png,0", "1.png,1", "2.png,1.5", "3.png,0"])
     with pytest.raises(ValueError, match="row 4: label 'a' = 1.5 is not a whole number"):

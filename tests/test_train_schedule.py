@@ -1,4 +1,4 @@
-"""Label windows, starts from another run, and tracking (welavae.train.schedule; issue 23).
+"""Label windows, starts from another run, and tracking (welavae.train.trainer's window, welavae.train.init_from, welavae.train.tracking; issue 23).
 
 Known answers: a missing label adds exactly 0 to the loss and every gradient
 (categorical_nll), so an empty window trains exactly as labels that are all
@@ -20,9 +20,12 @@ from welavae.data import Dataset, make_blobs, weak_labels
 from welavae.metrics import cartesian_mse, polar_mse
 from welavae.nn import EnsembleVAE
 from welavae.run import Run
-from welavae.train import encode_dataset, train
+from welavae.nn.encode import encode_dataset
+from welavae.train import train
 from welavae.train.rundir import train_run
-from welavae.train.schedule import TRACK_SAMPLES, labels_observed, shared_parameters, tracked
+from welavae.train.init_from import shared_parameters
+from welavae.train.tracking import TRACK_SAMPLES, tracked
+from welavae.train.trainer import labels_observed
 
 SIZE = 16  # 16×16 Blobs, N = 256: seconds per run
 

@@ -16,7 +16,8 @@ from welavae.cli import main
 from welavae.config import DataConfig, TrainConfig, make_run_config
 from welavae.data import make_blobs, weak_labels
 from welavae.nn import EnsembleVAE
-from welavae.train import encode_dataset, train
+from welavae.nn.encode import encode_dataset
+from welavae.train import train
 
 PINNED = "tests/data/wela_p2_before_partial_labels.npz"
 
@@ -33,15 +34,18 @@ def cfg(epochs=2, **kw):
                            train=TrainConfig(epochs=epochs, batch_size=64, lr=1e-3), **kw)
 
 
-def test_all_labels_observed_gives_bit_for_bit_the_trainer_before_partial_labels(small):
+def test_all_labels_observed_gives_the_trainer_before_partial_labels(small):
     # tests/data/…npz: mu, logvar, history of this exact run, written by welavae 0.1.0 (commit 430b37c)
     # before labels could be missing, label_dims existed or the encoder could drop its labels.
     images, labels, _ = small
     r = train(cfg(), [0, 3], images, labels, progress=False)
     mu, logvar, _ = encode_dataset(r.model, images, labels)
     ref = np.load(PINNED)
-    assert np.array_equal(mu, ref["mu"]) and np.array_equal(logvar, ref["logvar"])
-    assert np.array_equal(r.history, ref["history"])
+    # Bit for bit on the kind of CPU that wrote them (an AMD EPYC); another CPU's BLAS kernels round
+    # differently (an Intel Xeon: 6e-7 in mu, 6e-5 relative in the history), so: to float rounding.
+    np.testing.assert_allclose(mu, ref["mu"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(logvar, ref["logvar"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(r.history, ref["history"], rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("kw", [dict(encoder_input="image"), dict(label_head="diagonal", latent_dim=3),

@@ -7,10 +7,13 @@ import torch
 import torch.nn.functional as F
 
 from welavae.config import DataConfig, TrainConfig, make_run_config
-from welavae.data import make_blobs, weak_labels
+from welavae.data import Dataset, from_arrays, make_blobs, weak_labels
 from welavae.nn import EnsembleVAE, plain_networks
 from welavae.objectives import bernoulli_nll, objective_terms
-from welavae.train import encode_dataset, load_checkpoint, save_checkpoint, train
+from welavae.checkpoint import load_checkpoint, save_checkpoint
+from welavae.nn.encode import encode_dataset
+from welavae.train import train
+from welavae.train.preflight import check_run
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +103,7 @@ class _Stop(Exception):
     pass
 
 
-def train_interrupted(c, seeds, images, labels, checkpoint_dir, after_epoch):
+def train_interrupted(c, seeds, images, labels, checkpoint, after_epoch):
     """Train with checkpoints and stop once ``after_epoch`` epochs are done, as a kill would."""
 
     def interrupt(epoch, _):
@@ -108,16 +111,16 @@ def train_interrupted(c, seeds, images, labels, checkpoint_dir, after_epoch):
             raise _Stop
 
     with pytest.raises(_Stop):
-        train(c, seeds, images, labels, checkpoint_dir=checkpoint_dir, progress=False, on_epoch=interrupt)
+        train(c, seeds, images, labels, checkpoint=checkpoint, progress=False, on_epoch=interrupt)
 
 
 def test_resume_equals_uninterrupted(blobs, tmp_path):
     images, labels, _ = blobs
     c = cfg(epochs=4, checkpoint_every=2)
     full = train(c, [0, 1], images, labels, progress=False)
-    train_interrupted(c, [0, 1], images, labels, tmp_path, after_epoch=3)
+    train_interrupted(c, [0, 1], images, labels, tmp_path / "last.pt", after_epoch=3)
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
-    resumed = train(c, [0, 1], images, labels, checkpoint_dir=tmp_path, progress=False)
+    resumed = train(c, [0, 1], images, labels, checkpoint=tmp_path / "last.pt", progress=False)
     assert resumed.resumed_from == 2
     for va, vb in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(va, vb)
@@ -155,7 +158,7 @@ def test_resume_from_a_version_0_1_0_checkpoint(blobs, tmp_path):
     images, labels, _ = blobs
     c = cfg(epochs=2, checkpoint_every=1)
     full = train(c, [0, 1], images, labels, progress=False)
-    train_interrupted(c, [0, 1], images, labels, tmp_path, after_epoch=1)
+    train_interrupted(c, [0, 1], images, labels, tmp_path / "last.pt", after_epoch=1)
     path = tmp_path / "last.pt"
     state = load_checkpoint(path)
     old = _as_version_0_1_0(state)
@@ -166,7 +169,7 @@ def test_resume_from_a_version_0_1_0_checkpoint(blobs, tmp_path):
     upgraded = load_checkpoint(path)
     for (k, v), (k2, v2) in zip(state["model"].items(), upgraded["model"].items()):
         assert k == k2 and torch.equal(v, v2)
-    resumed = train(c, [0, 1], images, labels, checkpoint_dir=tmp_path, progress=False)
+    resumed = train(c, [0, 1], images, labels, checkpoint=tmp_path / "last.pt", progress=False)
     assert resumed.resumed_from == 1
     for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
@@ -174,9 +177,9 @@ def test_resume_from_a_version_0_1_0_checkpoint(blobs, tmp_path):
 
 def test_checkpoint_from_another_run_is_refused(blobs, tmp_path):
     images, labels, _ = blobs
-    train(cfg(epochs=1), [0], images, labels, checkpoint_dir=tmp_path, progress=False)
+    train(cfg(epochs=1), [0], images, labels, checkpoint=tmp_path / "last.pt", progress=False)
     with pytest.raises(ValueError, match="another run"):
-        train(cfg(epochs=1, lr=5e-4), [0], images, labels, checkpoint_dir=tmp_path, progress=False)
+        train(cfg(epochs=1, lr=5e-4), [0], images, labels, checkpoint=tmp_path / "last.pt", progress=False)
 
 
 def test_diverging_seed_is_frozen_and_others_continue(blobs, tmp_path):
@@ -188,7 +191,7 @@ def test_diverging_seed_is_frozen_and_others_continue(blobs, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         def stop(epoch, _):
             raise KeyboardInterrupt
-        train(first, [0, 1, 2], images, labels, checkpoint_dir=tmp_path, progress=False, on_epoch=stop)
+        train(first, [0, 1, 2], images, labels, checkpoint=tmp_path / "last.pt", progress=False, on_epoch=stop)
     state = load_checkpoint(tmp_path / "last.pt")
     model = EnsembleVAE(c.model, [0, 1, 2])
     model.load_state_dict(state["model"])
@@ -199,7 +202,7 @@ def test_diverging_seed_is_frozen_and_others_continue(blobs, tmp_path):
     opt.load_state_dict(state["optimizer"])
     save_checkpoint(tmp_path / "last.pt", model=model, optimizer=opt, config=c, epoch=1,
                     history=state["history"].numpy(), diverged_epoch=state["diverged_epoch"].numpy())
-    res = train(c, [0, 1, 2], images, labels, checkpoint_dir=tmp_path, progress=False)
+    res = train(c, [0, 1, 2], images, labels, checkpoint=tmp_path / "last.pt", progress=False)
     assert res.diverged_epoch.tolist() == [-1, 1, -1]
     assert np.isnan(res.history[1:, 1]).all() and np.isfinite(res.history[:, [0, 2]]).all()
     for k, v in res.model.state_dict().items():  # seed 1 frozen where it diverged
@@ -225,7 +228,9 @@ def test_bad_model_arguments(kwargs, match):
         make_run_config(**kwargs)
 
 
-def test_bad_training_input(blobs):
+def test_bad_training_input_is_refused_at_the_gate(blobs):
+    # Arrays are checked once where they become a Dataset (from_arrays), the run's combination by the
+    # preflight; the trainer behind them trusts its input.
     images, labels, _ = blobs
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=1)
@@ -233,14 +238,14 @@ def test_bad_training_input(blobs):
     bad = images[:256].copy()
     bad[3, 0, 0] = 1.5
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        train(c, [0], bad, labels[:256], progress=False)
+        from_arrays(bad, labels[:256])
     bad[3, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        train(c, [0], bad, labels[:256], progress=False)
+        from_arrays(bad, labels[:256])
     with pytest.raises(ValueError, match="0..1"):
-        train(c, [0], images[:256], labels[:256] + 1, progress=False)
+        check_run(c, [0], Dataset(images[:256], labels[:256] + 1))
     with pytest.raises(ValueError, match="needs weak labels"):
-        train(c, [0], images[:256], None, progress=False)
+        check_run(c, [0], Dataset(images[:256], None))
 
 
 def test_conv_encoder_seeds_are_independent_and_train(blobs):
@@ -300,11 +305,11 @@ def test_checkpoints_by_wall_time_follow_a_fake_clock(blobs, tmp_path, monkeypat
         now[0] += 360
 
     c = cfg(model="tcvae", epochs=4, hidden=(8,), checkpoint_every=1, checkpoint_minutes=10)
-    train(c, [0], images[:256], checkpoint_dir=tmp_path, progress=False, on_epoch=tick)
+    train(c, [0], images[:256], checkpoint=tmp_path / "last.pt", progress=False, on_epoch=tick)
     assert saved == [3, 4]  # checkpoint_every=1 is replaced by the wall-time cadence
     # The cadence is not part of the run's identity: the same run with another cadence resumes from it.
     res = train(cfg(model="tcvae", epochs=4, hidden=(8,), checkpoint_every=1), [0], images[:256],
-                checkpoint_dir=tmp_path, progress=False)
+                checkpoint=tmp_path / "last.pt", progress=False)
     assert res.resumed_from == 4
 
 
@@ -318,9 +323,11 @@ def test_config_hash_of_existing_configs_is_unchanged_by_the_cadence_field():
     assert minutes.hash() == "d0d6a3312569ac1e" and minutes.to_dict()["train"]["checkpoint_minutes"] == 10
     with pytest.raises(ValueError, match="checkpoint_minutes"):
         TrainConfig(checkpoint_minutes=0)
-    from welavae.experiments.plan import make_plan
+    from plans import resolved
+    from welavae.experiments.plan import blobs_plan
+    from welavae.experiments.presets import PRESETS
 
-    paper = make_plan("paper", seeds=2)[0].config  # now checkpoints every 10 minutes, and keeps its hash
+    paper = resolved(blobs_plan(PRESETS["paper"].settings, seeds=2))[0].config  # every 10 minutes, same hash
     assert paper.train.checkpoint_minutes == 10 and paper.hash() == "b0d4cc67ac64cf30"
 
 
@@ -332,7 +339,7 @@ def test_environment_is_recorded_and_a_resume_elsewhere_warns(blobs, tmp_path, m
     with pytest.raises(KeyboardInterrupt):
         def stop(epoch, _):
             raise KeyboardInterrupt
-        train(c, [0], images[:256], checkpoint_dir=tmp_path, progress=False, on_epoch=stop)
+        train(c, [0], images[:256], checkpoint=tmp_path / "last.pt", progress=False, on_epoch=stop)
     first = json.loads(load_checkpoint(tmp_path / "last.pt")["environment"])
     assert first == [dict(trainer.environment_record("cpu", tf32=False), from_epoch=0)]
     real = trainer.environment_record
@@ -340,7 +347,7 @@ def test_environment_is_recorded_and_a_resume_elsewhere_warns(blobs, tmp_path, m
                         lambda device, tf32: dict(real(device, tf32=tf32), device_name="GPU X", torch="9.9"))
     with pytest.warns(UserWarning, match=r"resuming at epoch 1 on another device or software \(device_name 'cpu' "
                                          r"-> 'GPU X'; torch '.*' -> '9.9'\)"):
-        res = train(c, [0], images[:256], checkpoint_dir=tmp_path, progress=False)
+        res = train(c, [0], images[:256], checkpoint=tmp_path / "last.pt", progress=False)
     assert [(e["device_name"], e["from_epoch"]) for e in res.environment] == [("cpu", 0), ("GPU X", 1)]
     assert json.loads(load_checkpoint(tmp_path / "last.pt")["environment"]) == res.environment
 

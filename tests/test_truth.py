@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from welavae.data import polar_factors
-from welavae.data.benchmarks import DSPRITES_FACTORS
+from welavae.data.published import DSPRITES_FACTORS
 from welavae.data.blobs import make_blobs
 from welavae.data.spec import LabelPair, label_pair
 from welavae.evaluate import evaluate_seed

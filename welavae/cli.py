@@ -27,10 +27,12 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .config import ARCHS, COLORS, ENCODER_INPUTS, ENCODERS, LABEL_HEADS, PAPER_GAMMA, TC_ESTIMATORS
+from .config import ARCHS, COLORS, ENCODER_INPUTS, ENCODERS, LABEL_HEADS, PAPER_GAMMA, TC_ESTIMATORS, DataConfig
 from .data.blobs import SHAPES
-from .device import DEVICE_HELP, check_device, parse_device
+from .data.published import BENCHMARKS
+from .device import DEVICE_HELP
 from .evaluate import STANDARD
+from .experiments.presets import PRESETS
 from .models import MODELS
 from .selection import CRITERIA, DEFAULT_CRITERION
 
@@ -111,8 +113,6 @@ def _add_data_args(p):
 
 
 def _add_benchmark_args(p):
-    from .data.benchmarks import BENCHMARKS
-
     p.add_argument("--dataset", choices=tuple(BENCHMARKS), default=None,
                    help="a benchmark file (read with --data-path; sprites: the twin `welavae data --dataset sprites` "
                         "writes); excludes --npz and --images")
@@ -128,27 +128,30 @@ def _add_benchmark_args(p):
                    help="with --dataset: the factor sizes of a reduced grid (a twin written with --keep)")
 
 
-def _benchmark_source(args):
-    """The DataConfig fields of --dataset and its options, or None; the options alone are refused."""
-    dataset = getattr(args, "dataset", None)
+def _data_source(args) -> dict | None:
+    """The DataConfig fields of the data the flags name (--dataset, --npz, --images), or None for Blobs;
+    a flag without the one it goes with is refused."""
+    if getattr(args, "dataset", None) is not None:
+        if args.npz or args.images:
+            raise ValueError("give --dataset NAME --data-path FILE, or your own data with --npz / --images, not both")
+        return dict(source="benchmark", dataset=args.dataset, data_path=args.data_path, subset=args.subset,
+                    subset_seed=args.subset_seed, weak_labels=args.weak_labels,
+                    grid=tuple(args.grid) if args.grid else None)
     given = [f"--{n.replace('_', '-')}" for n in ("data_path", "subset", "weak_labels", "grid")
              if getattr(args, n, None) is not None]
-    if dataset is None:
-        if given:
-            raise ValueError(f"{given[0]} goes with --dataset NAME")
-        return None
-    if args.npz or args.images:
-        raise ValueError("give --dataset NAME --data-path FILE, or your own data with --npz / --images, not both")
-    data_path = args.data_path
-    if data_path is None:  # the file under its published name in the data directory
-        from .data.benchmarks import benchmark
-        from .data.cache import default_data_dir
-
-        folder = Path(args.data_dir) if getattr(args, "data_dir", None) else default_data_dir()
-        data_path = str(folder / benchmark(dataset).file_name)
-    return dict(source="benchmark", dataset=dataset, data_path=data_path, subset=args.subset,
-                subset_seed=args.subset_seed, weak_labels=args.weak_labels,
-                grid=tuple(args.grid) if args.grid else None)
+    if given:
+        raise ValueError(f"{given[0]} goes with --dataset NAME")
+    if args.npz and args.images:
+        raise ValueError("give --npz or --images, not both")
+    if args.color and not args.images:
+        raise ValueError("--color goes with --images DIR (an npz's images have their channels already)")
+    if args.labels and not args.images:
+        raise ValueError("--labels goes with --images DIR")
+    if args.npz:
+        return dict(source="npz", path=args.npz)
+    if args.images:
+        return dict(source="images", path=args.images, labels_path=args.labels, color=args.color or "gray")
+    return None
 
 
 def _add_user_data_args(p):
@@ -173,108 +176,60 @@ def _keep_arg(text: str) -> tuple[str, list[int]]:
     return name, classes
 
 
-def _write_twin(args) -> int:
-    """``welavae data --dataset sprites --out FILE``: render the dSprites twin (or a reduced grid of it)."""
-    from .data.sprites import sprite_grid, write_sprites_npz
-
-    if args.dataset != "sprites":
-        raise ValueError(f"welavae data renders only the dSprites twin (--dataset sprites); {args.dataset!r} "
-                         "is a published file: download it and pass it to train with --data-path")
-    if not args.out:
-        raise ValueError("--dataset sprites needs --out FILE.npz, the file to write")
-    keep = dict(args.keep) if args.keep else None
-    _, sizes = sprite_grid(keep)  # refuses an unknown factor or class before anything is rendered
-    t = time.perf_counter()
-    path = write_sprites_npz(args.out, keep=keep)
-    grid = "" if keep is None else f"; a reduced grid: train on it with --grid {','.join(map(str, sizes))}"
-    print(f"the dSprites twin: {math.prod(sizes)} images of 64x64 written to {path} in "
-          f"{time.perf_counter() - t:.1f}s{grid}")
-    return 0
-
-
 def _cmd_data(args) -> int:
-    from .config import DataConfig, make_run_config
-    from .data import load
+    from .data import load, to_float
+    from .data.sprites import sprite_grid, write_sprites_npz
+    from .plots import label_regions, sample_grid, save_figure
 
-    if args.dataset or args.keep:
+    t = time.perf_counter()
+    if args.dataset or args.keep:  # the dSprites twin (or a reduced grid of it)
         if not args.dataset:
             raise ValueError("--keep goes with --dataset sprites")
-        return _write_twin(args)
-    t = time.perf_counter()
-    # read as a WeLa model with p classes per label would read it: Blobs and its weak labels (validates p)
-    config = make_run_config("wela", label_dim=args.label_dim, data=DataConfig(variants=args.variants, shape=args.shape))
-    ds = load(config, data_dir=args.data_dir)
+        if not args.out:
+            raise ValueError("--dataset sprites needs --out FILE.npz, the file to write")
+        keep = dict(args.keep) if args.keep else None
+        sizes = sprite_grid(keep)[1]  # refuses an unknown factor or class before anything is rendered
+        path = write_sprites_npz(args.out, keep=keep)
+        grid = "" if keep is None else f"; a reduced grid: train on it with --grid {','.join(map(str, sizes))}"
+        print(f"the dSprites twin: {math.prod(sizes)} images of 64x64 written to {path} in "
+              f"{time.perf_counter() - t:.1f}s{grid}")
+        return 0
+    ds = load(DataConfig(variants=args.variants, shape=args.shape), data_dir=args.data_dir, label_dim=args.label_dim)
     size = ds.image_shape[0]
     print(f"Blobs: N={len(ds.images)} images of {size}x{size} ({args.shape}, V={args.variants}) "
           f"ready in {time.perf_counter() - t:.1f}s")
     if args.out:
-        from .data.benchmarks import to_float
-        from .plots import label_regions, sample_grid, save_figure
-
         out = Path(args.out)
-        idx = [int(i) for i in range(0, len(ds.images), max(1, len(ds.images) // 32))][:32]
+        idx = list(range(0, len(ds.images), max(1, len(ds.images) // 32)))[:32]
         save_figure(sample_grid(to_float(ds.images[idx])), out / "samples.png")
         save_figure(label_regions(args.label_dim, size=size), out / f"label_regions_p{args.label_dim}.png")
         print(f"figures: {out / 'samples.png'}, {out / f'label_regions_p{args.label_dim}.png'}")
     return 0
 
 
-def _user_source(args):
-    """The DataConfig fields of the user's data named by --npz, --images/--labels or --dataset, or None for Blobs."""
-    bench = _benchmark_source(args)
-    if bench is not None:
-        return bench
-    if args.npz and args.images:
-        raise ValueError("give --npz or --images, not both")
-    if args.color and not args.images:
-        raise ValueError("--color goes with --images DIR (an npz's images have their channels already)")
-    if args.labels and not args.images:
-        raise ValueError("--labels goes with --images DIR")
-    if args.npz:
-        return dict(source="npz", path=args.npz)
-    if args.images:
-        return dict(source="images", path=args.images, labels_path=args.labels, color=args.color or "gray")
-    return None
-
-
 def _cmd_train(args) -> int:
-    from .config import DataConfig, TrainConfig, make_run_config
-    from .data import load
-    from .models import MODELS
-    from .train.rundir import parse_seeds, train_run
+    from .config import TrainConfig
+    from .resolve import resolve
+    from .train.preflight import parse_seeds
+    from .train.rundir import train_run
 
-    check_device(args.device)
     seeds = parse_seeds(args.seeds)
     if args.arch == "conv" and (args.hidden is not None or args.encoder != "mlp"):
         raise ValueError("--arch conv has disentanglement_lib's fixed layers: drop --hidden and --encoder")
-    common = dict(latent_dim=args.latent_dim, beta=args.beta, gamma=args.gamma,
-                  hidden=args.hidden or (1200, 1200), arch=args.arch, encoder=args.encoder,
-                  encoder_input=args.encoder_input, label_head=args.label_head,
-                  tc_estimator=args.tc_estimator,
-                  train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                    checkpoint_every=args.checkpoint_every,
-                                    checkpoint_minutes=args.checkpoint_minutes, label_epochs=args.label_epochs,
-                                    init_from=str(Path(args.init_from).resolve()) if args.init_from else None,
-                                    track_every=args.track_every))
-    fraction = dict(label_fraction=args.label_fraction, label_seed=args.label_seed)
-    source = _user_source(args)
-    if source is None:
-        data = DataConfig(variants=args.variants, shape=args.shape, **fraction)
-        cfg = make_run_config(args.model, label_dim=args.label_dim, data=data, **common)
-        ds = load(cfg, data_dir=args.data_dir)
-    else:  # the model's labels and image size are those of the data
-        if args.label_dim is not None:
-            raise ValueError("--label-dim is for Blobs; with your own data the classes come from the labels")
-        data = DataConfig(**source, **fraction)
-        ds = load(data)
-        use_labels = MODELS[args.model].labels != "never" and ds.labels is not None
-        cfg = make_run_config(args.model, label_dims=ds.label_dims if use_labels else None,
-                              image_shape=ds.image_shape, data=data,
-                              label_names=ds.label_names if use_labels else (),
-                              label_classes=ds.label_classes if use_labels else (), **common)
-    result = train_run(cfg, seeds, args.out, device=args.device, data=ds, tf32=args.tf32)  # writes only after load validated
+    source = _data_source(args) or dict(variants=args.variants, shape=args.shape)
+    data = DataConfig(**source, label_fraction=args.label_fraction, label_seed=args.label_seed)
+    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                        checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes,
+                        label_epochs=args.label_epochs, track_every=args.track_every,
+                        init_from=str(Path(args.init_from).resolve()) if args.init_from else None)
+    config, ds = resolve(data, args.model, label_dim=args.label_dim, data_dir=args.data_dir, train=train,
+                         latent_dim=args.latent_dim, beta=args.beta, gamma=args.gamma,
+                         hidden=args.hidden or (1200, 1200), arch=args.arch, encoder=args.encoder,
+                         encoder_input=args.encoder_input, label_head=args.label_head,
+                         tc_estimator=args.tc_estimator)
+    result = train_run(config, seeds, args.out, device=args.device, data=ds, tf32=args.tf32)
     n_div = int(result.diverged.sum())
-    print(f"{cfg.name}: {len(seeds)} seeds, {result.epochs_done} epochs in {result.seconds:.1f}s"
+    print(f"{config.name}: {len(seeds)} seeds, {result.epochs_done} epochs in {result.seconds:.1f}s"
           f"{f', {n_div} diverged' if n_div else ''}; wrote {args.out}")
     return 0
 
@@ -282,14 +237,13 @@ def _cmd_train(args) -> int:
 def _cmd_encode(args) -> int:
     import numpy as np
 
-    from .config import DataConfig
     from .data import load
     from .io import write_npy
     from .trained import load as load_model
 
     if Path(args.out).is_dir():
         raise ValueError(f"--out {args.out} is a directory; give the output file, e.g. {Path(args.out) / 'z.npy'}")
-    source = _user_source(args)
+    source = _data_source(args)
     if source is None:
         raise ValueError("give the images to encode: --npz FILE or --images DIR [--labels CSV]")
     model = load_model(args.run_dir, device=args.device, allow_unfinished=args.allow_unfinished)
@@ -351,48 +305,36 @@ def _cmd_plot(args) -> int:
     return 0
 
 
-def _sprites_data(args) -> dict:
-    """--dataset/--data-path of reproduce: only with --preset sprites."""
-    if args.dataset is None and args.data_path is None:
-        return {}
-    if args.preset != "sprites":
-        raise ValueError(f"--dataset and --data-path go with --preset sprites, not --preset {args.preset}")
-    if args.dataset == "dsprites" and not args.data_path:
-        raise ValueError("--dataset dsprites needs --data-path (DeepMind's "
-                         "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz, or its folder)")
-    return {"dataset": args.dataset or "sprites", "data_path": args.data_path}
-
-
 def _cmd_reproduce(args) -> int:
-    from .experiments import sweep
+    from .experiments.presets import preset
+    from .experiments.sweep import SweepFailed
 
-    # A Ray cluster's GPUs are not this machine's: there, only the name is checked here.
-    (check_device if args.backend == "local" else parse_device)(args.device)
+    chosen = preset(args.preset)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+    options = dict(seeds=args.seeds, epochs=args.epochs, models=models, tc_estimator=args.tc_estimator,
+                   seeds_per_task=args.seeds_per_task, backend=args.backend, address=args.address,
+                   device=args.device, data_dir=args.data_dir, standard=args.standard_metrics,
+                   tf32=args.tf32 or None, gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task,
+                   dataset=args.dataset, data_path=args.data_path)
     t = time.perf_counter()
     try:
-        table = sweep.reproduce(args.preset, out=args.out, seeds=args.seeds, epochs=args.epochs, models=models,
-                                tc_estimator=args.tc_estimator, seeds_per_task=args.seeds_per_task,
-                                backend=args.backend, address=args.address, device=args.device,
-                                data_dir=args.data_dir, standard=args.standard_metrics, tf32=args.tf32,
-                                gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task,
-                                **_sprites_data(args))
-    except sweep.SweepFailed as e:  # the others finished and the tables are written: show them, then say why
+        table = chosen(args.out, **options)
+    except SweepFailed as e:  # the others finished and the tables are written: show them, then say why
         md = Path(args.out) / "table.md"
         if md.exists():
             print(md.read_text())
         sys.stderr.write(f"welavae: error: {e}; run the same command again to retry "
                          f"(errors in {Path(args.out) / 'results.sqlite'})\n")
         return 1
-    report = {"conjectures": "conjectures.md", "sprites": "sprites.md"}.get(args.preset, "table.md")
-    print((Path(args.out) / report).read_text())
-    print(f"{len(table)} models; wrote {args.out}/{report}, table.md, table.csv, results.sqlite, runs/, figures/ "
-          f"in {time.perf_counter() - t:.0f}s")
+    print((Path(args.out) / chosen.report).read_text())
+    files = dict.fromkeys([chosen.report, "table.md", "table.csv", "results.sqlite", "runs/", "figures/"])
+    print(f"{len(table)} models; wrote {', '.join(files)} into {args.out} in {time.perf_counter() - t:.0f}s")
     return 0
 
 
 def _cmd_bench(args) -> int:
-    from .bench import run_benchmark
+    from .device import check_device
+    from .perf.throughput import run_benchmark
 
     check_device(args.device)
     archs = tuple(a.strip() for a in args.archs.split(",") if a.strip())
@@ -497,12 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="data cache directory")
     p.set_defaults(func=_cmd_plot)
 
-    p = sub.add_parser("reproduce", help="the paper's Table 1: train, evaluate, tabulate (resumable)")
-    from .experiments.plan import PRESETS  # plain data, no torch
-
+    p = sub.add_parser("reproduce", help="the paper's Table 1 and the other presets: train, evaluate, tabulate "
+                       "(resumable)")
     p.add_argument("--preset", choices=tuple(PRESETS), default="quick",
-                   help="quick: 2-core CPU in minutes (default); table: all eight models of Table 1 on "
-                        "quick's data and network; paper: the paper's settings")
+                   help="; ".join(f"{name}: {pr.help}" for name, pr in PRESETS.items()))
     p.add_argument("--out", default="results", help="output directory (default ./results); rerun to resume")
     p.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds per model (0..N-1)")
     p.add_argument("--epochs", type=_positive_int, default=None, help="override the preset's epochs")
@@ -522,9 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-task", type=_positive_float, default=None,
                    help="--backend ray: CPUs per job (default 1)")
     p.add_argument("--data-dir", default=None, help="data cache directory")
-    p.add_argument("--dataset", choices=("sprites", "dsprites"), default=None,
+    p.add_argument("--dataset", choices=tuple(BENCHMARKS), default=None,
                    help="--preset sprites: on the twin (default; rendered into the data directory once) or on "
-                        "DeepMind's dSprites file (--data-path)")
+                        "DeepMind's dSprites file (dsprites, with --data-path)")
     p.add_argument("--data-path", default=None, help="with --dataset: the file, or a folder holding it under its "
                    "published name (default for sprites: DATA_DIR/sprites.npz)")
     p.set_defaults(func=_cmd_reproduce)

@@ -24,7 +24,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from .models import MODELS
+from .models import MODELS, model_kind
 
 __all__ = [
     "DataConfig",
@@ -80,8 +80,10 @@ class DataConfig:
     an image folder is read, ``"gray"`` (one channel, the default) or
     ``"rgb"`` (three channels).
 
-    ``"benchmark"``: a file of :data:`welavae.data.benchmarks.BENCHMARKS`
-    (``dataset``, ``data_path``), ``subset`` images of it drawn from
+    ``"benchmark"``: a file of :data:`welavae.data.published.BENCHMARKS`
+    (``dataset``, ``data_path``: the file, or a folder holding it under its
+    published name, or None for the data directory; made absolute by
+    :func:`welavae.data.load.resolve_paths`), ``subset`` images of it drawn from
     ``subset_seed`` (None = all), weak labels from the ``weak_labels`` spec
     (:mod:`welavae.data.spec`; None = no labels); ``grid``: the factor sizes of
     a reduced grid (a twin written with ``write_sprites_npz(keep=...)``), None =
@@ -113,8 +115,8 @@ class DataConfig:
             _fail("data", "source", f"must be one of {SOURCES}, got {self.source!r}")
         if self.source in ("npz", "images") and not self.path:
             _fail("data", "path", f"a {self.source!r} data set needs a path")
-        if self.source == "benchmark" and not (self.dataset and self.data_path):
-            _fail("data", "dataset", "a 'benchmark' data set needs a dataset name and a data_path")
+        if self.source == "benchmark" and not self.dataset:
+            _fail("data", "dataset", "a 'benchmark' data set needs a dataset name")
         if self.source != "benchmark" and (self.dataset or self.data_path or self.weak_labels or self.grid
                                            or self.subset is not None):
             _fail("data", "dataset", f"dataset, data_path, subset, weak_labels and grid go with source "
@@ -222,6 +224,11 @@ class ModelConfig:
     @property
     def labels_in_encoder(self) -> bool:
         return self.has_labels and self.encoder_input == "image+labels"
+
+    @property
+    def classes(self) -> tuple[tuple[str, ...], ...]:
+        """Each label's class names: ``label_classes``, or the indices "0" … "p−1" when it has none."""
+        return self.label_classes or tuple(tuple(str(c) for c in range(p)) for p in self.label_dims)
 
     @property
     def label_dim(self) -> int | None:
@@ -346,6 +353,12 @@ class RunConfig:
     def from_json(cls, text: str) -> "RunConfig":
         return cls.from_dict(json.loads(text))
 
+    def same_run(self, other: "RunConfig") -> bool:
+        """Whether ``other`` configures the same computation: equal but for the checkpoint cadence
+        (:data:`_NOT_HASHED`), label classes written out as their indices "0" … "p−1" or left empty
+        (the same labels)."""
+        return _comparable(self.to_dict()) == _comparable(other.to_dict())
+
     def hash(self) -> str:
         """Stable 16-hex digest of the resolved configuration, without the fields that cannot change a result.
 
@@ -363,6 +376,17 @@ class RunConfig:
 
 #: (section, field) of RunConfig that RunConfig.hash() leaves out: checkpoint cadence only.
 _NOT_HASHED = (("train", "checkpoint_minutes"),)
+
+
+def _comparable(d: dict) -> dict:
+    """A config dict with what :meth:`RunConfig.same_run` ignores removed."""
+    d = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}
+    for part, name in _NOT_HASHED:
+        d[part].pop(name, None)
+    model = d["model"]
+    if all(list(c) == [str(i) for i in range(len(c))] for c in model.get("label_classes", ())):
+        model["label_classes"] = ()
+    return d
 
 
 def _as_0_2_0(d: dict) -> dict:
@@ -441,9 +465,7 @@ def make_run_config(
     distance).  ``betavae`` and ``dipvae`` (DIP-VAE-II) take labels too when
     given (their WeLa versions).  ``image_shape`` defaults to the Blobs size.
     """
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; choose one of {sorted(MODELS)}")
-    kind = MODELS[model]
+    kind = model_kind(model)
     if label_dims is not None and label_dim:
         raise ValueError("give label_dim (Blobs' two labels) or label_dims, not both")
     dims = tuple(int(p) for p in label_dims) if label_dims is not None else ((int(label_dim),) * 2 if label_dim else ())

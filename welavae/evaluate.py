@@ -179,7 +179,7 @@ def seed_figure(model, images, mu, logvar, factors, *, title=None, n_originals: 
     """
     import torch
 
-    from .data.benchmarks import to_float
+    from .data.dataset import to_float
     from .plots import heatmaps_from_mu, latent_figure, traversal_grid
 
     truth = _truth(factors)
@@ -220,7 +220,6 @@ def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_
     (OUT defaults to ``RUN_DIR/figures``).  ``data``: optional images (N, H, W)
     to skip reading the data set again (:func:`welavae.data.load`).
     """
-    from .data.load import load
     from .plots import latent_scatter, save_figure
 
     run = Run(run_dir)
@@ -235,7 +234,7 @@ def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_
         raise ValueError(f"seed {seed} is not in {run.path} (seeds: {seeds})")
     i = seeds.index(seed)
     model, config = run.load_model().subset([seed]), run.config
-    images = data if data is not None else load(config, data_dir=data_dir, run_dir=run.path).images
+    images = data if data is not None else run.data(data_dir=data_dir).images
     mu, logvar = run.mu[i], run.array("logvar")[i]
     pm, cm = truth.mse(mu, truth.task), truth.mse(mu, "cartesian")
     title = f"{config.name}, seed {seed}: {truth.task} MSE {pm.mse:.2f}, Cartesian MSE {cm.mse:.2f}"
@@ -251,7 +250,6 @@ def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_
 
 def _plot_without_factors(run: Run, seed, out_dir, data, data_dir) -> Path:
     """The traversals of one seed of a run on data without true factors (see :func:`plot_run`)."""
-    from .data.load import load
     from .plots import save_figure
     from .selection import DEFAULT_CRITERION, rank_seeds
 
@@ -261,7 +259,7 @@ def _plot_without_factors(run: Run, seed, out_dir, data, data_dir) -> Path:
     if seed not in seeds:
         raise ValueError(f"seed {seed} is not in {run.path} (seeds: {seeds})")
     i = seeds.index(seed)
-    images = data if data is not None else load(config, data_dir=data_dir, run_dir=run.path).images
+    images = data if data is not None else run.data(data_dir=data_dir).images
     figure = seed_figure(run.load_model().subset([seed]), images, run.mu[i], run.array("logvar")[i], None,
                          title=f"{config.name}, seed {seed}")
     out = Path(out_dir) if out_dir is not None else run.path / Run.FIGURES

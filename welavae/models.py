@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["ModelKind", "MODELS", "LABELS", "parse_key", "display_name"]
+__all__ = ["ModelKind", "MODELS", "LABELS", "model_kind", "parse_key", "display_name"]
 
 #: How a kind uses weak labels: never (unsupervised), required (WeLa-VAE) or
 #: optional (its WeLa version when label dimensions are given).
@@ -45,6 +45,14 @@ MODELS: dict[str, ModelKind] = {
         ModelKind("dipvae", "DIP-VAE", "dip-ii", "optional", latent_dim=5, beta=0.0),
     )
 }
+
+def model_kind(name: str) -> ModelKind:
+    """The kind called ``name``; an unknown name lists the valid ones."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}") from None
+
 
 _KEY = re.compile(r"^(?P<kind>[a-z]+)(?:_p(?P<p>\d+))?$")
 

@@ -4,7 +4,7 @@ Everything that reads or writes a run directory goes through :class:`Run`
 (training, ``evaluate``, ``plot``, ``encode``, ``select``, ``reproduce``):
 
 ``config.json``         resolved :class:`~welavae.config.RunConfig`
-``checkpoints/last.pt`` weights, Adam state, history (weights-only torch file)
+``checkpoints/last.pt`` weights, Adam state, history (weights-only torch file, :mod:`welavae.checkpoint`)
 ``model.safetensors``   every seed's weights in ``nn.Linear`` layout, config in the metadata
 ``mu.npy``              (S, N, K) float32 encoder means, seeds in the order of ``status.json``
 ``logvar.npy``          (S, N, K) float32 encoder log-variances
@@ -12,9 +12,10 @@ Everything that reads or writes a run directory goes through :class:`Run`
 ``labels.npy``          (N, m) int64 weak labels, −1 where unknown (models with labels)
 ``observed.npy``        (N, m) bool, the labels the model was trained with (the rest were hidden)
 ``factors.npy``         (N, F) true generative factors (when known)
-``data.npz``            the arrays a run trained by :func:`welavae.fit` was given (:mod:`welavae.data.load`)
+``data.npz``            the arrays a run trained by :func:`welavae.fit` was given (:mod:`welavae.data.npz`)
 ``history.csv``         per-epoch loss terms per seed
 ``status.json``         seeds, diverged epochs, epochs, wall time
+``tracking.csv``        polar and Cartesian MSE of every seed every E epochs (``--track-every``)
 ``metrics.json``        written by ``welavae evaluate``
 ``figures/``            written by ``welavae plot``
 ``.welavae.lock``       present while a command writes the directory (:mod:`welavae.lock`)
@@ -32,49 +33,25 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import RunConfig
+from .data.load import load
 from .io import write_npy, write_text
 from .lock import lock_dir
-from .seeding import MAX_SEED
 
-__all__ = ["Run", "parse_seeds"]
+__all__ = ["Run"]
 
 ARRAYS = ("mu", "logvar", "label_pred", "labels", "observed", "factors")
-
-
-def parse_seeds(text: str) -> list[int]:
-    """'0-7' → [0..7]; '0,1,5' → [0, 1, 5]; '3' → [3]."""
-    seeds: list[int] = []
-    try:
-        for part in str(text).split(","):
-            part = part.strip()
-            if "-" in part[1:]:
-                lo, hi = part.split("-", 1)
-                lo_i, hi_i = int(lo), int(hi)
-                if hi_i < lo_i:
-                    raise ValueError
-                if hi_i > MAX_SEED:  # before the range is built
-                    seeds.append(hi_i)
-                    break
-                seeds.extend(range(lo_i, hi_i + 1))
-            else:
-                seeds.append(int(part))
-    except ValueError:
-        raise ValueError(f"seeds must look like '0-7' or '0,1,2', got {text!r}") from None
-    if min(seeds) < 0:
-        raise ValueError(f"seeds must be >= 0, got {text!r}")
-    if max(seeds) > MAX_SEED:
-        raise ValueError(f"--seeds: seed {max(seeds)} is too large; seeds lie in 0..{MAX_SEED}")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {text!r}")
-    return seeds
 
 
 class Run:
     """A run directory (see the module docstring).  Arrays are read lazily and cached."""
 
     CONFIG, STATUS, METRICS, HISTORY = "config.json", "status.json", "metrics.json", "history.csv"
-    CHECKPOINTS, WEIGHTS, FIGURES = "checkpoints", "model.safetensors", "figures"
+    CHECKPOINT, WEIGHTS, FIGURES = "checkpoints/last.pt", "model.safetensors", "figures"
+    TRACKING, ARRAYS = "tracking.csv", "data.npz"
+    #: tracking.csv's columns: epoch and seed, then the MSEs (empty for a diverged seed).
+    TRACK_COLUMNS = ("epoch", "seed", "polar_mse", "cartesian_mse")
 
     def __init__(self, path):
         self.path = Path(path)
@@ -102,7 +79,7 @@ class Run:
                 old = RunConfig.from_json(path.read_text())
             except (ValueError, json.JSONDecodeError):
                 old = None
-            if old is None or old.to_dict() != config.to_dict():
+            if old is None or not old.same_run(config):
                 raise ValueError(f"{self.path} holds a run with another configuration; use a new --out directory")
             if seeds is not None:
                 held = self._held_seeds()
@@ -118,8 +95,6 @@ class Run:
         if (self.path / self.STATUS).exists():
             return self.seeds
         if self.checkpoint.exists():
-            from .train.checkpoint import load_checkpoint
-
             return load_checkpoint(self.checkpoint)["seeds"].tolist()
         return None
 
@@ -200,17 +175,43 @@ class Run:
 
     @property
     def checkpoint(self) -> Path:
-        from .train.checkpoint import CHECKPOINT
+        return self.path / self.CHECKPOINT
 
-        return self.path / self.CHECKPOINTS / CHECKPOINT
+    @property
+    def arrays_file(self) -> Path:
+        """Where a run trained on in-memory arrays (:func:`welavae.fit`) keeps them."""
+        return self.path / self.ARRAYS
 
     def load_model(self, device="cpu"):
         """The trained ensemble (all seeds), from the checkpoint, in eval mode."""
-        from .train.checkpoint import load_checkpoint, model_from_checkpoint
-
         # mmap: the weights are read, the Adam state beside them in the file is not.
-        model, _ = model_from_checkpoint(load_checkpoint(self._need(f"{self.CHECKPOINTS}/last.pt"), mmap=True), device)
+        model, _ = model_from_checkpoint(load_checkpoint(self._need(self.CHECKPOINT), mmap=True), device)
         return model.eval()
+
+    def data(self, *, data_dir=None):
+        """The data set this run was trained on (:func:`welavae.data.load` of its config)."""
+        return load(self.config, data_dir=data_dir, arrays=self.arrays_file)
+
+    def tracking(self) -> list[dict]:
+        """The rows of ``tracking.csv``: epoch and seed as ints, the MSEs as floats (NaN for a diverged
+        seed's empty cell); [] when the run tracks nothing."""
+        path = self.path / self.TRACKING
+        if not path.exists():
+            return []
+        with open(path, newline="") as f:
+            return [{"epoch": int(r["epoch"]), "seed": int(r["seed"]),
+                     **{c: float(r[c]) if r[c] else math.nan for c in self.TRACK_COLUMNS[2:]}}
+                    for r in csv.DictReader(f)]
+
+    def write_tracking(self, rows: list[dict]) -> None:
+        """``rows`` (:data:`TRACK_COLUMNS` keys; NaN → an empty cell) as ``tracking.csv``."""
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(self.TRACK_COLUMNS)
+        for r in rows:
+            w.writerow([r["epoch"], r["seed"], *("" if math.isnan(r[c]) else repr(float(r[c]))
+                                                 for c in self.TRACK_COLUMNS[2:])])
+        write_text(self.path / self.TRACKING, buf.getvalue())
 
     def finished(self) -> bool:
         return (self.path / self.STATUS).exists() and (self.path / "mu.npy").exists()

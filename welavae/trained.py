@@ -18,10 +18,12 @@ import dataclasses
 import numpy as np
 import torch
 
-from .config import DataConfig, RunConfig, TrainConfig, make_run_config
-from .data.user import check_images, check_labels, image_shape, infer_label_dims
-from .device import check_device
+from .config import DataConfig, RunConfig, TrainConfig
+from .data.dataset import check_images, check_labels, from_arrays
+from .nn.encode import encode_dataset
+from .resolve import resolve
 from .run import Run
+from .train.rundir import train_run
 
 __all__ = ["TrainedModel", "load", "fit"]
 
@@ -70,9 +72,7 @@ class TrainedModel:
 
     def posterior(self, images, labels=None, *, seed=None, batch_size: int = 2048):
         """Encoder means and log-variances, each (S, N, K), or (N, K) for one ``seed``
-        (batched by :func:`welavae.train.trainer.encode_dataset`)."""
-        from .train.trainer import encode_dataset
-
+        (batched by :func:`welavae.nn.encode.encode_dataset`)."""
         x = self._images(images)
         m = self.config.model
         # Without labels, a label-conditioned encoder refuses in EnsembleVAE.one_hot, naming --encoder-input image.
@@ -157,33 +157,14 @@ def fit(images, labels=None, *, label_dims=None, seeds=(0,), out, model: str = "
     :class:`~welavae.config.TrainConfig` (``epochs``, ``batch_size``, ``lr`` …).
 
     The run's data source is ``"arrays"``: the arrays trained on are kept in
-    ``out/data.npz`` (:mod:`welavae.data.load`), so the run is evaluated,
+    ``out/data.npz`` (:attr:`welavae.run.Run.arrays_file`), so the run is evaluated,
     plotted (with ``factors`` (N, 2)) and resumed like any other.
     ``device``: cpu, cuda, cuda:N or mps; ``tf32``: TF32 CUDA matmuls (default off: exact float32).
     """
-    from .data.user import Dataset
-    from .train.rundir import train_run
-
-    check_device(device)
-    x = check_images(images)
-    if x.ndim not in (3, 4):
-        raise ValueError(f"images must have shape (N, H, W) or (N, H, W, C), got {x.shape}")
-    if labels is not None:
-        labels = np.asarray(labels)
-        labels = labels[:, None] if labels.ndim == 1 else labels
-        label_dims = tuple(label_dims) if label_dims is not None else infer_label_dims(labels)
-        labels = check_labels(labels, len(x), label_dims)
-    if factors is not None:
-        factors = np.asarray(factors, dtype=np.float64)
-        if factors.ndim != 2 or len(factors) != len(x):
-            raise ValueError(f"factors must have shape (N={len(x)}, F), got {factors.shape}")
-    train_kwargs = {k: hyperparameters.pop(k) for k in list(hyperparameters) if k in _TRAIN_FIELDS}
-    data = DataConfig(source="arrays", size=x.shape[1], label_fraction=label_fraction, label_seed=label_seed)
-    config = make_run_config(model, label_dims=label_dims if labels is not None else None,
-                             image_shape=image_shape(x), label_names=label_names, data=data,
-                             train=TrainConfig(**train_kwargs), **hyperparameters)
-    data = Dataset(images=x, labels=labels, label_dims=tuple(label_dims) if labels is not None else (),
-                   label_names=tuple(label_names) if labels is not None else (), factors=factors)
-    with Run(out).locked():  # over training and loading back (train_run re-enters it)
-        train_run(config, list(seeds), out, device=device, progress=progress, data=data, tf32=tf32)
-        return load(out, device=device)
+    data = from_arrays(images, labels, label_dims=label_dims, label_names=label_names, factors=factors)
+    train = TrainConfig(**{k: hyperparameters.pop(k) for k in list(hyperparameters) if k in _TRAIN_FIELDS})
+    source = DataConfig(source="arrays", size=data.images.shape[1], label_fraction=label_fraction,
+                        label_seed=label_seed)
+    config, data = resolve(source, model, arrays=data, train=train, **hyperparameters)
+    train_run(config, list(seeds), out, device=device, progress=progress, data=data, tf32=tf32)
+    return load(out, device=device)

@@ -143,7 +143,7 @@ def ground_truth(config, factors) -> GroundTruth | None:
         return None
     d = config.data
     if d.source == "benchmark":
-        from .data.benchmarks import benchmark, small_grid
+        from .data.published import benchmark, small_grid
 
         entry = small_grid(d.dataset, d.grid) if d.grid is not None else benchmark(d.dataset)
         return benchmark_truth(factors, entry.factor_names, entry.factor_sizes, d.weak_labels, entry.position)

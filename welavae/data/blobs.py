@@ -20,7 +20,7 @@ cached on disk; freshly generated and cached sets are therefore identical.
 As a :class:`Blobs` the images are float32 (1.68 GB for the paper's N = 102,400);
 the data path (:func:`welavae.data.load`) keeps the 8-bit pixels instead (420 MB,
 as in the cache file) and converts each training batch
-(:func:`welavae.data.benchmarks.to_float`, bit-identical to converting first).
+(:func:`welavae.data.dataset.to_float`, bit-identical to converting first).
 
 Ordering: sample index ``(c1 · size + c2) · V + v`` — so an array over the
 samples reshapes to ``(size, size, V, …)`` for positional heat maps.

@@ -8,7 +8,7 @@ in [0, 1]) — 737,280 binary 64 × 64 images of a white sprite on black.  This
 module renders the same grid with the same factor values and writes it in the
 same npz layout (``imgs`` uint8 0/1, ``latents_classes`` int64,
 ``latents_values`` float64 — no pickled ``metadata``), so
-:func:`welavae.data.benchmarks.load_benchmark` reads it as ``sprites`` exactly
+:func:`welavae.data.published.load_benchmark` reads it as ``sprites`` exactly
 as it reads DeepMind's file.  It is *not* DeepMind's file: the pixels differ.
 
 The rendering (our choices, documented in docs/benchmarks.md):
@@ -42,7 +42,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..io import atomic_write
-from .benchmarks import DSPRITES_FACTORS, DSPRITES_SIZES
+from .published import DSPRITES_FACTORS, DSPRITES_SIZES
 
 __all__ = [
     "SHAPES",

@@ -38,20 +38,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.benchmarks import to_float
+from ..config import TrainConfig
 from ..data.blobs import weak_labels
+from ..data.dataset import to_float
+from ..data.load import load
 from ..io import write_text
-from ..metrics import label_accuracy, split_indices
+from ..metrics import downstream_task, label_accuracy, split_indices
 from ..run import Run
-from ..train.schedule import TRACKING, read_tracking
+from .plan import QUICK, ModelSpec, Preset, RunSpec, blobs_plan, blobs_spec
 from .report import rows_csv, rows_md
+from .sweep import SweepFailed, run_plan
 from .sweepdir import SweepDir
-from .plan import PRESETS, RunSpec, make_plan, model_config
 
 __all__ = ["run", "conjecture_plans", "downstream_targets", "downstream_rows", "window_rows", "write_report",
            "TARGETS", "TRAIN_SIZES", "PREDICTORS", "SOURCE"]
 
-PRESET = "conjectures"
+NAME = "conjectures"
 #: Downstream targets, in the columns of ``y`` (:func:`downstream_targets`).
 TARGETS = ("angle_label", "distance_label", "angle_10", "distance_10", "c1_10", "c2_10")
 TRAIN_SIZES = (10, 100, 1000, 10000)  # disentanglement_lib's num_train
@@ -62,6 +64,24 @@ SOURCE = "tcvae-k2"
 FIGURE = "polar_mse_by_epoch.png"
 
 
+#: The preset's settings: the quick preset's data and network, 8 seeds; part (a)'s models.
+SETTINGS = dict(QUICK, seeds=8, models=("tcvae", "wela_p2", "wela_p2-f0.01", "wela_p2-image"))
+#: The variants part (a) uses (key → (Table-1 key, settings)).
+VARIANTS = {"wela_p2-f0.01": ("wela_p2", dict(label_fraction=0.01)),
+            "wela_p2-image": ("wela_p2", dict(encoder_input="image")),
+            "tcvae-k2": ("tcvae", dict(latent_dim=2))}
+#: The label-window part: label-free WeLa-VAE p = 2 whose labels (of 1 − ``held_out`` of the samples; the
+#: rest held out for the accuracy) are observed in the epochs round(a·E) … round(b·E) − 1 of each
+#: ``windows`` entry (a, b), and β-TCVAE with K = 2 (the same network) trained E epochs, then fine-tuned
+#: with labels for round(``finetune``·E) more from its weights; every ``track_every``-th epoch's polar MSE
+#: recorded; the PCA baselines of part (a) with ``pca_dims`` components.
+CONJECTURES = dict(
+    windows={"first10": (0.0, 0.1), "first25": (0.0, 0.25), "first50": (0.0, 0.5), "last25": (0.75, 1.0),
+             "always": (0.0, 1.0)},
+    held_out=0.1, finetune=0.25, track_every=1, pca_dims=(2, 5),
+)
+
+
 # ------------------------------------------------------------------------------------- plan
 def _window(fractions, epochs: int) -> tuple[int, int]:
     """(a, b) fractions → epochs (round(a·E), round(b·E)), half up, at least one epoch long."""
@@ -70,51 +90,48 @@ def _window(fractions, epochs: int) -> tuple[int, int]:
 
 
 def conjecture_plans(out, *, seeds: int | None = None, epochs: int | None = None,
-                     tc_estimator: str | None = None, size: int | None = None) -> tuple[list[RunSpec], list[RunSpec]]:
+                     tc_estimator: str | None = None, size: int | None = None) -> tuple[list[ModelSpec], list[ModelSpec]]:
     """(first sweep, whole plan): the whole plan adds the fine-tuned model, which starts from the first's source.
 
-    Part (a): the preset's ``models``.  Part (b): ``wela_p2-image-<window>``
+    Part (a): :data:`SETTINGS`' ``models``.  Part (b): ``wela_p2-image-<window>``
     for each window, ``tcvae-k2`` and ``tcvae-k2-finetune``.  ``size``: Blobs
     of size × size instead of 64 × 64 (for tests).
     """
-    p = PRESETS[PRESET]
-    c = p["conjectures"]
-    plan = make_plan(PRESET, seeds=seeds, epochs=epochs, tc_estimator=tc_estimator)
-    base = plan[0].config
+    c = CONJECTURES
+    plan = blobs_plan(dict(SETTINGS, variants_of=VARIANTS), seeds=seeds, epochs=epochs, tc_estimator=tc_estimator)
+    base = plan[0]
     data = base.data if size is None else dataclasses.replace(base.data, size=int(size))
-    n_seeds = plan[0].seeds
-    common = dict(hidden=p["hidden"], tc_estimator=base.objective.tc_estimator)
-    first = [RunSpec(s.model, model_config(s.model, data=data, train=base.train, **common), n_seeds) for s in plan]
-    n_epochs = base.train.epochs
-    tracked = dataclasses.replace(base.train, track_every=c["track_every"])
+    train, n_seeds = base.hyper["train"], base.seeds
+    common = dict(data=data, hidden=SETTINGS["hidden"], seeds=n_seeds, tc_estimator=base.hyper["tc_estimator"],
+                  variants=VARIANTS)
+    first = [blobs_spec(s.model, train=train, **common) for s in plan]
+    n_epochs = train.epochs
+    tracked = dataclasses.replace(train, track_every=c["track_every"])
     held = dataclasses.replace(data, label_fraction=1.0 - c["held_out"])
+
+    def label_free(name: str, train_: TrainConfig) -> ModelSpec:
+        spec = blobs_spec("wela_p2-image", train=train_, **common)
+        return dataclasses.replace(spec, model=name, data=held, hyper=dict(spec.hyper, name=name))
+
     for name, fractions in c["windows"].items():
-        train = dataclasses.replace(tracked, label_epochs=_window(fractions, n_epochs))
-        cfg = dataclasses.replace(model_config("wela_p2-image", data=data, train=train, **common),
-                                  name=f"wela_p2-image-{name}", data=held)
-        first.append(RunSpec(cfg.name, cfg, n_seeds))
-    first.append(RunSpec(SOURCE, model_config(SOURCE, data=data, train=tracked, **common), n_seeds))
+        first.append(label_free(f"wela_p2-image-{name}",
+                                dataclasses.replace(tracked, label_epochs=_window(fractions, n_epochs))))
+    first.append(blobs_spec(SOURCE, train=tracked, **common))
     extra = max(int(math.floor(c["finetune"] * n_epochs + 0.5)), 1)
     source_dir = SweepDir(Path(out).resolve()).chunk(SOURCE, n_seeds)
-    train = dataclasses.replace(tracked, epochs=extra, checkpoint_every=min(tracked.checkpoint_every, extra),
-                                init_from=str(source_dir))
-    cfg = dataclasses.replace(model_config("wela_p2-image", data=data, train=train, **common),
-                              name=f"{SOURCE}-finetune", data=held)
-    return first, first + [RunSpec(cfg.name, cfg, n_seeds)]
+    finetune = dataclasses.replace(tracked, epochs=extra, checkpoint_every=min(tracked.checkpoint_every, extra),
+                                   init_from=str(source_dir))
+    return first, first + [label_free(f"{SOURCE}-finetune", finetune)]
 
 
 def run(out="results", *, seeds: int | None = None, epochs: int | None = None, tc_estimator: str | None = None,
-        backend: str = "local", address: str | None = None, device: str = "cpu", data_dir=None,
-        progress: bool | None = None, models=None, seeds_per_task: int | None = None,
-        standard: str | None = None, size: int | None = None) -> list[dict]:
+        size: int | None = None, models=None, seeds_per_task: int | None = None, **sweep) -> list[dict]:
     """``welavae reproduce --preset conjectures``: both sweeps, then the report (:func:`write_report`).
 
-    Returns the whole plan's Table-1 rows (:func:`welavae.experiments.sweep.reproduce`).
+    Returns the whole plan's Table-1 rows (:func:`welavae.experiments.sweep.run_plan`).
     Resumable like every sweep.  ``models`` and ``seeds_per_task`` are refused: the
     plan is fixed, and the fine-tuned model needs its source's seeds in one run directory.
     """
-    from .sweep import SweepFailed, reproduce
-
     if models:
         raise ValueError("--models does not apply to the conjectures preset (its plan is fixed)")
     if seeds_per_task:
@@ -122,15 +139,17 @@ def run(out="results", *, seeds: int | None = None, epochs: int | None = None, t
                          "starts from its source's seeds in one run directory")
     t0 = time.perf_counter()
     first, whole = conjecture_plans(out, seeds=seeds, epochs=epochs, tc_estimator=tc_estimator, size=size)
-    kw = dict(out=out, backend=backend, address=address, device=device, data_dir=data_dir, progress=progress,
-              standard=standard)
     try:
-        reproduce(PRESET, plan=first, **kw)
+        run_plan(first, out=out, preset=NAME, **sweep)
     except SweepFailed:
         pass  # the whole plan's sweep retries what failed, and raises if it fails again
-    table = reproduce(PRESET, plan=whole, **kw)
-    write_report(out, whole, data_dir=data_dir, started=t0)
+    table = run_plan(whole, out=out, preset=NAME, **sweep)
+    write_report(out, SweepDir(out).plan(), data_dir=sweep.get("data_dir"), started=t0)
     return table
+
+
+PRESET = Preset(NAME, "the paper's last two §5 conjectures: downstream tasks, labels that come and go",
+                run=run, report="conjectures.md", standard="none", settings=dict(SETTINGS, conjectures=CONJECTURES))
 
 
 # ------------------------------------------------------------------------------- downstream
@@ -164,8 +183,6 @@ def downstream_rows(codes: dict, y, train_idx, test_idx, *, sizes=TRAIN_SIZES, p
     larger than the training split are cut to it (the row says the size used).
     Every representation and seed is trained on the same draws (``seed``).
     """
-    from ..metrics import downstream_task  # the metric's owner; imported when a table is asked for
-
     y = np.asarray(y)
     used = tuple(dict.fromkeys(min(int(s), len(train_idx)) for s in sizes))
     rows = []
@@ -203,7 +220,7 @@ def _polar_curves(runs: dict[int, tuple[Run, int]]) -> dict[int, dict[int, float
     """seed → {epoch: polar MSE} from the ``tracking.csv`` of each run directory (each file read once)."""
     out: dict[int, dict[int, float]] = {}
     for run in {r.path: r for r, _ in runs.values()}.values():
-        for row in read_tracking(run.path / TRACKING):
+        for row in run.tracking():
             if row["seed"] in runs and runs[row["seed"]][0].path == run.path:
                 out.setdefault(row["seed"], {})[row["epoch"]] = row["polar_mse"]
     return out
@@ -318,8 +335,6 @@ def write_report(out, plan: list[RunSpec], *, data=None, data_dir=None, started:
 
     ``data``: (images (N, H, W), factors (N, 2)) instead of the preset's Blobs.
     """
-    from ..data.load import load
-
     out = Path(out)
     t0 = time.perf_counter()
     downstream_models = [s for s in plan if not s.config.train.track_every]
@@ -337,7 +352,7 @@ def write_report(out, plan: list[RunSpec], *, data=None, data_dir=None, started:
         merged = out / "runs" / spec.model / "mu.npy"
         if merged.exists():
             codes[spec.model] = np.load(merged, allow_pickle=False)
-    for k in PRESETS[PRESET]["conjectures"]["pca_dims"]:
+    for k in CONJECTURES["pca_dims"]:
         codes[f"pca-k{k}"] = pca_codes(images, tr, k, seed=split_seed)
     down = downstream_rows(codes, y, tr, te, sizes=sizes, predictors=predictors, seed=split_seed)
     down_seconds = time.perf_counter() - t0
@@ -358,7 +373,7 @@ def write_report(out, plan: list[RunSpec], *, data=None, data_dir=None, started:
     stat.update({c: ".3f" for c in ("acc_held_out_mean", "acc_held_out_lowest")})
     text = [
         "# Conjectures (paper §5): downstream tasks, and labels for a window of training", "",
-        f"`welavae reproduce --preset {PRESET}`: {len(tr)} training and {len(te)} test samples (positions grouped, "
+        f"`welavae reproduce --preset {NAME}`: {len(tr)} training and {len(te)} test samples (positions grouped, "
         f"split seed {split_seed}); targets {', '.join(TARGETS)}; test accuracy, mean over each model's seeds.", "",
         "## (a) Downstream accuracy", "", rows_md(down, acc),
         "## (b) Labels for a window of training", "",

@@ -1,126 +1,62 @@
-"""Sweep plans for Table 1 (paper §4.3–4.4) as plain data.
+"""Sweep plans as plain data: what to train, before any data set is read.
 
-A plan is a list of :class:`RunSpec` — one model configuration and the
-seeds to train for it.  Model keys (``tcvae``, ``wela_p3``) and what they
-mean come from the registry :mod:`welavae.models`.  Presets:
+A plan is a list of :class:`ModelSpec` — a model's table key, its kind, its
+data set (a :class:`~welavae.config.DataConfig`), its hyperparameters and the
+seeds to train.  :func:`welavae.experiments.sweep.run_plan` resolves each
+(:func:`welavae.resolve.resolve`: the data read first, the config fitted to
+them) into a :class:`RunSpec` — the key, the resolved
+:class:`~welavae.config.RunConfig` and the seeds — which is what the jobs, the
+results store and ``plan.json`` hold.
 
-``paper``  the paper's settings: N = 102,400 (25 blobs per position), MLP
-           1200-1200, Adam 1e-4, batch 256, 150 epochs, 50 seeds; β-TCVAE
-           (K=5, β=40) and WeLa-VAE (K=2, β=40, γ by the rule) for p = 2…8;
-           total correlation by minibatch weighted sampling, "the biased
-           Monte-Carlo estimator proposed in β-TCVAE" (§4.3).
-``quick``  what fits a 2-core CPU in minutes and still shows the
-           paper's finding: the authors' own set (N = 4,096, one blob per
-           position, their blurred-disk shape), MLP 64-32, Adam 1e-3,
-           batch 64, 8 seeds, β-TCVAE and WeLa-VAE p=2 (see QUICK_EPOCHS).
-           The larger, smoother disk blobs let a small MLP learn position
-           in a few dozen epochs; with the σ = 2–4 Gaussians WeLa p=2 needs
-           about twice as many epochs for the same polar MSE.
-``table``  all eight models of Table 1 on the quick preset's data and
-           network, the paper's batch of 256 and 150 epochs, 16 seeds.
-           Batch 256 is what lets β-TCVAE find the paper's Cartesian code
-           on this set, and WeLa-VAE p = 2 needs the 150 epochs there.
-
-Each preset's measured wall time, and the batch and epoch measurements behind
-these choices, are in docs/performance.md and docs/results.md (with their
-commands); a timing quoted here would be true on one machine on one day.
-
-``open-questions``  the paper's §5 questions on the quick preset's data and
-           network (8 seeds, WeLa-VAE p = 2): a label-free encoder q(z|x),
-           fractions 1, 0.1, 0.01, 0.001 of the labels for each encoder
-           input, K = 3, 4 latents with the dense or the diagonal label
-           head, and β-TCVAE with K = 2 as the no-label control
-           (:data:`VARIANTS`).
-
-``conjectures``  the paper's last two §5 claims (issue 23), on the quick preset's
-           data and network, 8 seeds: the downstream tasks of β-TCVAE,
-           WeLa-VAE p = 2 with all and 1 % of the labels and with the
-           label-free encoder (``models``), and labels that arrive late or
-           leave early (:data:`CONJECTURES`).  Run by
-           :func:`welavae.experiments.conjectures.run` (two sweeps: the
-           fine-tuned model starts from a trained one).
-
-``sprites``  the first result beyond Blobs (issue 22): β-TCVAE against WeLa-VAE
-           with polar labels of the position on a subset of the dSprites twin
-           (:data:`SPRITES`; :mod:`welavae.experiments.sprites`).
-
-``quick``, ``table``, ``open-questions`` and ``conjectures`` estimate the total correlation by
-minibatch stratified sampling (see :mod:`welavae.config` for why).
-
-Keys: a Table-1 key (``tcvae``, ``wela_p3``) or a variant of one
-(``wela_p2-image-f0.01``), whose settings :data:`VARIANTS` lists.
+The presets themselves are :mod:`welavae.experiments.presets`; this module
+holds what the Blobs presets share: the quick preset's data and network
+(:data:`QUICK`), Table 1's models (:data:`PAPER_MODELS`) and
+:func:`blobs_plan`, which turns a settings dict into a plan.  Keys (``tcvae``,
+``wela_p3``) and what they mean come from the registry :mod:`welavae.models`;
+a variant key (``wela_p2-image-f0.01``) names its base key and settings in the
+preset's ``variants``.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
-from ..config import PAPER_GAMMA, DataConfig, RunConfig, TrainConfig, make_run_config
+from ..config import PAPER_GAMMA, DataConfig, RunConfig, TrainConfig
 from ..models import parse_key
 
-__all__ = ["RunSpec", "PRESETS", "VARIANTS", "CONJECTURES", "SPRITES", "QUICK_EPOCHS", "make_plan", "model_config", "PAPER_MODELS"]
+__all__ = ["ModelSpec", "RunSpec", "Preset", "blobs_plan", "blobs_spec", "plan_sizes", "PAPER_MODELS", "QUICK",
+           "QUICK_EPOCHS", "COMMON_OPTIONS"]
 
 #: Table 1's rows: β-TCVAE, then WeLa-VAE for every p the paper gives γ for (keys as
 #: :func:`welavae.models.parse_key` reads them).
 PAPER_MODELS = ("tcvae",) + tuple(f"wela_p{p}" for p in sorted(PAPER_GAMMA))
 #: Quick preset epochs: on the N=4,096 set WeLa-VAE p=2's best polar MSE falls
-#: below half of β-TCVAE's well within this budget (measured in the README).
+#: below half of β-TCVAE's well within this budget (measured in docs/results.md).
 QUICK_EPOCHS = 60
+#: The quick preset's data and network, shared by the Blobs presets built on it: the authors' own set
+#: (N = 4,096, one blob per position, their blurred-disk shape), MLP 64-32, Adam 1e-3, batch 64.
+QUICK = dict(variants=1, shape="disk", hidden=(64, 32), batch_size=64, lr=1e-3, epochs=QUICK_EPOCHS,
+             checkpoint_every=10, tc_estimator="mss")
 
-_QUICK = dict(variants=1, shape="disk", hidden=(64, 32), batch_size=64, lr=1e-3, epochs=QUICK_EPOCHS,
-              checkpoint_every=10, tc_estimator="mss")
-#: Variant keys → (Table-1 key, settings): the §5 questions.  "image": the label-free encoder.
-VARIANTS = {
-    **{f"wela_p2{'-image' if enc == 'image' else ''}{'' if f == 1 else f'-f{f:g}'}":
-       ("wela_p2", dict(encoder_input=enc, label_fraction=f))
-       for enc in ("image+labels", "image") for f in (1.0, 0.1, 0.01, 0.001)},
-    **{f"wela_p2-k{k}-{head}": ("wela_p2", dict(latent_dim=k, label_head=head))
-       for k in (3, 4) for head in ("dense", "diagonal")},
-    # The control for the label fractions: the same network and K = 2 with no labels at all.
-    "tcvae-k2": ("tcvae", dict(latent_dim=2)),
-}
 
-#: The label-window part of the ``conjectures`` preset: label-free WeLa-VAE p = 2 whose labels (of
-#: 1 − ``held_out`` of the samples; the rest held out for the accuracy) are observed in the epochs
-#: round(a·E) … round(b·E) − 1 of each ``windows`` entry (a, b), and β-TCVAE with K = 2 (the same
-#: network) trained E epochs, then fine-tuned with labels for round(``finetune``·E) more from its
-#: weights; every ``track_every``-th epoch's polar MSE recorded.
-CONJECTURES = dict(
-    windows={"first10": (0.0, 0.1), "first25": (0.0, 0.25), "first50": (0.0, 0.5), "last25": (0.75, 1.0),
-             "always": (0.0, 1.0)},
-    held_out=0.1, finetune=0.25, track_every=1, pca_dims=(2, 5),
-)
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of a plan, before its data are read: ``model`` (the table key), ``kind`` (of
+    :data:`welavae.models.MODELS`), ``data``, ``seeds``, Blobs' ``label_dim`` p, and ``hyper``
+    (keywords of :func:`welavae.config.make_run_config`: ``train``, ``hidden``, ``gamma`` …)."""
 
-#: The ``sprites`` preset's models (issue 22; :mod:`welavae.experiments.sprites`): key → (model kind,
-#: p or None, settings).  β-TCVAE with K = 6; WeLa-VAE with angle/distance labels of (posX, posY)
-#: for p = 2, 3 at K = 2 and 6, and for p = 3 at K = 6 the diagonal label head and the label-free
-#: encoder (the two variants for p = 2 as well would not fit the hour).
-SPRITES = {
-    "tcvae-k6": ("tcvae", None, dict(latent_dim=6)),
-    **{f"wela_p{p}-k{k}": ("wela", p, dict(latent_dim=k)) for p in (2, 3) for k in (2, 6)},
-    "wela_p3-k6-diagonal": ("wela", 3, dict(latent_dim=6, label_head="diagonal")),
-    "wela_p3-k6-image": ("wela", 3, dict(latent_dim=6, encoder_input="image")),
-}
-
-PRESETS = {
-    "paper": dict(variants=25, shape="gaussian", hidden=(1200, 1200), batch_size=256, lr=1e-4, epochs=150, seeds=50,
-                  models=PAPER_MODELS, checkpoint_every=5, tc_estimator="mws",
-                  checkpoint_minutes=10),  # a 50-seed checkpoint is ~7.6 GB: by wall time, not every 5 epochs
-    "quick": dict(_QUICK, seeds=8, models=PAPER_MODELS[:2]),
-    "table": dict(_QUICK, batch_size=256, epochs=150, seeds=16, models=PAPER_MODELS),
-    "open-questions": dict(_QUICK, seeds=8, models=tuple(VARIANTS), standard="none"),
-    "conjectures": dict(_QUICK, seeds=8, models=("tcvae", "wela_p2", "wela_p2-f0.01", "wela_p2-image"),
-                        standard="none", conjectures=CONJECTURES),
-    # A subset of the dSprites twin; γ = gamma_fraction × the paper's rule (docs/results.md: a tenth on
-    # small networks).  Sized so that the preset fits an hour on 2 cores (docs/benchmarks.md).
-    "sprites": dict(subset=20_000, hidden=(128, 64), batch_size=64, lr=1e-3, epochs=25, checkpoint_every=5,
-                    seeds=8, models=tuple(SPRITES), tc_estimator="mss", standard="none", gamma_fraction=0.1),
-}
+    model: str
+    kind: str
+    data: DataConfig
+    seeds: tuple[int, ...]
+    label_dim: int | None = None
+    hyper: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One model of the sweep: its table key, resolved config and seeds."""
+    """One model of a resolved plan: its table key, resolved config and seeds."""
 
     model: str
     config: RunConfig
@@ -134,43 +70,77 @@ class RunSpec:
         return cls(model=d["model"], config=RunConfig.from_dict(d["config"]), seeds=tuple(d["seeds"]))
 
 
-def model_config(key: str, *, data: DataConfig, train: TrainConfig, hidden, tc_estimator: str = "mss") -> RunConfig:
-    """A key → its config: 'tcvae' → β-TCVAE, 'wela_p3' → WeLa-VAE with p = 3 (keys read by
-    :func:`welavae.models.parse_key`); a key of :data:`VARIANTS` → its base key's config with the variant's settings."""
-    base, settings = VARIANTS.get(key, (key, {}))
+#: The options every preset takes (``welavae reproduce`` flags; the plan's and
+#: :func:`welavae.experiments.sweep.run_plan`'s keywords).
+COMMON_OPTIONS = ("seeds", "epochs", "models", "tc_estimator", "seeds_per_task", "backend", "address", "device",
+                  "data_dir", "progress", "standard", "tf32", "gpus_per_task", "cpus_per_task")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A preset of ``welavae reproduce`` (:mod:`welavae.experiments.presets`): ``run(out, **options) -> rows``
+    trains (or resumes) it into a results folder; ``report`` is the file of that folder the command line
+    prints; ``standard`` the disentanglement_lib metrics it computes by default; ``options`` the keywords it
+    takes beyond :data:`COMMON_OPTIONS`; ``settings`` its plan's settings, as data."""
+
+    name: str
+    help: str
+    run: Callable[..., list[dict]]
+    report: str = "table.md"
+    standard: str = "best"
+    options: tuple[str, ...] = ()
+    settings: dict = field(default_factory=dict)
+
+    def __call__(self, out="results", **options) -> list[dict]:
+        """Run (or resume) the preset into ``out``; options left None take the preset's defaults."""
+        options = {k: v for k, v in options.items() if v is not None}
+        unknown = sorted(k for k in options if k not in COMMON_OPTIONS + self.options)
+        if unknown:
+            flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+            raise ValueError(f"{flags} do{'es' if len(unknown) == 1 else ''} not apply to the {self.name} preset")
+        options.setdefault("standard", self.standard)
+        return self.run(out, **options)
+
+
+def plan_sizes(settings: dict, *, seeds: int | None, epochs: int | None) -> tuple[int, int]:
+    """(seeds, epochs): the preset's ``settings``, or the caller's, checked."""
+    n_seeds = settings["seeds"] if seeds is None else int(seeds)
+    n_epochs = settings["epochs"] if epochs is None else int(epochs)
+    if n_seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {n_seeds}")
+    if n_epochs < 1:
+        raise ValueError(f"--epochs must be >= 1, got {n_epochs}")
+    return n_seeds, n_epochs
+
+
+def blobs_spec(key: str, *, data: DataConfig, train: TrainConfig, hidden, seeds, tc_estimator: str = "mss",
+               variants: dict | None = None) -> ModelSpec:
+    """A key → its spec: 'tcvae' → β-TCVAE, 'wela_p3' → WeLa-VAE with p = 3 (keys read by
+    :func:`welavae.models.parse_key`); a key of ``variants`` → its base key's spec with the variant's
+    settings (``label_fraction`` is the data's, the rest the model's)."""
+    base, settings = (variants or {}).get(key, (key, {}))
     settings = dict(settings)
     if "label_fraction" in settings:
         data = dataclasses.replace(data, label_fraction=settings.pop("label_fraction"))
     kind, p = parse_key(base)
-    return make_run_config(kind.name, label_dim=p, hidden=hidden, data=data, train=train, tc_estimator=tc_estimator,
-                           name=key, **settings)
+    return ModelSpec(key, kind.name, data, tuple(seeds), label_dim=p,
+                     hyper=dict(hidden=tuple(hidden), train=train, tc_estimator=tc_estimator, name=key, **settings))
 
 
-def make_plan(preset: str = "quick", *, seeds: int | None = None, epochs: int | None = None,
-              models=None, tc_estimator: str | None = None) -> list[RunSpec]:
-    """The sweep as data.  ``seeds`` = how many (0…seeds−1); ``models`` = table keys;
-    ``tc_estimator`` = ``"mss"`` or ``"mws"`` instead of the preset's."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    if preset == "sprites":  # benchmark data, not Blobs: its own plan (the twin in the default data directory)
-        from .sprites import sprites_plan, twin_path
-
-        return sprites_plan(twin_path(), seeds=seeds, epochs=epochs, models=models, tc_estimator=tc_estimator)
-    p = PRESETS[preset]
-    n_seeds = p["seeds"] if seeds is None else int(seeds)
-    if n_seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {n_seeds}")
-    n_epochs = p["epochs"] if epochs is None else int(epochs)
-    if n_epochs < 1:
-        raise ValueError(f"--epochs must be >= 1, got {n_epochs}")
-    keys = tuple(p["models"] if not models else models)
+def blobs_plan(settings: dict, *, seeds: int | None = None, epochs: int | None = None, models=None,
+               tc_estimator: str | None = None) -> list[ModelSpec]:
+    """The plan of a Blobs preset's ``settings`` (variants, shape, hidden, batch_size, lr, epochs, seeds,
+    models, checkpoint_every, tc_estimator, optional checkpoint_minutes and variants).  ``seeds`` = how
+    many (0…seeds−1); ``models`` = table keys; ``tc_estimator`` = ``"mss"`` or ``"mws"`` instead."""
+    n_seeds, n_epochs = plan_sizes(settings, seeds=seeds, epochs=epochs)
+    keys = tuple(settings["models"] if not models else models)
     if len(set(keys)) != len(keys):
         raise ValueError(f"models listed twice: {keys}")
-    data = DataConfig(variants=p["variants"], shape=p["shape"])
-    train = TrainConfig(epochs=n_epochs, batch_size=p["batch_size"], lr=p["lr"],
-                        checkpoint_every=min(p["checkpoint_every"], n_epochs),
-                        checkpoint_minutes=p.get("checkpoint_minutes"))  # cadence only: not in the config hash
-    estimator = tc_estimator or p["tc_estimator"]
-    return [RunSpec(k, model_config(k, data=data, train=train, hidden=p["hidden"], tc_estimator=estimator),
-                    tuple(range(n_seeds)))
+    data = DataConfig(variants=settings["variants"], shape=settings["shape"])
+    train = TrainConfig(epochs=n_epochs, batch_size=settings["batch_size"], lr=settings["lr"],
+                        checkpoint_every=min(settings["checkpoint_every"], n_epochs),
+                        checkpoint_minutes=settings.get("checkpoint_minutes"))  # cadence only: not in the hash
+    estimator = tc_estimator or settings["tc_estimator"]
+    return [blobs_spec(k, data=data, train=train, hidden=settings["hidden"], seeds=range(n_seeds),
+                       tc_estimator=estimator, variants=settings.get("variants_of"))
             for k in keys]

@@ -4,7 +4,7 @@
 also vary, and do the free latents then carry those factors?*  On the dSprites
 twin (:mod:`welavae.data.sprites`, rendered once into the data directory as
 ``sprites.npz``; a user with DeepMind's file trains on it with the same
-commands), a uniform subset of :data:`PRESETS["sprites"]["subset"]` images:
+commands), a uniform subset of :data:`SETTINGS["subset"]` images:
 
 * β-TCVAE with K = 6 (``tcvae-k6``);
 * WeLa-VAE with ``angle(posX,posY):p, distance(posX,posY):p`` for p = 2 and 3,
@@ -39,20 +39,25 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DataConfig, TrainConfig, make_run_config, paper_gamma
+from ..config import DataConfig, TrainConfig, paper_gamma
+from ..data.cache import default_data_dir
+from ..data.published import benchmark
+from ..data.sprites import write_sprites_npz
 from ..evaluate import evaluate_seed
 from ..io import write_text
 from ..metrics import dci, factor_entropy, mig, mutual_info_matrix
 from ..metrics._mi import discretize_factors
 from ..run import Run
 from ..truth import ground_truth
-from .plan import PRESETS, SPRITES, RunSpec
+from .plan import ModelSpec, Preset, RunSpec, plan_sizes
 from .report import rows_csv, rows_md
+from .sweep import run_plan
 from .sweepdir import SweepDir
 
-__all__ = ["run", "sprites_plan", "twin_path", "model_rows", "write_report", "MODELS", "SPEC", "FREE_FACTORS"]
+__all__ = ["run", "sprites_plan", "twin_path", "model_rows", "write_report", "MODELS", "SETTINGS", "SPEC",
+           "FREE_FACTORS", "PRESET"]
 
-PRESET = "sprites"
+NAME = "sprites"
 SPEC = "angle(posX,posY):{p}, distance(posX,posY):{p}"
 TWIN = "sprites.npz"
 DATASETS = ("sprites", "dsprites")  # the twin, or DeepMind's file in the same layout
@@ -60,29 +65,36 @@ DATASETS = ("sprites", "dsprites")  # the twin, or DeepMind's file in the same l
 DCI_SIZES = (2000, 1000)
 #: The factors the free latents may carry (the twin's colour has one value).
 FREE_FACTORS = ("shape", "scale", "orientation")
-MODELS = SPRITES  # key → (model kind, p or None, settings)
+#: key → (model kind, p or None, settings).  β-TCVAE with K = 6; WeLa-VAE with angle/distance labels of
+#: (posX, posY) for p = 2, 3 at K = 2 and 6, and for p = 3 at K = 6 the diagonal label head and the
+#: label-free encoder (the two variants for p = 2 as well would not fit the hour).
+MODELS = {
+    "tcvae-k6": ("tcvae", None, dict(latent_dim=6)),
+    **{f"wela_p{p}-k{k}": ("wela", p, dict(latent_dim=k)) for p in (2, 3) for k in (2, 6)},
+    "wela_p3-k6-diagonal": ("wela", 3, dict(latent_dim=6, label_head="diagonal")),
+    "wela_p3-k6-image": ("wela", 3, dict(latent_dim=6, encoder_input="image")),
+}
+#: A subset of the dSprites twin; γ = gamma_fraction × the paper's rule (docs/results.md: a tenth on
+#: small networks).  Sized so that the preset fits an hour on 2 cores (docs/benchmarks.md).
+SETTINGS = dict(subset=20_000, hidden=(128, 64), batch_size=64, lr=1e-3, epochs=25, checkpoint_every=5,
+                seeds=8, models=tuple(MODELS), tc_estimator="mss", gamma_fraction=0.1)
 
 
 def twin_path(data_dir=None) -> Path:
     """Where the preset keeps the twin: ``DATA_DIR/sprites.npz`` (:func:`welavae.data.cache.default_data_dir`)."""
-    from ..data.cache import default_data_dir
-
     return Path(data_dir if data_dir is not None else default_data_dir()) / TWIN
 
 
 def sprites_plan(data_path, *, seeds: int | None = None, epochs: int | None = None, models=None,
                  tc_estimator: str | None = None, subset: int | None = None, grid=None,
-                 dataset: str = "sprites") -> list[RunSpec]:
+                 dataset: str = "sprites") -> list[ModelSpec]:
     """The preset's models on the twin at ``data_path`` (``dataset="dsprites"``: DeepMind's file, whose
     layout the twin shares).  For tests: ``subset`` another subset size, ``grid`` the factor sizes
     of a reduced twin (``write_sprites_npz(keep=…)``)."""
     if dataset not in DATASETS:
         raise ValueError(f"the sprites preset runs on {' or '.join(DATASETS)}, not {dataset!r}")
-    p = PRESETS[PRESET]
-    n_seeds = p["seeds"] if seeds is None else int(seeds)
-    n_epochs = p["epochs"] if epochs is None else int(epochs)
-    if n_seeds < 1 or n_epochs < 1:
-        raise ValueError(f"--seeds and --epochs must be >= 1, got {n_seeds} and {n_epochs}")
+    p = SETTINGS
+    n_seeds, n_epochs = plan_sizes(p, seeds=seeds, epochs=epochs)
     keys = tuple(models or p["models"])
     unknown = [k for k in keys if k not in MODELS]
     if unknown:
@@ -95,26 +107,23 @@ def sprites_plan(data_path, *, seeds: int | None = None, epochs: int | None = No
         data = DataConfig(source="benchmark", dataset=dataset, data_path=str(data_path),
                           subset=int(subset or p["subset"]), subset_seed=0, grid=None if grid is None else tuple(grid),
                           weak_labels=SPEC.format(p=label_p) if label_p else None)
-        labelled = dict(label_dims=(label_p, label_p), gamma=p["gamma_fraction"] * paper_gamma(label_p, 64 * 64),
-                        label_names=("angle(posX,posY)", "distance(posX,posY)")) if label_p else {}
-        cfg = make_run_config(kind, hidden=p["hidden"], data=data, train=train, name=key,
-                              tc_estimator=tc_estimator or p["tc_estimator"], **labelled, **settings)
-        plan.append(RunSpec(key, cfg, tuple(range(n_seeds))))
+        gamma = dict(gamma=p["gamma_fraction"] * paper_gamma(label_p, 64 * 64)) if label_p else {}
+        plan.append(ModelSpec(key, kind, data, tuple(range(n_seeds)),
+                              hyper=dict(hidden=p["hidden"], train=train, name=key,
+                                         tc_estimator=tc_estimator or p["tc_estimator"], **gamma, **settings)))
     return plan
 
 
 def run(out="results", *, seeds: int | None = None, epochs: int | None = None, models=None,
-        tc_estimator: str | None = None, data_dir=None, subset: int | None = None, dataset: str = "sprites",
+        tc_estimator: str | None = None, data_dir=None, subset: int | None = None, dataset: str | None = None,
         data_path=None, **sweep) -> list[dict]:
     """``welavae reproduce --preset sprites [--dataset dsprites --data-path FILE]``: render the twin if it is
     not there (``sprites`` without ``data_path``), run the sweep, write the report."""
-    from ..data.benchmarks import benchmark
-    from ..data.sprites import write_sprites_npz
-    from .sweep import reproduce
-
     t0 = time.perf_counter()
-    if data_path is None and dataset != "sprites":
-        raise ValueError(f"the sprites preset on {dataset} needs its file (data_path)")
+    dataset = dataset or "sprites"
+    if dataset == "dsprites" and data_path is None:
+        raise ValueError("--dataset dsprites needs --data-path (DeepMind's "
+                         "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz, or its folder)")
     path = Path(data_path) if data_path is not None else twin_path(data_dir)
     if path.is_dir():
         path = path / benchmark(dataset).file_name
@@ -126,9 +135,14 @@ def run(out="results", *, seeds: int | None = None, epochs: int | None = None, m
     if not path.exists():
         write_sprites_npz(path)
     rendered = time.perf_counter() - t0
-    table = reproduce(PRESET, plan=plan, out=out, data_dir=data_dir, **sweep)
-    write_report(out, plan, started=t0, render_seconds=rendered)
+    table = run_plan(plan, out=out, preset=NAME, data_dir=data_dir, **sweep)
+    write_report(out, SweepDir(out).plan(), started=t0, render_seconds=rendered)
     return table
+
+
+PRESET = Preset(NAME, "β-TCVAE and WeLa-VAE on a subset of the dSprites twin (or DeepMind's file: --dataset dsprites "
+                "--data-path FILE)", run=run, report="sprites.md", standard="none", options=("dataset", "data_path"),
+                settings=SETTINGS)
 
 
 # ----------------------------------------------------------------------------------- report

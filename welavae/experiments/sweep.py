@@ -1,7 +1,9 @@
-"""``welavae reproduce``: Table 1 end to end (paper §4.3–4.4).
+"""The sweep engine of ``welavae reproduce``: a plan end to end (paper §4.3–4.4: Table 1).
 
-:func:`reproduce` reads register → run → finish: the plan's models are
-registered in the SQLite store; the jobs (the unfinished seeds of each
+:func:`run_plan` reads resolve → register → run → finish: the plan's models
+are resolved (:func:`welavae.resolve.resolve`: each data set read once, first,
+so bad data are refused before anything is written) and registered in the
+SQLite store; the jobs (the unfinished seeds of each
 model, optionally in chunks of ``seeds_per_task``) run on an executor (local
 or Ray), each evaluated in the driver and recorded as it finishes; then the
 tables and figures are written.  The results folder's layout is owned by
@@ -27,19 +29,22 @@ import json
 import sys
 from tqdm import tqdm
 
-from ..data.load import load as load_data
+from ..checkpoint import load_checkpoint
+from ..data.load import load
+from ..device import check_device, parse_device
 from ..evaluate import evaluate_arrays, figure_task, plot_run
-from ..truth import ground_truth
 from ..lock import locking
+from ..resolve import resolve
 from ..run import Run
-from .executors import error_text, make_executor
+from ..truth import ground_truth
 from .analysis import write_analysis
-from .plan import PRESETS, RunSpec, make_plan
+from .executors import error_text, make_executor
+from .plan import ModelSpec, RunSpec
 from .report import summarise, write_distribution_plot, write_tables
 from .store import ResultsStore
 from .sweepdir import SweepDir, chunk_name
 
-__all__ = ["reproduce", "SweepFailed", "plan_jobs"]
+__all__ = ["run_plan", "resolve_plan", "SweepFailed", "plan_jobs"]
 
 
 class SweepFailed(RuntimeError):
@@ -150,8 +155,6 @@ def _finished_seeds(store: ResultsStore, model: str) -> list[int]:
 
 def _checkpoint_hint(error: str, job: dict) -> str:
     """A job whose checkpoint is unreadable fails alike on every retry: its error says which file to delete."""
-    from ..train.checkpoint import load_checkpoint
-
     ckpt = Run(job["chunk_dir"]).checkpoint
     if not ckpt.exists():
         return error
@@ -184,20 +187,36 @@ def _best_seed_figure(out: SweepDir, spec: RunSpec, store: ResultsStore, images,
 
 
 class _DataSets:
-    """Each spec's :class:`~welavae.data.Dataset` (:func:`welavae.data.load`), read once; the models
-    on one data config share one images array."""
+    """Each data set of a sweep read once (:func:`welavae.data.load`); the models on one data config share
+    one images array (Blobs for p = 2 … 8: one set of pixels, seven label arrays).  Called as
+    ``read(data_config, label_dim)`` by :func:`welavae.resolve.resolve`, and ``for_spec(spec)`` by the jobs."""
 
     def __init__(self, data_dir):
-        self.data_dir, self.cache = data_dir, {}
+        self.data_dir, self.cache, self.by_model = data_dir, {}, {}
 
-    def __call__(self, spec: RunSpec):
-        data = json.dumps(spec.config.data.__dict__, sort_keys=True, default=str)
-        key = (data, spec.config.model.label_dims)
-        if key not in self.cache:
-            ds = load_data(spec.config, data_dir=self.data_dir)
-            shared = self.cache.setdefault(data, ds)
-            self.cache[key] = dataclasses.replace(ds, images=shared.images)
-        return self.cache[key]
+    def __call__(self, data, label_dim=None):
+        key = json.dumps(data.__dict__, sort_keys=True, default=str)
+        if (key, label_dim) not in self.cache:
+            ds = load(data, data_dir=self.data_dir, label_dim=label_dim)
+            shared = self.cache.setdefault(key, ds)
+            self.cache[(key, label_dim)] = dataclasses.replace(ds, images=shared.images)
+        return self.cache[(key, label_dim)]
+
+    def for_spec(self, spec: RunSpec):
+        return self.by_model[spec.model]
+
+
+def resolve_plan(plan: list[ModelSpec], data: _DataSets) -> list[RunSpec]:
+    """Each :class:`ModelSpec` resolved (:func:`welavae.resolve.resolve`) into a :class:`RunSpec`; its data set
+    kept in ``data`` for the jobs."""
+    specs = []
+    for m in plan:
+        config, ds = resolve(m.data, m.kind, label_dim=m.label_dim, data_dir=data.data_dir, read=data, **m.hyper)
+        data.by_model[m.model] = ds
+        specs.append(RunSpec(m.model, config, tuple(m.seeds)))
+    if len({s.model for s in specs}) != len(specs):
+        raise ValueError(f"models listed twice: {[s.model for s in specs]}")
+    return specs
 
 
 def _register(store: ResultsStore, plan: list[RunSpec]) -> None:
@@ -215,7 +234,7 @@ def _evaluate(job: dict, spec: RunSpec, data: _DataSets, standard: str) -> list[
     """The store's rows of a finished job, from its chunk directory."""
     run = Run(job["chunk_dir"])
     factors = run.array("factors")
-    factors = ground_truth(spec.config, factors if factors is not None else data(spec).factors)
+    factors = ground_truth(spec.config, factors if factors is not None else data.for_spec(spec).factors)
     evals = evaluate_arrays(run.mu, factors, label_pred=run.array("label_pred"), labels=run.array("labels"),
                             observed=run.array("observed"), logvar=run.array("logvar"), seeds=run.seeds,
                             diverged_epoch=run.diverged_epoch, standard=standard)
@@ -257,7 +276,7 @@ def _run(jobs, executor, by_model: dict[str, RunSpec], store: ResultsStore, out:
             pending[spec.model] -= 1
             if pending[spec.model] == 0 and spec.model in trained:
                 out.merge(spec.model, _finished_seeds(store, spec.model))
-                _best_seed_figure(out, spec, store, data(spec).images)
+                _best_seed_figure(out, spec, store, data.for_spec(spec).images)
     finally:
         bar.close()
     return failed
@@ -272,7 +291,7 @@ def _finish(out: SweepDir, plan: list[RunSpec], store: ResultsStore, failed: dic
         if out.merged_seeds(spec.model) != finished:  # e.g. killed between recording and merging
             out.merge(spec.model, finished)
         if finished:
-            _best_seed_figure(out, spec, store, lambda: data(spec).images, only_missing=True)
+            _best_seed_figure(out, spec, store, lambda: data.for_spec(spec).images, only_missing=True)
         rows = [r for r in store.rows(spec.model)
                 if r["config_hash"] == spec.config.hash() and r["status"] in ("done", "diverged")]
         if spec.model not in failed and rows and all(r["status"] == "diverged" for r in rows):
@@ -287,84 +306,58 @@ def _finish(out: SweepDir, plan: list[RunSpec], store: ResultsStore, failed: dic
 
 
 @locking("out")  # one sweep at a time per results folder (welavae.lock)
-def reproduce(
-    preset: str = "quick",
+def run_plan(
+    plan: list[ModelSpec],
     *,
     out="results",
-    seeds: int | None = None,
-    epochs: int | None = None,
-    models=None,
-    tc_estimator: str | None = None,
+    preset: str | None = None,
     seeds_per_task: int | None = None,
     backend: str = "local",
     address: str | None = None,
     device: str = "cpu",
     data_dir=None,
     progress: bool | None = None,
-    standard: str | None = None,
-    plan: list[RunSpec] | None = None,
+    standard: str = "best",
     tf32: bool = False,
     gpus_per_task: float | None = None,
     cpus_per_task: float | None = None,
-    dataset: str | None = None,
-    data_path=None,
 ) -> list[dict]:
-    """Run (or resume) the Table-1 sweep into ``out``; returns the table rows.
+    """Run (or resume) a plan into ``out``; returns the table rows.
 
-    Writes ``table.csv``, ``table.md``, ``results.sqlite``,
-    ``runs/<model>/{mu.npy, factors.npy, seeds.json}``, ``figures/`` (best
-    seed per model, and ``mse_distributions.png``).  Finished (model, seed)
-    pairs are skipped, so the same command again finishes in seconds.
-    ``plan``: an explicit list of :class:`RunSpec` instead of the preset's.
-    ``seeds_per_task``: train a model's seeds in jobs of at most this many
-    (default: all in one), e.g. to spread one model over a Ray cluster.
-    ``progress``: the bar (None: on a terminal only; False: silent).
+    Writes ``plan.json`` (``preset``: the name it records), ``table.csv``,
+    ``table.md``, ``results.sqlite``, ``runs/<model>/{mu.npy, factors.npy,
+    seeds.json}``, ``figures/`` (best seed per model, and
+    ``mse_distributions.png``), ``seeds.csv``, ``selection.md`` and, for
+    variant plans, ``questions.md`` (:mod:`welavae.experiments.analysis`).
+    Finished (model, seed) pairs are skipped, so the same call again finishes
+    in seconds.  ``seeds_per_task``: train a model's seeds in jobs of at most
+    this many (default: all in one), e.g. to spread one model over a Ray
+    cluster.  ``progress``: the bar (None: on a terminal only; False: silent).
     ``standard``: the disentanglement_lib metrics of each job's ``"best"``
     seed, of ``"all"`` seeds, or ``"none"``
-    (:func:`welavae.evaluate.evaluate_arrays`); default: the preset's
-    (``"best"``, ``"none"`` for ``open-questions``).
-    ``tf32``: TF32 CUDA matmuls (default off: exact float32).
-    ``gpus_per_task`` / ``cpus_per_task``: Ray resources of a job
-    (:class:`welavae.experiments.executors.RayExecutor`).
-    ``dataset`` / ``data_path``: the ``sprites`` preset's data (:func:`welavae.experiments.sprites.run`).
-    Also writes ``seeds.csv``, ``selection.md`` and, for variant plans,
-    ``questions.md`` (:mod:`welavae.experiments.analysis`).
+    (:func:`welavae.evaluate.evaluate_arrays`).  ``tf32``: TF32 CUDA matmuls
+    (default off: exact float32).  ``gpus_per_task`` / ``cpus_per_task``: Ray
+    resources of a job (:class:`welavae.experiments.executors.RayExecutor`).
 
     Raises :class:`SweepFailed` (after writing everything) when a model
     failed; its ``table`` holds the rows.
     """
-    if preset == "conjectures" and plan is None:  # two sweeps and its own report: welavae.experiments.conjectures
-        from .conjectures import run
-
-        return run(out, seeds=seeds, epochs=epochs, models=models, tc_estimator=tc_estimator,
-                   seeds_per_task=seeds_per_task, backend=backend, address=address, device=device,
-                   data_dir=data_dir, progress=progress, standard=standard)
-    if preset == "sprites" and plan is None:  # benchmark data and its own report: welavae.experiments.sprites
-        from .sprites import run
-
-        return run(out, seeds=seeds, epochs=epochs, models=models, tc_estimator=tc_estimator, data_dir=data_dir,
-                   dataset=dataset or "sprites", data_path=data_path, seeds_per_task=seeds_per_task, backend=backend, address=address, device=device,
-                   progress=progress, standard=standard, tf32=tf32, gpus_per_task=gpus_per_task,
-                   cpus_per_task=cpus_per_task)
-    if dataset is not None or data_path is not None:
-        raise ValueError(f"dataset and data_path go with the sprites preset, not {preset!r}")
+    # A Ray cluster's GPUs are not this machine's: there, only the name is checked here.
+    (check_device if backend == "local" else parse_device)(device)
     out = SweepDir(out)
-    if standard is None:
-        standard = PRESETS.get(preset, {}).get("standard", "best")
-    if plan is None:
-        plan = make_plan(preset, seeds=seeds, epochs=epochs, models=models, tc_estimator=tc_estimator)
-    by_model = {s.model: s for s in plan}
     data = _DataSets(data_dir)
+    specs = resolve_plan(plan, data)  # every data set read and checked before anything is written
+    by_model = {s.model: s for s in specs}
     # Validate the backend (and connect to Ray) before anything is written.
-    executor = make_executor(backend, address=address, data_loader=lambda job: data(by_model[job["spec"]["model"]]),
+    executor = make_executor(backend, address=address, data_loader=lambda job: data.for_spec(by_model[job["spec"]["model"]]),
                              device=device, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task)
-    out.write_plan(preset, plan)
+    out.write_plan(preset, specs)
     with ResultsStore(out.database) as store:
-        _register(store, plan)
-        jobs = plan_jobs(plan, store, out.path, seeds_per_task=seeds_per_task, device=device, data_dir=data_dir,
-                          tf32=tf32)
+        _register(store, specs)
+        jobs = plan_jobs(specs, store, out.path, seeds_per_task=seeds_per_task, device=device, data_dir=data_dir,
+                         tf32=tf32)
         failed = _run(jobs, executor, by_model, store, out, data, standard, progress)
-        table = _finish(out, plan, store, failed, trained=bool(jobs), data=data)
+        table = _finish(out, specs, store, failed, trained=bool(jobs), data=data)
     if failed:
         raise SweepFailed(failed, table)
     return table

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..io import write_npy, write_text
 from ..run import Run
+from .plan import RunSpec
 
 __all__ = ["SweepDir", "chunk_name"]
 
@@ -62,10 +63,18 @@ class SweepDir:
         """The run directory of one job: ``runs/<model>/chunks/<chunk_name(seeds)>``."""
         return self.model_dir(model) / self.CHUNKS / chunk_name(seeds)
 
-    def write_plan(self, preset: str, plan) -> None:
+    def write_plan(self, preset: str | None, plan: list[RunSpec]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         write_text(self.path / self.PLAN,
                    json.dumps({"preset": preset, "runs": [s.to_dict() for s in plan]}, indent=2) + "\n")
+
+    def plan(self) -> list[RunSpec]:
+        """The resolved plan the last sweep into this folder ran (``plan.json``)."""
+        path = self.path / self.PLAN
+        try:
+            return [RunSpec.from_dict(r) for r in json.loads(path.read_text())["runs"]]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path} is not a readable plan ({type(e).__name__}: {e})") from None
 
     def chunks_by_seed(self, model: str) -> dict[int, tuple[Path, int]]:
         """seed → (chunk directory, index in its mu.npy) over the finished chunks of a model.

@@ -1,7 +1,7 @@
-"""Multi-seed training: the loop (trainer), checkpoints, speed settings, run directories."""
-from .checkpoint import export_safetensors, load_checkpoint, save_checkpoint
+"""Multi-seed training: the gate (preflight), the loop (trainer), its schedules (init_from, tracking), speed
+settings (platform), and a run directory trained end to end (rundir)."""
 from .platform import speed_settings
-from .trainer import TERMS, TrainResult, encode_dataset, train
+from .rundir import train_run
+from .trainer import TERMS, TrainResult, train
 
-__all__ = ["train", "TrainResult", "encode_dataset", "load_checkpoint", "save_checkpoint", "export_safetensors",
-           "speed_settings", "TERMS"]
+__all__ = ["train", "train_run", "TrainResult", "speed_settings", "TERMS"]

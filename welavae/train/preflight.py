@@ -1,21 +1,58 @@
-"""Every check that can refuse a training run, in one place, before anything is written.
+"""The one gate of a training run: every check that can refuse it, in one place, before anything is written.
 
 :func:`welavae.train.rundir.train_run` calls :func:`check_run` before it takes
 the run directory's lock or writes ``config.json``: a refused command leaves
 nothing on disk, so the corrected command is never blocked by a half-claimed
 directory.  Each refusal is one sentence naming the setting and its flag.
-The trainer calls :func:`check_data` too, for callers of
-:func:`welavae.train.trainer.train` that bring their own arrays.
+Behind the gate nothing checks again: the trainer trusts what it is given.
+
+What the gate checks is the *combination*: the seeds, the device, the data set
+against the model that reads it (image shape, labels and their classes, the
+batch against N, a label fraction that leaves labels), the run to start from
+(``--init-from``) and the factors tracking needs.  The data's own content (a
+file's arrays, pixel values in [0, 1], a CSV's cells) was checked once by the
+reader that made the :class:`~welavae.data.Dataset` (:func:`welavae.data.load`,
+:func:`welavae.data.from_arrays`).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..config import RunConfig
-from ..data.user import check_images, check_labels
+from ..data.dataset import Dataset, check_labels, hide_labels
+from ..device import check_device
 from ..seeding import MAX_SEED
+from .init_from import check_init_source
 
-__all__ = ["check_run", "check_seeds", "check_device", "check_data"]
+__all__ = ["parse_seeds", "check_seeds", "check_data", "check_run", "Checked", "observed_labels", "MAX_SEEDS"]
+
+#: The most seeds one command may name: a bound on the list built from '--seeds A-B' before anything else.
+MAX_SEEDS = 100_000
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-7' → [0..7]; '0,1,5' → [0, 1, 5]; '3' → [3] (checked by :func:`check_seeds`)."""
+    seeds: list[int] = []
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                lo_i, hi_i = int(lo), int(hi)
+                if hi_i < lo_i:
+                    raise ValueError
+                if hi_i - lo_i + 1 + len(seeds) > MAX_SEEDS:  # before the range is built
+                    raise OverflowError
+                seeds.extend(range(lo_i, hi_i + 1))
+            else:
+                seeds.append(int(part))
+    except OverflowError:
+        raise ValueError(f"--seeds {text!r} names more than {MAX_SEEDS} seeds") from None
+    except ValueError:
+        raise ValueError(f"--seeds must look like '0-7' or '0,1,2', got {text!r}") from None
+    return check_seeds(seeds)
 
 
 def check_seeds(seeds) -> list[int]:
@@ -34,55 +71,70 @@ def check_seeds(seeds) -> list[int]:
     return seeds
 
 
-def check_device(device) -> None:
-    """Refuse a device torch does not know, or a CUDA device this machine does not have."""
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"--device {device!r} is not a device torch knows; use cpu or cuda") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device!r}: no CUDA device is available on this machine")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+def observed_labels(labels, config: RunConfig):
+    """(labels the model trains with, observed (N, m) bool): ``label_fraction`` of the samples keep theirs."""
+    if labels is None:
+        return None, None
+    labels = np.asarray(labels, dtype=np.int64)
+    if config.data.label_fraction < 1.0:
+        labels, _ = hide_labels(labels, config.data.label_fraction, config.data.label_seed)
+    return labels, labels >= 0
 
 
-def check_data(config: RunConfig, images, labels) -> tuple[np.ndarray, np.ndarray | None]:
-    """(images (N, H, W) or (N, D), labels int64 (N, m) or None) checked against ``config``.
+@dataclass(frozen=True)
+class Checked:
+    """What the gate passed: the seeds as ints, and the labels the model trains with (``label_fraction``
+    applied; int64 (N, m), −1 = missing) with ``observed`` (N, m) bool, or None for a model without labels."""
 
-    Float images come back as float32; bool/uint8 ones as they are (no float
-    copy of the set: the trainer converts each batch with ``to_float``).
+    seeds: list[int]
+    labels: np.ndarray | None
+    observed: np.ndarray | None
 
-    ``labels`` are those the model trains with (after ``label_fraction``
-    hid some).  Refuses: images the model's shape does not fit, missing
-    labels for a model with labels, a fraction that leaves no label, fewer
-    samples than one batch.
+
+def check_data(config: RunConfig, data: Dataset) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(labels the model trains with, observed) (:func:`observed_labels`), after checking ``data`` against ``config``.
+
+    Refuses: images the model's shape does not fit, missing labels for a
+    model with labels, labels outside their classes, a fraction that leaves
+    no label, fewer samples than one batch.
     """
-    x = check_images(images, keep_pixels=True)
     m = config.model
-    if x[0].size != m.image_dim:
-        raise ValueError(f"images have {x[0].size} values but the model expects {m.image_dim} "
+    x = data.images
+    n = len(x)
+    if int(np.prod(np.shape(x)[1:])) != m.image_dim:
+        raise ValueError(f"images have {int(np.prod(np.shape(x)[1:]))} values but the model expects {m.image_dim} "
                          f"({'x'.join(map(str, m.image_shape))}, H x W x C)")
-    y = None
+    y = observed = None
     if m.has_labels:
-        if labels is None:
+        if data.labels is None:
             raise ValueError(f"model {config.name!r} needs weak labels (label_dims={m.label_dims}), none given")
+        y, observed = observed_labels(check_labels(data.labels, n, m.label_dims), config)
         f = config.data.label_fraction
-        if f < 1.0 and len(labels) and not (np.asarray(labels) >= 0).any():
-            raise ValueError(f"label_fraction (--label-fraction) {f:g} keeps the labels of round({f:g}·{len(x)}) = "
-                             f"{int(round(f * len(x)))} of the {len(x)} samples: none is left to train with")
-        y = check_labels(labels, len(x), m.label_dims)
+        if f < 1.0 and n and not (y >= 0).any():
+            raise ValueError(f"label_fraction (--label-fraction) {f:g} keeps the labels of round({f:g}·{n}) = "
+                             f"{int(round(f * n))} of the {n} samples: none is left to train with")
     b = config.train.batch_size
-    if len(x) < b:
-        raise ValueError(f"batch_size (--batch-size) {b} is larger than the data set's {len(x)} samples")
-    return x, y
+    if n < b:
+        raise ValueError(f"batch_size (--batch-size) {b} is larger than the data set's {n} samples")
+    return y, observed
 
 
-def check_run(config: RunConfig, seeds, images, labels, *, device="cpu") -> list[int]:
-    """All of the above for one run; returns the seeds as ints."""
+def check_run(config: RunConfig, seeds, data: Dataset, *, device="cpu", resuming: bool = False) -> Checked:
+    """Every check of one run (see the module docstring).
+
+    ``resuming``: the run directory holds a checkpoint of this run, so ``--init-from``'s source
+    is not read again.
+    """
     seeds = check_seeds(seeds)
     check_device(device)
-    check_data(config, images, labels)
-    return seeds
+    labels, observed = check_data(config, data)
+    if config.train.init_from and not resuming:
+        check_init_source(config, seeds)
+    if config.train.track_every:
+        f = data.factors
+        if f is None or np.ndim(f) != 2 or np.shape(f)[1] != 2:
+            raise ValueError(f"--track-every needs the ground-truth factors (c1, c2) of Blobs; "
+                             f"run {config.name!r} has {'none' if f is None else f'factors of shape {np.shape(f)}'}")
+        if config.model.latent_dim < 2:
+            raise ValueError("--track-every needs K >= 2 latents (the coordinate MSE pairs two channels)")
+    return Checked(seeds, labels, observed)

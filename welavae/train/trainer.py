@@ -15,11 +15,18 @@ seed.  Design points:
   diverged with its epoch; the others continue unaffected.  The isolation
   stays on the device: a step never waits for the host, which reads the
   divergence state once an epoch.
-* **Checkpoints** (:mod:`welavae.train.checkpoint`) every
+* **Checkpoints** (:mod:`welavae.checkpoint`) every
   ``checkpoint_every`` epochs, or every ``checkpoint_minutes`` of wall time,
   and at the end; a run resumes from the last.
 * **Partial labels.** A missing weak label (−1) adds nothing to the loss or
   its gradient (:func:`welavae.objectives.likelihoods.categorical_nll`).
+* **Label window** (``label_epochs = (A, B)``, issue 23): the weak labels are
+  observed in epochs A … B−1 only; in every other epoch each label is missing
+  (−1), which adds exactly 0 to the loss and to every gradient, as partial
+  labels do (:func:`window_labels`).  The window is a function of the epoch
+  counter, so a resumed run sees the same window.  With the paper's encoder
+  q(z|x, y) a missing label is an all-zero one-hot block: outside the window
+  the encoder sees "no label" for every sample.
 
 The loop reads top to bottom: :func:`train` prepares, :func:`_train_epoch`
 runs the steps of one epoch, :func:`_step` is one optimisation step, and
@@ -40,19 +47,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import TERMS, RunConfig
-from ..data.benchmarks import to_float
-from ..device import check_device
+from ..config import TERMS, RunConfig, TrainConfig
+from ..data.dataset import to_float
 from ..nn.vae import EnsembleVAE
 from ..objectives.objective import objective_terms
 from ..objectives.tc import log_importance_weights
 from ..seeding import epoch_noise, epoch_permutation
-from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
+from .init_from import init_from_run
 from .platform import describe_change, environment_record, speed_settings
-from .preflight import check_data
-from .schedule import init_from_run, window_labels
 
-__all__ = ["TrainResult", "train", "encode_dataset", "compile_pays", "TERMS"]
+__all__ = ["TrainResult", "train", "compile_pays", "labels_observed", "window_labels", "TERMS"]
 
 _clock = time.monotonic  # the checkpoint cadence's clock (a test replaces it)
 
@@ -84,11 +89,12 @@ class TrainResult:
         return self.diverged_epoch >= 0
 
 
-def _to_tensors(config: RunConfig, images, labels, device):
-    """(x (N, D) float32, or bool/uint8 as stored: converted per batch by to_float; y (N, m) int64 or None)."""
-    x, y = check_data(config, images, labels)  # the same checks train_run makes before writing anything
+def _to_tensors(images, labels, device):
+    """(x (N, D) as stored — float32, or bool/uint8 converted per batch by to_float —, y (N, m) int64 or None)."""
+    x = np.asarray(images)
     x = torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), -1)))
-    return x.to(device), None if y is None else torch.from_numpy(y).to(device)
+    y = None if labels is None else torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    return x.to(device), None if y is None else y.to(device)
 
 
 def _make_optimizer(model, tcfg, device):
@@ -109,6 +115,21 @@ def compile_pays(device, logits: float) -> bool:
     """
     return (torch.device(device).type == "cpu" and os.environ.get("WELAVAE_COMPILE", "1") != "0"
             and logits >= COMPILE_MIN_LOGITS)
+
+
+def labels_observed(train: TrainConfig, epoch: int) -> bool:
+    """Whether epoch ``epoch`` (0-based) trains with the labels: always, or A <= epoch < B."""
+    if train.label_epochs is None:
+        return True
+    a, b = train.label_epochs
+    return a <= epoch < b
+
+
+def window_labels(y: torch.Tensor | None, train: TrainConfig, epoch: int) -> torch.Tensor | None:
+    """The labels epoch ``epoch`` trains with: y (N, m) inside the window, else all −1 (missing)."""
+    if y is None or labels_observed(train, epoch):
+        return y
+    return torch.full_like(y, -1)
 
 
 class _Divergence:
@@ -254,7 +275,7 @@ def _resume(ckpt_path: Path, config: RunConfig, seeds: list[int], model, optimiz
     """(history, diverged_epoch, start epoch, environment records) from the run's checkpoint; refuses another run's."""
     state = load_checkpoint(ckpt_path)
     saved = RunConfig.from_json(state["config"])
-    if saved.hash() != config.hash() or state["seeds"].tolist() != seeds:  # the checkpoint cadence may change
+    if not saved.same_run(config) or state["seeds"].tolist() != seeds:  # the checkpoint cadence may change
         raise ValueError(
             f"checkpoint {ckpt_path} belongs to another run (config or seeds differ); "
             "use a new output directory or delete it"
@@ -297,7 +318,7 @@ def train(
     labels=None,
     *,
     device: str | torch.device = "cpu",
-    checkpoint_dir=None,
+    checkpoint=None,
     resume: bool = True,
     progress: bool | None = None,
     on_epoch=None,
@@ -308,14 +329,15 @@ def train(
 ) -> TrainResult:
     """Train ``len(seeds)`` seeds of ``config`` together.
 
-    images: (N, H, W), (N, H, W, C) or (N, D) float in [0, 1]; labels: (N, m) ints, label j
-    in 0…p_j−1 or −1 = missing (required when the model has labels).  With
-    ``checkpoint_dir`` the run saves checkpoints there and, if ``resume``,
-    continues from the last one.  ``on_epoch(epoch, history_row)`` is called
-    after every epoch, and ``track(epoch, model)`` too (:class:`welavae.train.schedule.Tracker`).
-    ``config.train``'s ``label_epochs`` and ``init_from`` (:mod:`welavae.train.schedule`):
-    labels outside the window are missing; a run that does not resume starts
-    from the source's weights.  ``progress``: a bar over epochs (default: on a
+    images: (N, H, W), (N, H, W, C) or (N, D) float in [0, 1] (or bool/uint8 pixels); labels: (N, m)
+    ints, label j in 0…p_j−1 or −1 = missing (required when the model has labels).  The trainer
+    trusts its input: :func:`welavae.train.preflight.check_run` is the gate that checks it.  With
+    ``checkpoint`` (a file path) the run saves its checkpoints there and, if ``resume``,
+    continues from it.  ``on_epoch(epoch, history_row)`` is called
+    after every epoch, and ``track(epoch, model)`` too (:class:`welavae.train.tracking.Tracker`).
+    ``config.train``'s ``label_epochs`` (:func:`window_labels`: labels outside the window are
+    missing) and ``init_from`` (:mod:`welavae.train.init_from`: a run that does not resume starts
+    from the source's weights).  ``progress``: a bar over epochs (default: on a
     terminal).  ``compile_nll``: use the torch.compile'd image likelihood
     (same value and gradient up to rounding); ``"auto"`` does so on the CPU
     when the run is long enough for compiling to pay (:func:`compile_pays`).
@@ -329,13 +351,9 @@ def train(
     record warns and appends it.
     """
     seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("give at least one seed")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {seeds}")
-    device = check_device(device)
+    device = torch.device(device)
     tcfg = config.train
-    x_all, y_all = _to_tensors(config, images, labels, device)
+    x_all, y_all = _to_tensors(images, labels if config.model.has_labels else None, device)
     n, b = len(x_all), tcfg.batch_size
 
     model = EnsembleVAE(config.model, seeds).to(device)
@@ -345,7 +363,7 @@ def train(
     start = 0
     env = environment_record(device, tf32=tf32)
     environment = [dict(env, from_epoch=0)]
-    ckpt_path = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+    ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if ckpt_path is not None and resume and ckpt_path.exists():
         history, diverged_epoch, start, before = _resume(ckpt_path, config, seeds, model, optimizer)
         environment = _resumed_environment(ckpt_path, before, env, start)
@@ -394,32 +412,3 @@ def train(
         environment=environment,
     )
 
-
-@torch.no_grad()
-def encode_dataset(model: EnsembleVAE, images, labels=None, *, batch_size: int = 2048, device=None,
-                   predict: bool = True):
-    """Encoder means over a whole data set, and label predictions decoded at those means.
-
-    Returns mu (S, N, K) float32 numpy, logvar (S, N, K) float32, and
-    label_pred (S, N, m) int64 (argmax of each label head at z = μ; ``predict``) or None.
-    Labels may hold −1 (missing); a label-free encoder ignores them.  The one
-    batched encoder: training's arrays and :meth:`welavae.TrainedModel.posterior` use it.
-    """
-    device = device or next(model.parameters()).device
-    x_np = np.asarray(images)  # bool/uint8 stay so: each batch is converted (to_float), never the whole set
-    x_np = x_np.reshape(len(x_np), -1)
-    y_np = None if labels is None else np.asarray(labels, dtype=np.int64)
-    mus, lvs, preds = [], [], []
-    model.eval()
-    for start in range(0, len(x_np), batch_size):
-        x = torch.from_numpy(to_float(x_np[start : start + batch_size])).to(device)
-        y = None if y_np is None or not model.label_in else torch.from_numpy(y_np[start : start + batch_size]).to(device)
-        mu, logvar = model.encode(x, y)
-        mus.append(mu.float().cpu())
-        lvs.append(logvar.float().cpu())
-        if predict and model.label_out:
-            preds.append(torch.stack([lg.argmax(-1) for lg in model.label_logits(mu)], dim=-1).cpu())
-    mu = torch.cat(mus, dim=1).numpy()
-    logvar = torch.cat(lvs, dim=1).numpy()
-    pred = torch.cat(preds, dim=1).numpy() if preds else None
-    return mu, logvar, pred

@@ -1,86 +1,9 @@
-"""Throughput benchmark: a naive one-seed loop vs the vectorised multi-seed trainer vs the matmul peak.
+"""Throughput benchmark (``welavae bench``): a naive one-seed loop vs the vectorised multi-seed trainer vs the
+matmul peak, as ratios measured in one run.
 
-``welavae bench`` (DESIGN.md, public contract) writes::
-
-    {"peak_gflops": float,
-     "rows": [{"arch", "impl": "naive"|"welavae", "seeds", "seed_samples_per_s", "gflops", "peak_rss_mb", …}],
-     "machine": {…}, "archs": {…}, "settings": {…}}
-
-* **Protocol** (:func:`protocol`, plain data).  For each architecture, in
-  this order: the naive reference, the welavae rows with S seeds, the naive
-  reference again.  The faster naive run is the arch's reference
-  (``naive_runs`` lists both) and ``speedup_vs_naive`` = a row's
-  seed-samples/s over it: the machine's speed drifts, and a reference
-  measured in a slow moment would flatter the ratios.
-* **Architectures.** WeLa-VAE, p = 2, K = 2, γ and β by the paper's rule
-  (§4.3), MLP encoder 4096+4 → H1 → H2 → 2K and decoder K → H2 → H1 → 4096+4.
-  ``paper``: hidden (1200, 1200), batch 256; ``quick``: hidden (64, 32), batch 64.
-  ``conv_gray`` / ``conv_rgb``: ``--arch conv`` (disentanglement_lib's conv
-  network, :mod:`welavae.nn.conv`) on 64×64×1 / 64×64×3 images, batch 64;
-  their naive reference is one stock ``nn.Conv2d`` / ``nn.ConvTranspose2d``
-  VAE per seed (:func:`welavae.nn.plain_networks`).
-* **naive** (:func:`naive_train`) — what one would write without this
-  package: one seed as two stock ``nn.Sequential`` (the same initial weights
-  as that seed of the ensemble), the default unfused ``torch.optim.Adam``,
-  the same objective (:func:`welavae.objectives.objective_terms` on S = 1),
-  the same data order and noise as the trainer draws them, under the
-  trainer's speed settings (:func:`welavae.train.speed_settings`), so that
-  only the code differs.  S seeds cost S times one, so its row has ``seeds`` 1.
-* **welavae** — :func:`welavae.train.train` itself with S seeds.  A timed
-  row stands for a long training run, so the image likelihood is compiled
-  where :func:`compile_pays` would compile it for one (``compiled_nll``);
-  rows of a fixed number of steps decide as ``train`` would for that run.
-* **Data.** Synthetic: uniform images in [0, 1] and uniform labels, exactly
-  k batches, so that one epoch is k steps.
-* **Timing** (:class:`_Clock`, the one timer).  A row is one call of
-  ``train`` / ``naive_train`` with a fixed number of epochs; its ``on_epoch``
-  callback (:class:`_EpochLaps`) records the wall time of every epoch, after
-  synchronising a GPU.  The first epoch is warm-up (allocation, kernel
-  selection, compiling, lazy CUDA set-up) and is not timed; the per-epoch
-  work (shuffle, noise, history) is, as it is part of training.
-  ``seed_samples_per_s`` = S · batch · timed steps / timed seconds.
-  k is chosen so that an epoch would take :data:`EPOCH_SECONDS_AT_PEAK`
-  at the matmul peak (1 ≤ k ≤ :data:`MAX_STEPS_PER_EPOCH`).  The number of
-  timed epochs is ⌈steps / k⌉ when ``steps`` is given; otherwise a probe
-  call (warm-up and one epoch) measures an epoch, and the row gets enough
-  epochs for ``seconds`` of timed wall time and at least two steps — the
-  FLOP count alone would not bound it where small kernels are
-  launch-bound (a GPU).
-* **Paired** (``--paired``).  Drift also moves the ratio of two rows run a
-  minute apart.  A paired welavae row runs the naive loop after every
-  trainer epoch, for about as long, timed apart; ``row["paired"]`` has the
-  median of the per-epoch ratios (``speedup_vs_naive_median``): ratios of
-  rates measured seconds apart.
-* **FLOPs.** ``gflops`` = 6 · M · seed_samples_per_s / 1e9 with M the
-  multiply-adds of one seed's network on one sample (:func:`multiply_adds`),
-  a bias add counted as one: 2 FLOPs per multiply-add forward and 4 backward
-  (input and weight gradients).  For the MLP, M = P, the parameters
-  (:func:`count_parameters`).  For a convolution, M = output positions ·
-  c_out · (c_in·k² + 1); for a transposed convolution, input positions ·
-  c_in · c_out · k² + output positions · c_out (padding positions included,
-  as the kernels compute them).  The first layer's input gradient is never
-  computed (the data need none), so the work really run is 6·M − 2·W₁ per
-  sample (W₁ = the first layer's weight multiply-adds): ``matmul_gflops``.
-* **peak_gflops** — best of several large square fp32 ``torch.mm`` on the
-  device, under the trainer's speed settings (TF32 on a GPU with
-  ``tf32=True``; default off, as for training), before and after the rows;
-  the higher is kept.  Like the rows, it and the machine description run
-  in child processes: the parent never creates a CUDA context.
-* **peak_rss_mb** — every row runs in a process of its own, forked from a
-  server that has imported torch and this module, and reports that
-  process's ``ru_maxrss``: the row's data, model, optimiser state and
-  activations (the probe call's are freed before the timed call), plus the
-  interpreter and torch as imported.  The
-  parent never trains, so no row inherits another's heap.  With
-  ``--paired`` it includes the naive model.  On a GPU rows also report
-  ``peak_device_mb`` (``torch.cuda.max_memory_allocated`` of that process;
-  the table's "peak device MB", "-" on the CPU).
-
-Default seeds: on the CPU the paper architecture runs S ∈ {1, 8, 16} (its
-S = 50 needs more memory and time than a small machine has), the quick one
-S ∈ {1, 8, 16, 50}; on a GPU both run all four.  Other processes slow the
-CPU kernels (``machine.load_average_1min`` records the load at the start):
-compare rows of one run, and repeat when in doubt.
+The protocol, the rows, how a row is timed (one process per row, the first
+epoch a warm-up), what ``--paired`` does, how FLOPs and the peak are counted:
+docs/performance.md, "How `welavae bench` measures".
 """
 from __future__ import annotations
 
@@ -101,14 +24,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, make_run_config
-from .device import check_device
-from .nn.conv import to_chw
-from .nn.vae import EnsembleVAE, plain_networks
-from .objectives.likelihoods import bernoulli_nll
-from .objectives.objective import objective_terms
-from .train.platform import speed_settings
-from .train.trainer import compile_pays, epoch_noise, epoch_permutation, train
+from ..config import DataConfig, ModelConfig, RunConfig, TrainConfig, make_run_config
+from ..device import check_device
+from ..nn.conv import DECODER_CHANNELS, ENCODER_CHANNELS, to_chw
+from ..nn.vae import EnsembleVAE, plain_networks
+from ..objectives.likelihoods import bernoulli_nll
+from ..objectives.objective import objective_terms
+from ..train.platform import speed_settings
+from ..seeding import epoch_noise, epoch_permutation
+from ..train.trainer import compile_pays, train
 
 __all__ = [
     "ARCHS",
@@ -200,8 +124,6 @@ def count_parameters(m: ModelConfig) -> int:
     ``--arch conv`` c_out·(c_in·16 + 1) per convolution, c_in·c_out·16 + c_out per transposed one."""
     if m.arch != "conv":
         return sum((a + 1) * b for a, b in _layer_sizes(m))
-    from .nn.conv import DECODER_CHANNELS, ENCODER_CHANNELS
-
     h, w, c = m.image_shape
     labels, k = sum(m.label_dims), m.latent_dim
     f = ENCODER_CHANNELS[-1] * (h // 16) * (w // 16)
@@ -215,8 +137,6 @@ def count_parameters(m: ModelConfig) -> int:
 
 def _conv_multiply_adds(m: ModelConfig) -> list[int]:
     """Multiply-adds of every layer of one seed's ``--arch conv`` network on one sample, a bias add counted as one."""
-    from .nn.conv import DECODER_CHANNELS, ENCODER_CHANNELS
-
     h, w, c = m.image_shape
     labels, k = sum(m.label_dims), m.latent_dim
     out, cin = [], c

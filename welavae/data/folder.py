@@ -1,199 +1,28 @@
-"""A researcher's own data: validation, ``.npz`` files, folders of images with a CSV of labels.
+"""A folder of image files with a CSV of weak labels: :func:`load_image_folder`.
 
-Everything the trainer consumes passes through :func:`check_images` and
-:func:`check_labels`, so bad input is refused with one sentence naming what
-is wrong (and where: file, row, column) before any training starts.
-
-Labels: m weak labels, label j with p_j classes (``label_dims``); class
-indices 0 … p_j − 1, and −1 for a missing label.  In a CSV, a label column
+Images are read by Pillow into [0, 1], gray (N, H, W) or colour (N, H, W, 3).
+The CSV's header is ``file,<label name>,…``; each row names a file of the
+folder and its labels; an empty cell is a missing label.  A label column
 holds numbers (class indices, read by value: ``1`` and ``1.0`` are one
-class; ``1.5`` is refused) or strings (classes mapped to indices in
-sorted order; the mapping is kept as ``label_classes``); an empty cell is a
-missing label.
+class; ``1.5`` is refused) or strings (classes mapped to indices in sorted
+order; the mapping is kept as ``label_classes``).  Every defect is one
+sentence naming the file and the row.
 """
 from __future__ import annotations
 
 import csv
 import math
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-__all__ = [
-    "check_images",
-    "check_labels",
-    "infer_label_dims",
-    "Dataset",
-    "load_npz",
-    "load_image_folder",
-    "read_images",
-    "hide_labels",
-    "image_shape",
-]
+from .dataset import MISSING, Dataset
 
-MISSING = -1
-
-
-def check_images(images, *, name: str = "images", keep_pixels: bool = False) -> np.ndarray:
-    """Return images as float32 (N, H, W), (N, H, W, C) or (N, D); refuse NaN/inf and values outside [0, 1].
-
-    The image likelihood is Bernoulli per channel value (as disentanglement_lib
-    does for colour data), so every value is a probability.  ``keep_pixels``:
-    bool or uint8 images (a benchmark's, as stored) are returned as they are,
-    to be converted per batch by :func:`welavae.data.benchmarks.to_float`
-    (every such value maps into [0, 1]).
-    """
-    x = np.asarray(images)
-    if keep_pixels and x.dtype in (np.bool_, np.uint8):
-        if x.ndim not in (2, 3, 4) or x.shape[0] < 1:
-            raise ValueError(f"{name} must have shape (N, H, W), (N, H, W, C) or (N, D), got {x.shape}")
-        return x
-    if x.dtype == np.uint8:
-        raise ValueError(f"{name} are uint8; convert to float in [0, 1] (divide by 255) first")
-    if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"{name} must be a float array with values in [0, 1], got dtype {x.dtype}")
-    if x.ndim not in (2, 3, 4) or x.shape[0] < 1:
-        raise ValueError(f"{name} must have shape (N, H, W), (N, H, W, C) or (N, D), got {x.shape}")
-    x = x.astype(np.float32, copy=False)
-    if not np.isfinite(x).all():
-        bad = np.flatnonzero(~np.isfinite(x).reshape(len(x), -1).all(axis=1))
-        raise ValueError(f"{name} contain NaN or inf values (in {len(bad)} of {len(x)} images, first: index {bad[0]})")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ValueError(
-            f"{name} must lie in [0, 1] for the Bernoulli likelihood, got values in [{lo:g}, {hi:g}]"
-        )
-    return x
-
-
-def check_labels(labels, n: int, label_dims, *, name: str = "labels") -> np.ndarray:
-    """Return labels as int64 (N, m): column j in 0 … p_j − 1, or −1 for a missing label.
-
-    ``label_dims``: (p_1, …, p_m), or one int p for every column.
-    """
-    y = np.asarray(labels)
-    if y.ndim == 1:
-        y = y[:, None]
-    if y.ndim != 2 or y.shape[0] != n:
-        raise ValueError(f"{name} must have shape (N={n}, m), got {np.asarray(labels).shape}")
-    dims = (int(label_dims),) * y.shape[1] if np.isscalar(label_dims) else tuple(int(p) for p in label_dims)
-    if y.shape[1] != len(dims):
-        raise ValueError(f"{name} have {y.shape[1]} columns, the model expects m = {len(dims)} (label_dims {dims})")
-    if np.issubdtype(y.dtype, np.floating):
-        if not np.isfinite(y).all():
-            raise ValueError(f"{name} contain NaN or inf values (write a missing label as -1)")
-        if not np.all(y == np.round(y)):
-            raise ValueError(f"{name} must be integer class indices, got non-integer values")
-    elif not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{name} must be integer class indices, got dtype {y.dtype}")
-    y = y.astype(np.int64)
-    for j, p in enumerate(dims):
-        col = y[:, j]
-        bad = np.flatnonzero((col < MISSING) | (col >= p))
-        if len(bad):
-            raise ValueError(
-                f"{name}: column {j} must lie in 0..{p - 1} (or -1 = missing), "
-                f"got {col[bad[0]]} at row {bad[0]}"
-            )
-    if y.size and not (y >= 0).any():
-        raise ValueError(f"{name}: no sample has an observed label")
-    return y
-
-
-def infer_label_dims(labels, *, name: str = "labels") -> tuple[int, ...]:
-    """(p_1, …, p_m) = 1 + the largest class index of each column; refuses a column with one class."""
-    y = np.asarray(labels)
-    if y.ndim == 1:
-        y = y[:, None]
-    dims = []
-    for j in range(y.shape[1]):
-        col = y[:, j][y[:, j] >= 0]
-        if not len(col):
-            raise ValueError(f"{name}: column {j} has no observed label")
-        p = int(col.max()) + 1
-        if p < 2 or len(np.unique(col)) < 2:
-            raise ValueError(f"{name}: column {j} has a single class; a weak label needs at least two")
-        dims.append(p)
-    return tuple(dims)
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Images (N, H, W) or (N, H, W, C) float32 in [0, 1]; labels (N, m) int64, −1 = missing, or None.
-
-    ``label_dims`` (p_1 … p_m); ``label_names`` one per label; ``label_classes``
-    the class names of labels read as strings (else the indices as text);
-    ``factors`` (N, F) true factors when known; ``files`` the image files;
-    ``label_coordinates`` (N, m) float64, the continuous coordinates the labels
-    bin, when known (a benchmark's weak-label spec).  A benchmark's images
-    stay bool/uint8 (converted per batch by :func:`welavae.data.benchmarks.to_float`).
-    """
-
-    images: np.ndarray
-    labels: np.ndarray | None
-    label_dims: tuple[int, ...] = ()
-    label_names: tuple[str, ...] = ()
-    label_classes: tuple[tuple[str, ...], ...] = ()
-    factors: np.ndarray | None = None
-    files: tuple[str, ...] = field(default=())
-    label_coordinates: np.ndarray | None = None
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """(H, W, C), C = 1 for (N, H, W) images."""
-        return image_shape(self.images)
-
-
-def image_shape(images) -> tuple[int, int, int]:
-    """(H, W, C) of images (N, H, W) (C = 1) or (N, H, W, C)."""
-    shape = tuple(int(s) for s in np.shape(images)[1:])
-    return shape + (1,) if len(shape) == 2 else shape
-
-
-def load_npz(path, *, label_dims=None) -> Dataset:
-    """``images`` (N, H, W) or (N, H, W, C) and optional ``labels`` (N, m) (−1 = missing), ``factors``, ``label_names``.
-
-    ``label_dims`` defaults to 1 + the largest class index of each column.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"data file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as e:
-        raise ValueError(f"{path} is not a readable .npz file ({type(e).__name__}: {e})") from None
-    if "images" not in arrays:
-        raise ValueError(f"{path} has no 'images' array (found: {sorted(arrays)})")
-    images = check_images(arrays["images"], name=f"{path}: images")
-    if images.ndim not in (3, 4):
-        raise ValueError(f"{path}: images must have shape (N, H, W) or (N, H, W, C), got {images.shape}")
-    labels, dims, names = arrays.get("labels"), (), ()
-    if labels is not None:
-        labels = np.asarray(labels)
-        if labels.ndim == 1:
-            labels = labels[:, None]
-        dims = tuple(label_dims) if label_dims is not None else infer_label_dims(labels, name=f"{path}: labels")
-        labels = check_labels(labels, len(images), dims, name=f"{path}: labels")
-        names = tuple(str(s) for s in arrays["label_names"]) if "label_names" in arrays else \
-            tuple(f"label{j}" for j in range(len(dims)))
-        if len(names) != len(dims):
-            raise ValueError(f"{path}: label_names has {len(names)} names for {len(dims)} label columns")
-    factors = arrays.get("factors")
-    if factors is not None:
-        factors = np.asarray(factors, dtype=np.float64)
-        if factors.ndim != 2 or len(factors) != len(images):
-            raise ValueError(f"{path}: factors must have shape (N={len(images)}, F), got {factors.shape}")
-    classes = tuple(tuple(str(c) for c in range(p)) for p in dims)
-    return Dataset(images=images, labels=labels, label_dims=dims, label_names=names, label_classes=classes,
-                   factors=factors)
-
+__all__ = ["load_image_folder", "read_images"]
 
 #: Pillow modes read as they are for ``color="gray"`` (one channel of integers or floats).
 _GRAY_MODES = ("L", "I;16", "I", "F")
-
 
 def _read_image(path: Path, color: str = "gray") -> np.ndarray:
     """One image file → float32 in [0, 1]: (H, W) for ``color="gray"``, (H, W, 3) for ``"rgb"``.
@@ -230,7 +59,6 @@ def _read_image(path: Path, color: str = "gray") -> np.ndarray:
         raise ValueError(f"{path}: pixel values lie in [{a.min():g}, {a.max():g}], outside [0, 1]")
     return a
 
-
 def _is_gray(path: Path) -> bool:
     """Whether an image file holds one channel (Pillow's mode; L, I, F, 1, LA, or a gray palette)."""
     from PIL import Image, UnidentifiedImageError
@@ -243,7 +71,6 @@ def _is_gray(path: Path) -> bool:
             return im.mode in ("1", "L", "LA", "La", "I", "I;16", "F")
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise ValueError(f"{path} is not a readable image file ({type(e).__name__})") from None
-
 
 def read_images(paths, *, color: str = "gray") -> np.ndarray:
     """Float32 (N, H, W) (``color="gray"``) or (N, H, W, 3) (``"rgb"``) in [0, 1] from image files (Pillow).
@@ -275,7 +102,6 @@ def read_images(paths, *, color: str = "gray") -> np.ndarray:
         raise ValueError("no image files given")
     return np.stack(images)
 
-
 def _image_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist")
@@ -283,7 +109,6 @@ def _image_files(folder: Path) -> list[Path]:
     if not files:
         raise ValueError(f"image folder {folder} holds no files")
     return files
-
 
 def _label_columns(columns: list[list[str]], names, csv_path: Path, label_classes=None):
     """Cells → (labels (N, m) int64, label_dims, label_classes); '' = missing.
@@ -346,7 +171,6 @@ def _label_columns(columns: list[list[str]], names, csv_path: Path, label_classe
         classes.append(tuple(cls))
     return labels, tuple(dims), tuple(classes)
 
-
 def _numeral(text: str):
     """The number a cell names: an int for '1', '01', '1.0'; a float for '1.5'; None for a word (or nan/inf)."""
     try:
@@ -360,7 +184,6 @@ def _numeral(text: str):
     if not math.isfinite(v):
         return None
     return int(v) if v.is_integer() else v
-
 
 def load_image_folder(images_dir, labels_csv=None, *, label_names=None, label_classes=None,
                       color: str = "gray") -> Dataset:
@@ -429,20 +252,3 @@ def load_image_folder(images_dir, labels_csv=None, *, label_names=None, label_cl
     images = read_images([folder / f for f in order], color=color)
     return Dataset(images=images, labels=labels, label_dims=dims, label_names=tuple(names),
                    label_classes=classes, files=tuple(order))
-
-
-def hide_labels(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keep the labels of a random subset of round(fraction·N) samples; the others become −1.
-
-    Returns (labels with the hidden rows set to −1, hidden (N,) bool).  The
-    subset is drawn from ``numpy.random.default_rng(seed)`` alone, so it is the
-    same for every seed of a run.
-    """
-    labels = np.asarray(labels)
-    n = len(labels)
-    keep = int(round(fraction * n))
-    hidden = np.ones(n, dtype=bool)
-    hidden[np.random.default_rng(seed).permutation(n)[:keep]] = False
-    out = labels.copy()
-    out[hidden] = MISSING
-    return out, hidden

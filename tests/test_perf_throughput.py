@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from welavae.bench import (
+from welavae.perf.throughput import (
     ARCHS,
     NaiveVAE,
     Row,

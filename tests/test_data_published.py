@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from welavae.data.benchmarks import (
+from welavae.data.dataset import to_float
+from welavae.data.published import (
     BENCHMARKS,
     load_benchmark,
     small_grid,
     subset_indices,
-    to_float,
 )
 
 DS_SIZES = (1, 3, 2, 4, 3, 5)  # color, shape, scale, orientation, posX, posY: 360 images
@@ -86,9 +86,9 @@ def test_dsprites_round_trip_and_subset(tmp_path, ds_entry, compressed):
 
 def test_blocks_smaller_than_the_file_gather_the_same_rows(tmp_path, ds_entry, monkeypatch):
     # Force one image per block so the block loop, the stream skips and the memmap spans all run.
-    import welavae.data.benchmarks as b
+    import welavae.data.npz as npz
 
-    monkeypatch.setattr(b, "_BLOCK_BYTES", 64 * 64)
+    monkeypatch.setattr(npz, "_BLOCK_BYTES", 64 * 64)
     for compressed in (True, False):
         path = write_dsprites(tmp_path / f"d{compressed}.npz", compressed=compressed)
         sub = load_benchmark(ds_entry, path, subset=37, seed=1)

@@ -1,4 +1,4 @@
-"""The field's benchmark files, read as users download them (issue 22, item 1).
+"""The field's published data sets, read from the files users download: a registry (issue 22, item 1).
 
 One table, :data:`BENCHMARKS`, names each set: its published file name, where
 it is published, its factors (names and number of classes, in the file's
@@ -30,7 +30,7 @@ because a file of MPI3D's real size, 12.7 GB, cannot be written in a test.)
 
 **Memory.**  These sets do not fit in memory as float32 (dSprites 12 GB, MPI3D
 51 GB).  Images stay as they are stored — bool for the binary sprites, uint8
-for colour — from the file to the batch; :func:`to_float` converts one batch
+for colour — from the file to the batch; :func:`welavae.data.dataset.to_float` converts one batch
 (bool → 0.0/1.0, uint8 k → k/255).  A subset (:func:`subset_indices`: seeded,
 uniform, sorted) is gathered block by block, so the peak memory is the subset
 plus one block: an uncompressed npz member is read at its offset in the file,
@@ -42,15 +42,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import struct
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from .dataset import Dataset
+from .npz import NpzMember, gather_rows
 from .spec import WeakLabels, weak_labels_from_spec
 
 __all__ = [
@@ -60,13 +59,11 @@ __all__ = [
     "benchmark",
     "load_benchmark",
     "subset_indices",
-    "to_float",
     "DSPRITES_FACTORS",
     "DSPRITES_SIZES",
     "small_grid",
 ]
 
-_BLOCK_BYTES = 64 << 20  # rows gathered per block: bounded extra memory whatever N is
 
 DSPRITES_FACTORS = ("color", "shape", "scale", "orientation", "posX", "posY")
 DSPRITES_SIZES = (1, 3, 6, 40, 32, 32)
@@ -145,8 +142,6 @@ class BenchmarkData:
 
     def to_dataset(self, spec=None):
         """A :class:`welavae.data.Dataset` with these images (kept bool/uint8), the spec's weak labels and their coordinates."""
-        from .user import Dataset
-
         if spec is None:
             return Dataset(images=self.images, labels=None, factors=self.factors)
         wl = self.weak_labels(spec)
@@ -161,30 +156,6 @@ class BenchmarkData:
         )
 
 
-def to_float(batch):
-    """One batch as float32 in [0, 1]: bool → 0.0/1.0, uint8 k → k/255, float unchanged.
-
-    batch: (B, …) numpy array or torch tensor (the result is of the same kind).
-    """
-    if isinstance(batch, np.ndarray):
-        if batch.dtype == np.bool_:
-            return batch.astype(np.float32)
-        if batch.dtype == np.uint8:
-            out = batch.astype(np.float32)
-            out *= np.float32(1 / 255)
-            return out
-        if np.issubdtype(batch.dtype, np.floating):
-            return batch.astype(np.float32, copy=False)
-        raise ValueError(f"a batch of images must be bool, uint8 or float, got dtype {batch.dtype}")
-    import torch  # only for a tensor: the data modules do not need torch otherwise
-
-    if batch.dtype == torch.bool:
-        return batch.to(torch.float32)
-    if batch.dtype == torch.uint8:
-        return batch.to(torch.float32).mul_(1 / 255)
-    if batch.dtype.is_floating_point:
-        return batch.to(torch.float32)
-    raise ValueError(f"a batch of images must be bool, uint8 or float, got dtype {batch.dtype}")
 
 
 def subset_indices(n: int, subset: int | None, seed: int = 0) -> np.ndarray | None:
@@ -200,134 +171,9 @@ def subset_indices(n: int, subset: int | None, seed: int = 0) -> np.ndarray | No
     return np.sort(rng.choice(n, size=int(subset), replace=False)).astype(np.int64)
 
 
-# ----------------------------------------------------------- gathering rows ---
 
 
-def _gather(read_rows: Callable[[int, int], np.ndarray], n: int, indices, row_shape, dtype, row_bytes: int):
-    """rows[indices] of an (n, *row_shape) array, read ``read_rows(lo, hi)`` block by block.
 
-    indices sorted (or None = all); each block reads only from its first to its last chosen row.
-    """
-    idx = np.arange(n, dtype=np.int64) if indices is None else indices
-    out = np.empty((len(idx),) + tuple(row_shape), dtype=dtype)
-    block = max(1, _BLOCK_BYTES // max(row_bytes, 1))
-    starts = np.searchsorted(idx, np.arange(0, n + block, block))
-    for b in range(len(starts) - 1):
-        s, e = starts[b], starts[b + 1]
-        if s == e:
-            continue
-        lo, hi = int(idx[s]), int(idx[e - 1]) + 1
-        rows = read_rows(lo, hi)
-        out[s:e] = rows if hi - lo == e - s else rows[idx[s:e] - lo]  # a full span copies as a slice
-    return out
-
-
-class _NpzMember:
-    """One ``.npy`` member of an npz, read without loading what is not asked for.
-
-    A stored (uncompressed, np.savez) member is read at its offset in the file,
-    span by span; a deflated one (np.savez_compressed) is read as a forward stream.
-    Object arrays are refused: nothing is ever unpickled.
-    """
-
-    def __init__(self, path: Path, name: str):
-        self.path, self.name = path, name
-        try:
-            self._zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as e:
-            raise ValueError(f"{path} is not a readable .npz file ({e})") from None
-        try:
-            self._info = self._zip.getinfo(f"{name}.npy")
-        except KeyError:
-            self._zip.close()
-            raise ValueError(f"{path} has no array {name!r} (it holds {_npz_names(path)})") from None
-        self._fp = self._zip.open(self._info)
-        try:
-            version = np.lib.format.read_magic(self._fp)
-            if version == (1, 0):
-                self.shape, fortran, self.dtype = np.lib.format.read_array_header_1_0(self._fp)
-            elif version == (2, 0):
-                self.shape, fortran, self.dtype = np.lib.format.read_array_header_2_0(self._fp)
-            else:
-                raise ValueError(f"npy format version {version}")
-        except ValueError as e:
-            self.close()
-            raise ValueError(f"array {name!r} of {path} has an unreadable header ({e})") from None
-        if not self.shape:
-            self.close()
-            raise ValueError(f"array {name!r} of {path} is a single value; expected an array of rows")
-        if self.dtype.hasobject or fortran:
-            self.close()
-            what = "an object array (needs unpickling)" if self.dtype.hasobject else "stored in Fortran order"
-            raise ValueError(f"array {name!r} of {path} is {what}; expected a plain C-order array")
-        self._header = self._fp.tell()
-        self._pos = 0  # rows already consumed from the stream
-
-    def close(self) -> None:
-        self._fp.close()
-        self._zip.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    @property
-    def row_bytes(self) -> int:
-        return math.prod(self.shape[1:]) * self.dtype.itemsize
-
-    def _data_offset(self) -> int:
-        # Local file header: 30 bytes, then the name and the extra field (their lengths at 26..30).
-        with open(self.path, "rb") as f:
-            f.seek(self._info.header_offset)
-            head = f.read(30)
-        name_len, extra_len = struct.unpack("<HH", head[26:30])
-        return self._info.header_offset + 30 + name_len + extra_len + self._header
-
-    def _stream_rows(self, lo: int, hi: int) -> np.ndarray:
-        if lo < self._pos:
-            raise AssertionError("rows of a compressed member are read in increasing order")
-        while self._pos < lo:  # skip: decompress and drop, a bounded block at a time
-            step = min(lo - self._pos, max(1, _BLOCK_BYTES // self.row_bytes))
-            self._rows_from(self._fp.read(step * self.row_bytes), step)
-            self._pos += step
-        rows = self._rows_from(self._fp.read((hi - lo) * self.row_bytes), hi - lo)
-        self._pos = hi
-        return rows
-
-    def _rows_from(self, buf: bytes, n_rows: int) -> np.ndarray:
-        if len(buf) != n_rows * self.row_bytes:
-            raise ValueError(f"array {self.name!r} of {self.path} is truncated")
-        return np.frombuffer(buf, dtype=self.dtype).reshape((n_rows,) + self.shape[1:])
-
-    def rows(self, indices) -> np.ndarray:
-        """The whole array (indices None) or its rows at sorted ``indices``, as an in-memory array."""
-        try:
-            return self._rows(indices)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
-            raise ValueError(f"array {self.name!r} of {self.path} is corrupt ({type(e).__name__}: {e})") from None
-
-    def _rows(self, indices) -> np.ndarray:
-        n = self.shape[0]
-        if self._info.compress_type != zipfile.ZIP_STORED:
-            return _gather(self._stream_rows, n, indices, self.shape[1:], self.dtype, self.row_bytes)
-        # A stored member is read at its offset, one bounded span at a time.  (A memory map would
-        # read the same bytes, but every page the kernel maps around a touched row counts in the
-        # process's resident set: 3.4 GB peak RSS for a 391 MB subset of the twin, docs/benchmarks.md.)
-        offset = self._data_offset()
-        with open(self.path, "rb") as f:
-
-            def read(lo: int, hi: int) -> np.ndarray:
-                f.seek(offset + lo * self.row_bytes)
-                return self._rows_from(f.read((hi - lo) * self.row_bytes), hi - lo)
-
-            return _gather(read, n, indices, self.shape[1:], self.dtype, self.row_bytes)
-
-
-def _npz_names(path: Path) -> str:
-    with zipfile.ZipFile(path) as z:
-        return ", ".join(n[:-4] for n in z.namelist() if n.endswith(".npy")) or "no arrays"
 
 
 _DTYPE_KINDS = {
@@ -363,7 +209,7 @@ def _grid_classes(entry: Benchmark, indices) -> np.ndarray:
 
 def _npz_array(path: Path, name: str, entry: Benchmark, row_shape, kind: str, indices=None) -> np.ndarray:
     """Member ``name`` checked (dtype kind, shape (N, *row_shape), N = the grid's) before it is read."""
-    with _NpzMember(path, name) as member:
+    with NpzMember(path, name) as member:
         _check_array(path, name, member.shape, member.dtype, (None,) + tuple(row_shape), kind)
         _check_grid_size(path, name, member.shape[0], entry)
         return member.rows(indices)
@@ -435,7 +281,7 @@ def _read_shapes3d_arrays(h5, h5py, path: Path, entry: Benchmark, indices):
                 f"array 'labels' of {path}: column {j} ({name}) has {len(distinct)} distinct values, expected {size}"
             )
     row_bytes = math.prod(entry.image_shape)
-    imgs = _gather(lambda lo, hi: images[lo:hi], images.shape[0], indices, entry.image_shape, np.uint8, row_bytes)
+    imgs = gather_rows(lambda lo, hi: images[lo:hi], images.shape[0], indices, entry.image_shape, np.uint8, row_bytes)
     sel = slice(None) if indices is None else indices
     return imgs, classes[sel], values[sel]
 

@@ -1,5 +1,8 @@
 """Checkpoints: the weights, Adam state and history of a run, read back without executing code.
 
+The file's place in a run directory is :class:`welavae.run.Run`'s (``Run.checkpoint``); this module
+knows its format only.
+
 A checkpoint is a ``torch.save`` file of plain tensors and strings, written
 atomically, and read with ``torch.load(weights_only=True)``: loading one
 runs no code from the file.  The randomness of a run is derived from
@@ -19,13 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import RunConfig
-from ..io import atomic_write
-from ..nn.vae import EnsembleVAE, seed_parameters
+from .config import RunConfig
+from .io import atomic_write
+from .nn.vae import EnsembleVAE, seed_parameters
 
-__all__ = ["save_checkpoint", "load_checkpoint", "model_from_checkpoint", "export_safetensors", "CHECKPOINT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "model_from_checkpoint", "export_safetensors"]
 
-CHECKPOINT = "last.pt"
 FORMAT = 1
 
 

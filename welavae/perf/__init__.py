@@ -1,0 +1,1 @@
+"""Speed measured, not asserted: the throughput benchmark (``welavae bench``, :mod:`~welavae.perf.throughput`)."""
