@@ -1,4 +1,4 @@
-"""Helpers for the tests of sweep plans: resolve a plan's configs without reading its data."""
+"""Helpers for the tests of sweep plans: resolve a plan's configs without reading its data, and a tiny plan."""
 import numpy as np
 
 from welavae.data import Dataset
@@ -19,3 +19,12 @@ class NoRead:
 def resolved(plan):
     """A plan of Blobs ModelSpecs as the RunSpecs (key, config, seeds) the sweep runs."""
     return resolve_plan(plan, NoRead())
+
+
+def tiny_tcvae_plan():
+    """β-TCVAE, one seed, one epoch, on 16×16 Blobs (N = 256)."""
+    from welavae.config import DataConfig, TrainConfig
+    from welavae.experiments.plan import ModelSpec
+
+    return [ModelSpec("tcvae", "tcvae", DataConfig(variants=1, size=16, shape="disk"), (0,),
+                      hyper=dict(hidden=(16,), train=TrainConfig(epochs=1, batch_size=32, lr=1e-3, checkpoint_every=1)))]

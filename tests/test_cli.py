@@ -1,13 +1,38 @@
-"""Command-line behaviour: --help on every verb, exit 2 with one line on bad input."""
+"""welavae.cli: every verb's --help, bad input in one line (exit 2), refusals that write nothing, whole runs.
+
+Known answers (issue 20): the exit status (0 done, 1 failed during work, 2
+refused, 143 SIGTERM), the files on disk before and after (byte for byte).
+"""
 import json
+import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures import (
+    LOCK_NAME,
+    TINY,
+    _env,
+    _error_line,
+    _tiny_npz,
+    _tracking,
+    _wait_for,
+    colour_blobs,
+    fake_gpus,
+    write_png,
+)
+from PIL import Image
 
-from welavae import __version__
+import welavae
+from welavae import __version__, cli
 from welavae.cli import main
+from welavae.experiments import presets
+from welavae.experiments.sweep import SweepFailed
+from welavae.metrics import pair_mse
+from welavae.run import Run
 
 VERBS = ["data", "train", "evaluate", "plot", "reproduce", "bench"]
 
@@ -82,3 +107,317 @@ def test_train_writes_run_directory(tmp_path):
     assert main(["train", "--model", "wela", "--label-dim", "2", "--seeds", "0-1", "--epochs", "1", "--batch-size", "64",
                  "--lr", "1e-3", "--hidden", "16,8", "--variants", "1", "--data-dir", str(tmp_path / "cache"), "--out", str(out)]) == 0
     assert np.array_equal(np.load(out / "mu.npy"), mu)
+
+
+@pytest.mark.parametrize("verb", [["train", "--model", "tcvae", "--out", "x"], ["reproduce"], ["bench"]])
+def test_tf32_flag_defaults_off(verb):
+    from welavae.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(verb).tf32 is False
+    assert parser.parse_args(verb + ["--tf32"]).tf32 is True
+    assert parser.parse_args(verb + ["--no-tf32"]).tf32 is False
+
+
+def test_refusals_leave_no_folder_and_the_corrected_command_runs(tmp_path, capsys):
+    npz = _tiny_npz(tmp_path / "d.npz")
+    out = tmp_path / "run"
+    base = ["train", "--model", "wela", "--npz", str(npz), *TINY, "--out", str(out)]
+    refused = [
+        (["--batch-size", "128"], "--batch-size"),  # N = 64
+        (["--label-fraction", "0.001"], "--label-fraction"),  # round(0.064) = 0 labels left
+        (["--seeds", "99999999999999999999"], "--seeds"),  # > 2**64
+        (["--device", "tpu9"], "--device"),
+        (["--gamma", "nan"], "gamma"),
+        (["--beta", "inf"], "beta"),
+        (["--lr", "inf"], "lr"),
+        (["--epochs", "0"], "epochs"),
+        (["--latent-dim", "1"], "K >= m"),  # two weak labels, the dense head
+        (["--npz", str(tmp_path / "missing.npz")], "missing.npz"),
+    ]
+    for extra, needle in refused:
+        code = main(base + extra)
+        line = _error_line(capsys.readouterr().err)
+        assert code == 2 and needle in line, (extra, line)
+        assert not out.exists(), (extra, sorted(p.name for p in out.iterdir()))
+    assert main(base) == 0  # not blocked by anything a refusal left
+    assert Run(out).finished()
+
+
+def test_an_existing_file_as_out_is_one_sentence(tmp_path, capsys):
+    npz = _tiny_npz(tmp_path / "d.npz")
+    f = tmp_path / "taken"
+    f.write_text("mine")
+    code = main(["train", "--model", "wela", "--npz", str(npz), *TINY, "--out", str(f)])
+    line = _error_line(capsys.readouterr().err)
+    assert code == 2 and str(f) in line and f.read_text() == "mine"
+
+
+@pytest.mark.parametrize("err", [
+    PermissionError(13, "Permission denied", "/r/run/config.json"),
+    OSError(30, "Read-only file system", "/r/run/config.json"),
+    OSError(28, "No space left on device", "/r/run/config.json"),
+    FileExistsError(17, "File exists", "/r/run/config.json"),
+    IsADirectoryError(21, "Is a directory", "/r/run/config.json"),
+    NotADirectoryError(20, "Not a directory", "/r/run/config.json"),
+])
+def test_os_errors_are_one_sentence_with_the_path_and_exit_2(err, monkeypatch, capsys):
+    import welavae.cli as cli
+
+    def fail(args):
+        raise err
+
+    monkeypatch.setattr(cli, "_cmd_select", fail)  # any verb: the boundary is main()'s
+    code = main(["select", "somewhere"])
+    line = _error_line(capsys.readouterr().err)
+    assert code == 2 and "/r/run/config.json" in line
+
+
+def _mount_tmpfs(d: Path, options: str):
+    d.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(d)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or 'not root'}): needs root and mount rights")
+
+
+def test_a_read_only_file_system_is_one_sentence(tmp_path, capsys):
+    npz = _tiny_npz(tmp_path / "d.npz")
+    ro = tmp_path / "ro"
+    _mount_tmpfs(ro, "size=1m,ro")
+    try:
+        code = main(["train", "--model", "wela", "--npz", str(npz), *TINY, "--out", str(ro / "run")])
+        line = _error_line(capsys.readouterr().err)
+        assert code == 2 and "read-only" in line and str(ro / "run") in line
+    finally:
+        subprocess.run(["umount", str(ro)])
+
+
+def test_a_full_disk_is_one_sentence_and_the_run_resumes(tmp_path, capsys):
+    npz = _tiny_npz(tmp_path / "d.npz")
+    args = ["train", "--model", "wela", "--npz", str(npz), "--hidden", "256", "--latent-dim", "2",
+            "--batch-size", "16", "--epochs", "2", "--checkpoint-every", "1"]
+    assert main(args + ["--out", str(tmp_path / "ref")]) == 0
+    ckpt = (tmp_path / "ref" / "checkpoints" / "last.pt").stat().st_size  # about 0.8 MB
+    fs = tmp_path / "fs"
+    _mount_tmpfs(fs, "size=4m")
+    try:
+        # Leave room for the first checkpoint and the small files, not for a second checkpoint beside it.
+        st = os.statvfs(fs)
+        (fs / "filler").write_bytes(b"\0" * (st.f_bavail * st.f_frsize - int(1.5 * ckpt) - 64 * 1024))
+        out = fs / "run"
+        code = main(args + ["--out", str(out)])
+        line = _error_line(capsys.readouterr().err)
+        assert code == 1 and "no space left" in line and str(out / "checkpoints" / "last.pt") in line, line
+        from welavae.checkpoint import load_checkpoint
+
+        assert load_checkpoint(out / "checkpoints" / "last.pt")["epoch"] == 1  # the last checkpoint is whole
+        assert not (out / LOCK_NAME).exists() and not [p for p in out.rglob("*.tmp")]
+        (fs / "filler").unlink()
+        assert main(args + ["--out", str(out)]) == 0  # the same command resumes
+        assert json.loads((out / "status.json").read_text())["resumed_from"] == 1
+    finally:
+        subprocess.run(["umount", str(fs)])
+
+
+def test_sigterm_is_a_message_a_valid_checkpoint_and_143_then_encode_refuses_the_unfinished_run(tmp_path, capsys):
+    npz = _tiny_npz(tmp_path / "d.npz", n=1024)  # 64 steps an epoch: time to signal after the first
+    out = tmp_path / "run"
+    args = ["train", "--model", "wela", "--npz", str(npz), "--hidden", "32", "--latent-dim", "2",
+            "--batch-size", "16", "--epochs", "5", "--checkpoint-every", "1", "--out", str(out)]
+    p = subprocess.Popen([sys.executable, "-m", "welavae.cli", *args], env=_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(out / "checkpoints" / "last.pt", p)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143, err
+    assert "SIGTERM" in _error_line(err.replace("welavae: interrupted", "welavae: error: interrupted"))
+    from welavae.checkpoint import load_checkpoint
+
+    assert 1 <= load_checkpoint(out / "checkpoints" / "last.pt")["epoch"] < 5
+    assert not (out / LOCK_NAME).exists() and not Run(out).finished()
+
+    enc = ["encode", str(out), "--npz", str(npz)]
+    assert main(enc + ["--out", str(tmp_path / "z.npy")]) == 2
+    assert "--allow-unfinished" in _error_line(capsys.readouterr().err)
+    assert not (tmp_path / "z.npy").exists()
+    assert main(enc + ["--out", str(tmp_path / "z.npy"), "--allow-unfinished"]) == 0
+    assert np.load(tmp_path / "z.npy").shape == (1, 1024, 2)
+    capsys.readouterr()
+    assert main(enc + ["--out", str(tmp_path), "--allow-unfinished"]) == 2  # an existing directory
+    assert "is a directory" in _error_line(capsys.readouterr().err)
+
+    assert main(args) == 0  # the same command resumes
+    assert json.loads((out / "status.json").read_text())["resumed_from"] >= 1
+
+
+def test_cli_trains_on_a_colour_folder_and_encodes_it(tmp_path, capsys):
+    images, labels = colour_blobs(64)
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    rows = ["file,row,colour"]
+    for i, (img, lab) in enumerate(zip(images, labels)):
+        write_png(folder / f"{i:03d}.png", np.round(img * 255), "RGB")
+        rows.append(f"{i:03d}.png,{lab[0]},{'rgb'[lab[1]]}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    run = tmp_path / "run"
+    assert main(["train", "--model", "wela", "--images", str(folder), "--labels", str(tmp_path / "labels.csv"),
+                 "--color", "rgb", "--hidden", "16", "--epochs", "1", "--batch-size", "32", "--out", str(run)]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["data"]["color"] == "rgb" and cfg["model"]["image_shape"] == [16, 16, 3]
+    assert main(["encode", str(run), "--images", str(folder), "--labels", str(tmp_path / "labels.csv"),
+                 "--out", str(tmp_path / "z.npy")]) == 0  # read in colour, as the model's data were
+    assert np.allclose(np.load(tmp_path / "z.npy"), np.load(run / "mu.npy"), atol=1e-6)
+    # a folder has no true factors: plot draws the traversals of the seed `select` ranks first, in colour
+    capsys.readouterr()
+    assert main(["plot", str(run), "--out", str(tmp_path / "fig")]) == 0
+    (png,) = (tmp_path / "fig").glob("*.png")
+    assert png.name == "wela_seed0.png" and Image.open(png).mode in ("RGB", "RGBA")
+    drawn = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    assert (np.abs(drawn[..., 0] - drawn[..., 1]) > 30).any()  # not a gray picture
+    capsys.readouterr()
+    assert main(["train", "--model", "wela", "--npz", "x.npz", "--color", "rgb", "--out", str(tmp_path / "o")]) == 2
+    assert "--color goes with --images" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+KEEP = ["--keep", "shape=0,1", "--keep", "scale=5", "--keep", "orientation=0", "--keep", "posX=0,10,20,31",
+        "--keep", "posY=0,31"]
+
+
+GRID = "1,2,1,1,4,2"  # the sizes of that reduced grid: 16 images
+
+
+def test_data_writes_a_reduced_twin_and_train_reads_it_with_weak_labels(tmp_path, capsys):
+    twin = tmp_path / "sprites.npz"
+    assert main(["data", "--dataset", "sprites", "--out", str(twin), *KEEP]) == 0
+    assert f"16 images of 64x64 written to {twin}" in capsys.readouterr().out
+    out = tmp_path / "run"
+    rc = main(["train", "--model", "wela", "--dataset", "sprites", "--data-path", str(twin), "--grid", GRID,
+               "--subset", "12", "--subset-seed", "1", "--weak-labels", "bins(posX):2, bins(shape):2",
+               "--seeds", "0-1", "--epochs", "2", "--batch-size", "4", "--hidden", "8", "--out", str(out)])
+    assert rc == 0
+    cfg = json.loads((out / "config.json").read_text())
+    want = {"source": "benchmark", "dataset": "sprites", "data_path": str(twin), "subset": 12,
+            "subset_seed": 1, "weak_labels": "bins(posX):2, bins(shape):2",
+            "grid": [1, 2, 1, 1, 4, 2]}
+    assert {k: cfg["data"][k] for k in want} == want
+    assert cfg["model"]["label_dims"] == [2, 2] and cfg["model"]["image_shape"] == [64, 64, 1]
+    assert np.load(out / "mu.npy").shape == (2, 12, 2)
+    # evaluated on the labelled pair (posX, shape) — bins of each: a Cartesian pair — from factors.npy,
+    # which holds all six factors' classes: both labels' accuracies and both systems' MSE
+    assert main(["evaluate", str(out), "--standard", "none"]) == 0
+    rows = json.loads((out / "metrics.json").read_text())["seeds"]
+    assert len(rows) == 2 and all(len(r["accuracy"]) == 2 for r in rows)
+    f, mu = np.load(out / "factors.npy"), np.load(out / "mu.npy")
+    for r, m in zip(rows, mu):
+        want = pair_mse(m, f[:, [4, 1]], widths=(3, 1), system="cartesian")
+        assert r["cartesian"]["mse"] == pytest.approx(want.mse) and "polar" in r and "rotated" not in r
+
+
+def test_dataset_excludes_npz_and_images_and_its_options_need_it(tmp_path, capsys):
+    base = ["train", "--model", "tcvae", "--epochs", "1", "--out", str(tmp_path / "run")]
+    for extra, msg in (
+        (["--dataset", "sprites", "--data-path", "s.npz", "--npz", "x.npz"], "not both"),
+        (["--weak-labels", "bins(posX):2"], "--weak-labels goes with --dataset NAME"),
+        (["--dataset", "sprites", "--data-dir", str(tmp_path / "nodata")],  # the published name in the data dir
+         f"{tmp_path / 'nodata' / 'sprites.npz'} does not exist: the dSprites twin is the file sprites.npz"),
+    ):
+        assert main(base + extra) == 2
+        assert msg in capsys.readouterr().err
+    assert main(["data", "--dataset", "sprites", "--out", str(tmp_path / "t.npz"), "--keep", "size=1"]) == 2
+    assert "unknown factor 'size'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_cli_flags_reach_config_json(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", "--model", "wela", "--label-dim", "2", "--encoder-input", "image", "--variants", "1",
+               "--shape", "disk", "--hidden", "8", "--epochs", "2", "--batch-size", "512", "--label-epochs", "1:2",
+               "--track-every", "1", "--data-dir", str(tmp_path / "data"), "--out", str(out)])
+    assert rc == 0
+    train_cfg = json.loads((out / "config.json").read_text())["train"]
+    assert train_cfg["label_epochs"] == [1, 2] and train_cfg["track_every"] == 1 and train_cfg["init_from"] is None
+    assert [r["epoch"] for r in _tracking(out / "tracking.csv")] == ["1", "2"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--model", "wela", "--label-dim", "2", "--label-epochs", "2", "--out", str(tmp_path / "x")])
+    assert exit_.value.code == 2 and "expected A:B" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["train", "--model", "tcvae", "--device", "gpu"],
+                                  ["train", "--model", "tcvae", "--device", "cuda:7"],
+                                  ["bench", "--device", "cuda:7"],
+                                  ["reproduce", "--device", "cuda:7"]])
+def test_cli_refuses_a_bad_device_with_exit_2_and_writes_nothing(monkeypatch, tmp_path, capsys, argv):
+    from welavae.cli import main
+
+    fake_gpus(monkeypatch, 1)
+    out = tmp_path / "out"
+    code = main(argv + ["--out", str(out)] if argv[0] != "bench" else argv + ["--json", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("welavae: error: ") and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def write_folder(root, images, labels, names):
+    root.mkdir()
+    rows = ["file,angle,distance"]
+    for i, (img, lab) in enumerate(zip(images, labels)):
+        Image.fromarray((img * 255).round().astype(np.uint8), mode="L").save(root / names[i])
+        rows.append(",".join([names[i]] + ["" if v < 0 else ["low", "high"][v] for v in lab]))
+    (root.parent / f"{root.name}.csv").write_text("\n".join(rows) + "\n")
+    return root.parent / f"{root.name}.csv"
+
+
+def test_cli_trains_on_a_png_folder_and_encodes_new_unlabelled_images(small, tmp_path, capsys):
+    images, labels, _ = small
+    partial = labels[:256].copy()
+    partial[::3, 1] = -1  # some empty cells
+    csv = write_folder(tmp_path / "train", images[:256], partial, [f"{i:04d}.png" for i in range(256)])
+    out = tmp_path / "run"
+    assert main(["train", "--model", "wela", "--images", str(tmp_path / "train"), "--labels", str(csv),
+                 "--encoder-input", "image", "--hidden", "32,16", "--epochs", "1", "--batch-size", "64",
+                 "--seeds", "0-1", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["label_classes"] == [["high", "low"], ["high", "low"]]  # sorted strings
+    new = tmp_path / "new"
+    new.mkdir()
+    for i in range(5):
+        Image.fromarray((images[300 + i] * 255).round().astype(np.uint8), mode="L").save(new / f"n{i}.png")
+    assert main(["encode", str(out), "--images", str(new), "--out", str(tmp_path / "z.npy"), "--seed", "1"]) == 0
+    z = np.load(tmp_path / "z.npy")
+    assert z.shape == (5, 2)
+    as_png = np.round(images[300:305] * 255) / 255  # 8-bit, as written
+    assert np.allclose(z, welavae.load(out).encode(as_png, seed=1), atol=1e-6)
+
+
+def test_cli_refuses_bad_data_and_label_conditioned_encoding_without_writing(small, tmp_path, capsys):
+    images, labels, _ = small
+    csv = write_folder(tmp_path / "train", images[:128], labels[:128], [f"{i:04d}.png" for i in range(128)])
+    csv.write_text(csv.read_text() + "missing.png,low,low\n")
+    out = tmp_path / "never"
+    assert main(["train", "--model", "wela", "--images", str(tmp_path / "train"), "--labels", str(csv),
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "row 130: 'missing.png' is not a file" in err
+    assert not out.exists()
+    csv.write_text("\n".join(csv.read_text().splitlines()[:-1]) + "\n")
+    run = tmp_path / "paper"
+    assert main(["train", "--model", "wela", "--images", str(tmp_path / "train"), "--labels", str(csv),
+                 "--hidden", "16", "--epochs", "1", "--batch-size", "64", "--out", str(run)]) == 0
+    assert main(["encode", str(run), "--images", str(tmp_path / "train"), "--out", str(tmp_path / "z.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "--encoder-input image" in err and not (tmp_path / "z.npy").exists()
+    assert main(["encode", str(run), "--images", str(tmp_path / "train"), "--labels", str(csv),
+                 "--out", str(tmp_path / "z.npy")]) == 0
+    assert np.allclose(np.load(tmp_path / "z.npy"), np.load(run / "mu.npy"), atol=1e-6)
+
+
+def test_cli_names_the_failed_models_in_one_line_and_exits_1(tmp_path, monkeypatch, capsys):
+    def failing(*args, **kw):
+        (tmp_path / "table.md").write_text("the table\n")
+        raise SweepFailed({"wela_p3": "RuntimeError: boom", "wela_p5": "all 2 finished seeds diverged"}, [])
+
+    monkeypatch.setattr(presets, "run_plan", failing)
+    assert cli.main(["reproduce", "--out", str(tmp_path), "--seeds-per-task", "2", "--tc-estimator", "mws"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("welavae: error: 2 models failed (wela_p3, wela_p5)")
+    assert "run the same command again" in err[0]

@@ -1,13 +1,16 @@
-"""welavae/config.py: the JSON round trip of every dataclass, configs written by welavae 0.1.0,
-γ by the paper's rule (§4.3, Table 1) and errors that name the field.
+"""welavae.config: JSON round trips, hashes of configs written by welavae 0.1.0 and 0.2.0, γ by the paper's rule.
 
-Known answers: the 0.1.0 dicts below are ``RunConfig.to_dict()`` output of welavae 0.1.0
-(commit 430b37c, its ``welavae/config.py`` run as it was); Table 1's γ values
-are the paper's (β = 40, γ = 2000, 1500, 1000, 800, 750, 600, 500 for p = 2…8).
+Errors name the field.  Known answers: the 0.1.0 dicts below are
+``RunConfig.to_dict()`` output of welavae 0.1.0 (commit 430b37c, its
+``welavae/config.py`` run as it was); the hashes are the ones welavae 0.2.0
+printed (commit 4ca4b81); Table 1's γ values are the paper's (β = 40,
+γ = 2000, 1500, 1000, 800, 750, 600, 500 for p = 2…8).
 """
 import json
 
 import pytest
+from fixtures import V020
+from fixtures import cfg16 as cfg
 
 from welavae.config import (
     REGULARISERS,
@@ -20,6 +23,7 @@ from welavae.config import (
     paper_gamma,
 )
 from welavae.models import MODELS
+from welavae.run import Run
 
 #: Table 1 of the paper: p → γ (64×64 images, so image dimension 4096).
 TABLE1_GAMMA = {2: 2000.0, 3: 1500.0, 4: 1000.0, 5: 800.0, 6: 750.0, 7: 600.0, 8: 500.0}
@@ -176,3 +180,91 @@ def test_unknown_fields_in_a_file_are_refused_by_name():
         RunConfig.from_dict(d)
     with pytest.raises(ValueError, match=r"unknown fields \['extra'\]"):
         RunConfig.from_dict({**make_run_config("tcvae").to_dict(), "extra": 1})
+
+
+def test_a_0_2_0_config_reads_as_one_channel_and_keeps_its_hash():
+    # Hashes printed by welavae 0.2.0 (commit 4ca4b81) for the same three configurations.
+    assert make_run_config("wela", label_dim=2).hash() == "f5af1694bc50d21b"
+    assert make_run_config("tcvae", encoder="conv", hidden=(16,)).hash() == "6c160a985adf2a6f"
+    images = DataConfig(source="images", path="d", labels_path="l.csv")
+    assert make_run_config("wela", label_dims=(3,), data=images, image_shape=(32, 48)).hash() == "29850ff06377459a"
+    cfg = Run(V020 / "finished").config
+    assert cfg.model.image_shape == (16, 16, 1) and cfg.model.arch == "mlp" and cfg.data.color == "gray"
+    assert cfg.hash() == json.loads((V020 / "finished" / "status.json").read_text())["config_hash"]
+    # New fields enter the hash only when they change the run.
+    rgb = make_run_config("wela", label_dims=(3,), data=DataConfig(source="images", path="d", color="rgb"),
+                          image_shape=(32, 48))
+    assert len({rgb.hash(), make_run_config("wela", label_dims=(3,), data=images, image_shape=(32, 48, 3)).hash(),
+                make_run_config("wela", label_dim=2, arch="conv").hash(), "f5af1694bc50d21b"}) == 4
+    assert RunConfig.from_json(rgb.to_json()) == rgb
+
+
+def test_configs_without_the_new_fields_keep_their_hash():
+    # Hashes computed by welavae 0.2.0 (main before issue 23) for these configs: the
+    # sweep's finished rows and every run's checkpoint are keyed by them.
+    assert make_run_config("wela", label_dim=2).hash() == "f5af1694bc50d21b"
+    assert make_run_config("tcvae").hash() == "d0d6a3312569ac1e"
+
+
+def test_new_fields_round_trip_and_change_the_hash():
+    c = cfg(label_epochs=(1, 2), init_from="/some/run", track_every=2)
+    back = RunConfig.from_json(c.to_json())
+    assert back == c and back.train.label_epochs == (1, 2)
+    assert back.hash() != cfg().hash()
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(label_epochs=(2, 1)), "label_epochs"),
+    (dict(label_epochs=(0, 4)), "label_epochs"),  # past epochs = 3
+    (dict(label_epochs=(-1, 2)), "label_epochs"),
+    (dict(track_every=-1), "track_every"),
+])
+def test_bad_schedule_settings(kw, match):
+    with pytest.raises(ValueError, match=match):
+        cfg(**kw)
+
+
+def test_label_window_needs_labels():
+    with pytest.raises(ValueError, match="no weak labels"):
+        cfg("tcvae", label_epochs=(0, 1))
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(model="wela", label_dim=1), "label_dims"),
+        (dict(model="tcvae", latent_dim=0), "latent_dim"),
+        (dict(model="unknown"), "unknown model"),
+        (dict(model="wela"), "needs weak labels"),
+    ],
+)
+def test_bad_model_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_run_config(**kwargs)
+
+
+def test_config_hash_of_existing_configs_is_unchanged_by_the_cadence_field():
+    # Hashes computed by welavae before checkpoint_minutes existed (main at 4ca4b81): stored runs still resume.
+    from welavae.config import make_run_config
+
+    assert make_run_config("tcvae").hash() == "d0d6a3312569ac1e"
+    assert make_run_config("wela", label_dim=3).hash() == "fd453a668a96261e"
+    minutes = make_run_config("tcvae", train=TrainConfig(checkpoint_minutes=10))
+    assert minutes.hash() == "d0d6a3312569ac1e" and minutes.to_dict()["train"]["checkpoint_minutes"] == 10
+    with pytest.raises(ValueError, match="checkpoint_minutes"):
+        TrainConfig(checkpoint_minutes=0)
+    from plans import resolved
+    from welavae.experiments.plan import blobs_plan
+    from welavae.experiments.presets import PRESETS
+
+    paper = resolved(blobs_plan(PRESETS["paper"].settings, seeds=2))[0].config  # every 10 minutes, same hash
+    assert paper.train.checkpoint_minutes == 10 and paper.hash() == "b0d4cc67ac64cf30"
+
+
+def test_a_benchmark_config_keeps_the_0_2_0_hashes_and_hashes_its_own_fields(tmp_path):
+    assert make_run_config("wela", label_dim=2).hash() == "f5af1694bc50d21b"  # 0.2.0's hash (tests/test_config.py)
+    d = DataConfig(source="benchmark", dataset="sprites", data_path="s.npz")
+    hashes = {make_run_config("tcvae", data=x).hash()
+              for x in (d, DataConfig(source="benchmark", dataset="sprites", data_path="s.npz", subset=10),
+                        DataConfig(source="benchmark", dataset="sprites", data_path="s.npz", subset=10, subset_seed=1))}
+    assert len(hashes) == 3

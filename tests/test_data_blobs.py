@@ -1,10 +1,11 @@
-"""Known answers for the Blobs generator and weak labels (paper §4.1, DESIGN.md conventions)."""
+"""welavae.data.blobs: known answers for the Blobs generator and weak labels (paper §4.1, DESIGN.md)."""
 import math
 
 import numpy as np
 import pytest
 
 from welavae.data import label_edges, make_blobs, polar_factors, weak_labels
+from welavae.data.dataset import to_float
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +155,9 @@ def test_bad_factors():
         polar_factors(np.array([[65.0, 1.0]]))
     with pytest.raises(ValueError, match="shape"):
         weak_labels(np.zeros((3, 3)), 2)
+
+
+def test_blobs_float_images_are_their_8_bit_pixels_through_to_float():
+    b = make_blobs(1)
+    pixels = np.rint(b.images * 255).astype(np.uint8)
+    assert to_float(pixels).tobytes() == b.images.tobytes()  # so Blobs stays uint8 (welavae.data.load) without a changed number

@@ -1,15 +1,20 @@
-"""A user's own data (issue: beyond Blobs): image folders with a CSV of labels, .npz files, label hiding.
+"""welavae.data.folder: image folders with a CSV of labels, in gray or colour.
 
 Every defect must be refused with one sentence naming the file (and row).
+Known answers: pixel values written into PNG files read back exactly (/255);
+alpha composited onto black by hand.
 """
+import warnings
+
 import numpy as np
 import pytest
+from fixtures import write_png
 from PIL import Image
 
-from welavae.data import check_labels, hide_labels, load_image_folder, load_npz
+from welavae.data import load_image_folder
 
 
-def write_png(path, array):
+def write_gray_png(path, array):
     Image.fromarray((np.asarray(array) * 255).round().astype(np.uint8), mode="L").save(path)
 
 
@@ -22,7 +27,7 @@ def folder(tmp_path):
     arrays = {}
     for name in ("a.png", "b.png", "c.png", "d.png"):
         a = rng.integers(0, 256, size=(12, 10)) / 255.0
-        write_png(d / name, a)
+        write_gray_png(d / name, a)
         arrays[name] = a
     csv = tmp_path / "labels.csv"
     csv.write_text("file,shape,size\nb.png,square,1\na.png,circle,0\nc.png,,2\nd.png,square,\n")
@@ -86,7 +91,7 @@ def test_unreadable_and_mismatched_images_are_named(folder):
     (d / "c.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match=r"c.png is not a readable image file"):
         load_image_folder(d, csv)
-    write_png(d / "c.png", np.zeros((5, 5)))
+    write_gray_png(d / "c.png", np.zeros((5, 5)))
     with pytest.raises(ValueError, match=r"c.png is 5x5 pixels but .*b.png is 10x12"):
         load_image_folder(d, csv)
 
@@ -97,35 +102,87 @@ def test_a_label_outside_a_trained_models_classes_is_named(folder):
         load_image_folder(d, csv, label_names=("shape", "size"), label_classes=(("circle", "oval"), ("0", "1", "2")))
 
 
-def test_npz_with_partial_labels_and_names(tmp_path):
-    p = tmp_path / "d.npz"
-    images = np.random.default_rng(1).random((6, 9, 7)).astype(np.float32)
-    labels = np.array([[0, 2], [1, -1], [-1, 0], [1, 1], [0, 2], [1, 0]])
-    np.savez(p, images=images, labels=labels, label_names=np.array(["a", "b"]))
-    ds = load_npz(p)
-    assert ds.label_dims == (2, 3) and ds.label_names == ("a", "b") and ds.image_shape == (9, 7, 1)
-    assert (ds.labels == labels).all()
-    bad = labels.copy()
-    bad[2, 0] = 4
-    np.savez(p, images=images, labels=bad)
-    with pytest.raises(ValueError, match=r"column 0 must lie in 0..1 \(or -1 = missing\), got 4 at row 2"):
-        load_npz(p, label_dims=(2, 3))
-    np.savez(p, images=images * 2)
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        load_npz(p)
+def _folder(tmp_path, rows, header="file,a"):
+    from PIL import Image
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((4, 4), 60 * i, np.uint8)).save(d / f"{i}.png")
+    (tmp_path / "labels.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    return d, tmp_path / "labels.csv"
 
 
-def test_check_labels_refuses_no_observed_label():
-    with pytest.raises(ValueError, match="no sample has an observed label"):
-        check_labels(np.full((4, 2), -1), 4, (2, 2))
+@pytest.mark.parametrize("outside", ["../x.png", "ABS"])
+def test_a_csv_row_naming_a_file_outside_the_folder_is_refused(tmp_path, outside):
+    from PIL import Image
+
+    from welavae.data.folder import load_image_folder
+
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "x.png")
+    name = str(tmp_path / "x.png") if outside == "ABS" else outside
+    d, csv = _folder(tmp_path, [f"{i}.png,{i % 2}" for i in range(4)] + [f"{name},1"])
+    with pytest.raises(ValueError, match=r"row 6: .* outside .*imgs"):
+        load_image_folder(d, csv)
 
 
-def test_hide_labels_keeps_a_seeded_subset_of_round_f_n():
-    labels = np.arange(2000).reshape(1000, 2) % 3
-    kept, hidden = hide_labels(labels, 0.1, seed=5)
-    assert (~hidden).sum() == 100  # round(0.1 · 1000)
-    assert (kept[hidden] == -1).all() and (kept[~hidden] == labels[~hidden]).all()
-    again, hidden2 = hide_labels(labels, 0.1, seed=5)
-    assert (hidden == hidden2).all()  # the same subset for the same seed
-    assert (hide_labels(labels, 0.1, seed=6)[1] != hidden).any()
-    assert (~hide_labels(labels, 0.0015, seed=0)[1]).sum() == 2  # round(1.5) = 2
+def test_a_label_column_named_twice_is_refused(tmp_path):
+    from welavae.data.folder import load_image_folder
+
+    d, csv = _folder(tmp_path, [f"{i}.png,{i % 2},{i % 2}" for i in range(4)], header="file,a,a")
+    with pytest.raises(ValueError, match="'a' twice"):
+        load_image_folder(d, csv)
+
+
+def test_numerals_are_classes_by_value(tmp_path):
+    from welavae.data.folder import load_image_folder
+
+    d, csv = _folder(tmp_path, ["0.png,0", "1.png,1", "2.png,1.0", "3.png,01"])
+    ds = load_image_folder(d, csv)
+    assert ds.label_dims == (2,) and ds.labels[:, 0].tolist() == [0, 1, 1, 1]  # '1', '1.0', '01': class 1
+
+
+def test_a_non_integer_number_in_a_label_column_is_refused(tmp_path):
+    from welavae.data.folder import load_image_folder
+
+    d, csv = _folder(tmp_path, ["0.png,0", "1.png,1", "2.png,1.5", "3.png,0"])
+    with pytest.raises(ValueError, match="row 4: label 'a' = 1.5 is not a whole number"):
+        load_image_folder(d, csv)
+
+
+def test_folder_read_in_colour_or_gray(tmp_path):
+    px = np.array([[[255, 0, 0], [0, 128, 255]]], dtype=np.uint8)  # 1×2 RGB: red, a blue
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    write_png(folder / "a.png", px, "RGB")
+    write_png(folder / "b.png", px[:, ::-1], "RGB")
+    (tmp_path / "labels.csv").write_text("file,k\na.png,0\nb.png,1\n")
+    rgb = load_image_folder(folder, tmp_path / "labels.csv", color="rgb")
+    assert rgb.images.shape == (2, 1, 2, 3)
+    assert np.array_equal(rgb.images[0], px.astype(np.float32) / 255)  # exact: value / 255
+    gray = load_image_folder(folder, tmp_path / "labels.csv")
+    # Pillow's L = (299 R + 587 G + 114 B) / 1000, rounded: red 255 → 76, (0, 128, 255) → 104.
+    assert gray.images.shape == (2, 1, 2) and np.allclose(gray.images[0, 0] * 255, [76, 104])
+
+
+def test_folder_mixing_gray_and_colour_is_refused_naming_the_file(tmp_path):
+    write_png(tmp_path / "a.png", np.zeros((4, 4, 3)), "RGB")
+    write_png(tmp_path / "b.png", np.zeros((4, 4)), "L")
+    with pytest.raises(ValueError, match=r"b\.png is a grayscale image but .*a\.png is colour"):
+        load_image_folder(tmp_path, color="rgb")
+    with pytest.raises(ValueError, match=r"b\.png is a grayscale image"):
+        load_image_folder(tmp_path)
+
+
+def test_rgba_is_flattened_onto_black_with_one_warning(tmp_path):
+    rgba = np.array([[[200, 100, 50, 255], [200, 100, 50, 0], [200, 100, 50, 128]]], dtype=np.uint8)
+    write_png(tmp_path / "a.png", rgba, "RGBA")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = load_image_folder(tmp_path, color="rgb")
+    assert len(caught) == 1 and "alpha channel: flattened onto black" in str(caught[0].message)
+    assert "a.png" in str(caught[0].message)
+    x = ds.images[0, 0] * 255
+    assert np.array_equal(x[0], [200, 100, 50])  # opaque: unchanged
+    assert np.array_equal(x[1], [0, 0, 0])  # transparent: black
+    assert np.abs(x[2] - np.array([200, 100, 50]) * 128 / 255).max() <= 1.0  # value·α, up to Pillow's rounding

@@ -1,12 +1,11 @@
-"""welavae.data.load: one function from a config to a Dataset (Blobs, npz, image folder, fit's arrays)."""
+"""welavae.data.load: one function from a config to a Dataset (Blobs, npz, benchmarks), checked against the model."""
 import numpy as np
 import pytest
 
 from welavae.config import DataConfig, make_run_config
-from welavae.data import Dataset, load, make_blobs, save_npz, weak_labels
+from welavae.data import load, make_blobs, weak_labels
 from welavae.data.dataset import to_float
 from welavae.data.load import resolve_paths
-from welavae.run import Run
 
 
 def test_blobs_get_the_weak_labels_of_the_models_p(tmp_path):
@@ -32,43 +31,6 @@ def test_npz_is_checked_against_the_model_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="images are 8x8x1, the model expects 6x6x1"):
         load(cfg)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz"]
-
-
-def test_save_npz_round_trips_through_load_npz(tmp_path):
-    rng = np.random.default_rng(0)
-    ds = Dataset(images=rng.random((5, 4, 4), dtype=np.float32), labels=np.array([[0], [1], [-1], [1], [0]]),
-                 label_dims=(2,), label_names=("size",), factors=rng.random((5, 2)))
-    save_npz(tmp_path / "x.npz", ds)
-    back = load(DataConfig(source="npz", path=str(tmp_path / "x.npz")))
-    np.testing.assert_array_equal(back.images, ds.images)
-    np.testing.assert_array_equal(back.labels, ds.labels)
-    np.testing.assert_array_equal(back.factors, ds.factors)
-    assert back.label_names == ("size",) and back.label_dims == (2,)
-
-
-def test_a_run_fit_on_arrays_is_evaluated_and_plotted_like_any_other(tmp_path):
-    import welavae
-    from welavae.evaluate import evaluate_run, plot_run
-
-    b = make_blobs(1)
-    labels = weak_labels(b.factors, 2)
-    model = welavae.fit(b.images, labels, seeds=(0, 1), out=tmp_path / "run", factors=b.factors, hidden=(16, 8),
-                        epochs=1, batch_size=64, lr=1e-3, label_fraction=0.5)
-    assert model.config.data.source == "arrays"
-    kept = Run(tmp_path / "run").data()  # the arrays fit trained on, all labels (none hidden)
-    np.testing.assert_array_equal(kept.images, b.images)
-    np.testing.assert_array_equal(kept.labels, labels)
-    np.testing.assert_array_equal(kept.factors, b.factors)
-    result = evaluate_run(tmp_path / "run", standard="none")
-    assert [r["seed"] for r in result["seeds"]] == [0, 1] and np.isfinite(result["seeds"][0]["polar"]["mse"])
-    assert result["seeds"][0]["accuracy_hidden"] is not None  # the hidden half is known from data.npz's labels
-    names = [p.name for p in plot_run(tmp_path / "run", seed=1, out_dir=tmp_path / "fig")]
-    assert names == ["wela_p2_seed1.png", "wela_p2_seed1_scatter.png"]
-    with pytest.raises(ValueError, match="in-memory arrays"):
-        load(model.config)  # without its run directory
-    Run(tmp_path / "run").arrays_file.unlink()
-    with pytest.raises(FileNotFoundError, match=Run.ARRAYS):
-        plot_run(tmp_path / "run", seed=1, out_dir=tmp_path / "fig")
 
 
 # ------------------------------------------------------------- benchmarks ---
@@ -118,12 +80,3 @@ def test_a_benchmark_is_refused_in_one_sentence(tmp_path):
     d = DataConfig(source="benchmark", dataset="sprites", data_path=path, grid=SPRITE_GRID, weak_labels="bins(posX):2")
     with pytest.raises(ValueError, match=r"have \(2,\) classes, the model expects \(3,\)"):
         load(make_run_config("wela", label_dims=(3,), image_shape=(64, 64), data=d))
-
-
-def test_a_benchmark_config_keeps_the_0_2_0_hashes_and_hashes_its_own_fields(tmp_path):
-    assert make_run_config("wela", label_dim=2).hash() == "f5af1694bc50d21b"  # 0.2.0's hash (tests/test_colour.py)
-    d = DataConfig(source="benchmark", dataset="sprites", data_path="s.npz")
-    hashes = {make_run_config("tcvae", data=x).hash()
-              for x in (d, DataConfig(source="benchmark", dataset="sprites", data_path="s.npz", subset=10),
-                        DataConfig(source="benchmark", dataset="sprites", data_path="s.npz", subset=10, subset_seed=1))}
-    assert len(hashes) == 3

@@ -1,4 +1,4 @@
-"""The benchmark readers on small files written in exactly the published layouts, and their refusals.
+"""welavae.data.published: the benchmark readers on small files in exactly the published layouts, refusals.
 
 Each file has the published array names, dtypes, image shapes and factor-grid order; only the
 factor grid is smaller (the registry entry is swapped for one with smaller sizes, the documented hook).
@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 
-from welavae.data.dataset import to_float
 from welavae.data.published import (
     BENCHMARKS,
     load_benchmark,
@@ -196,7 +195,6 @@ def test_registry_sizes_are_the_published_ones():
     }
 
 
-
 def write_shapes3d(path, *, labels=None, images=None):
     h5py = pytest.importorskip("h5py")
     classes = grid(S3D_SIZES)
@@ -245,22 +243,6 @@ def test_shapes3d_refusals(tmp_path):
     (tmp_path / "d.h5").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="is not a readable HDF5 file"):
         load_benchmark(entry, tmp_path / "d.h5")
-
-
-def test_to_float_per_batch():
-    import torch
-
-    bits = np.array([[0, 1]], np.uint8).view(bool)
-    np.testing.assert_array_equal(to_float(bits), [[0.0, 1.0]])
-    colour = np.array([0, 51, 255], np.uint8)
-    out = to_float(colour)
-    assert out.dtype == np.float32
-    np.testing.assert_allclose(out, [0.0, 0.2, 1.0], rtol=1e-7)
-    t = to_float(torch.from_numpy(colour))
-    assert t.dtype == torch.float32 and torch.allclose(t, torch.tensor([0.0, 0.2, 1.0]))
-    assert to_float(torch.tensor([True, False])).tolist() == [1.0, 0.0]
-    with pytest.raises(ValueError, match="bool, uint8 or float, got dtype int64"):
-        to_float(np.zeros(2, np.int64))
 
 
 def test_weak_labels_and_dataset_keep_uint8(tmp_path, ds_entry):

@@ -1,11 +1,21 @@
-"""Weak labels from a spec: known answers (hand-binned values) and the paper's Blobs labels reproduced."""
+"""welavae.data.spec: weak labels from a spec (hand-binned values, the paper's Blobs labels) and its pair."""
 import math
 
 import numpy as np
 import pytest
+from fixtures import SPEC
 
 from welavae.data.blobs import weak_labels as blobs_weak_labels
-from welavae.data.spec import CustomTerm, Term, bin_coordinate, parse_spec, weak_labels, weak_labels_from_spec
+from welavae.data.spec import (
+    CustomTerm,
+    LabelPair,
+    Term,
+    bin_coordinate,
+    label_pair,
+    parse_spec,
+    weak_labels,
+    weak_labels_from_spec,
+)
 
 
 def blobs_grid():
@@ -130,3 +140,11 @@ def test_a_spec_of_the_wrong_type_is_refused():
     for bad in (True, 2.5, None):
         with pytest.raises(ValueError, match="a weak-label spec is a string like"):
             weak_labels(blobs_grid()[:3], bad)
+
+
+def test_label_pair_names_the_pair_and_its_system():
+    assert label_pair(SPEC) == LabelPair(("posX", "posY"), "polar", "corner")
+    assert label_pair("bins(shape):3, sum(posX,posY):2, diff(posX,posY):2") == LabelPair(("posX", "posY"), "rotated")
+    assert label_pair("angle(posX,posY,origin=centre):4") == LabelPair(("posX", "posY"), "polar", "centre")
+    assert label_pair("bins(posY):3, bins(scale):2") == LabelPair(("posY", "scale"), "cartesian")
+    assert label_pair("bins(shape):3") is None

@@ -1,13 +1,9 @@
-"""Device names validated in one sentence (welavae/device.py), with CUDA faked by monkeypatching torch.cuda."""
+"""welavae.device: device names validated in one sentence, with CUDA faked by monkeypatching torch.cuda."""
 import pytest
 import torch
+from fixtures import fake_gpus
 
 from welavae.device import check_device, parse_device
-
-
-def fake_gpus(monkeypatch, count):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
 
 
 @pytest.mark.parametrize("name,expected", [("cpu", "cpu"), ("cuda", "cuda"), ("cuda:1", "cuda:1"), (" CUDA:0", "cuda:0"),
@@ -34,18 +30,3 @@ def test_cuda_on_a_machine_without_one(monkeypatch):
     with pytest.raises(ValueError, match="no CUDA device"):
         check_device("cuda")
     assert parse_device("cuda:3") == torch.device("cuda:3")  # e.g. for Ray workers: the name alone
-
-
-@pytest.mark.parametrize("argv", [["train", "--model", "tcvae", "--device", "gpu"],
-                                  ["train", "--model", "tcvae", "--device", "cuda:7"],
-                                  ["bench", "--device", "cuda:7"],
-                                  ["reproduce", "--device", "cuda:7"]])
-def test_cli_refuses_a_bad_device_with_exit_2_and_writes_nothing(monkeypatch, tmp_path, capsys, argv):
-    from welavae.cli import main
-
-    fake_gpus(monkeypatch, 1)
-    out = tmp_path / "out"
-    code = main(argv + ["--out", str(out)] if argv[0] != "bench" else argv + ["--json", str(out)])
-    err = capsys.readouterr().err
-    assert code == 2 and err.startswith("welavae: error: ") and err.count("\n") == 1, err
-    assert not out.exists()

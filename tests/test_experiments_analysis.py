@@ -1,4 +1,4 @@
-"""Seed selection tables of a sweep (welavae.experiments.analysis) against hand-computed values."""
+"""welavae.experiments.analysis: seed selection tables of a sweep against hand-computed values."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""The SQLite results store: round trip, atomic batches, resume keys, crash safety, bad files."""
+"""welavae.experiments.store: round trip, atomic batches, resume keys, crash safety, bad and old files."""
 import json
 import os
 import signal
@@ -6,6 +6,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -178,3 +180,63 @@ def test_closed_store_says_so(tmp_path):
     s.close()  # idempotent
     with pytest.raises(ValueError, match="closed"):
         s.rows()
+
+
+def test_results_store_gains_the_environment_column_on_an_old_file(tmp_path):
+    import json
+    import sqlite3
+
+    from welavae.experiments.store import ResultsStore, _SCHEMA
+
+    old = tmp_path / "results.sqlite"
+    conn = sqlite3.connect(old)  # a file as welavae wrote it before the column existed
+    for statement in _SCHEMA.replace("    environment TEXT,\n", "").split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    env = [{"device": "cuda", "device_name": "GPU X", "tf32": False, "torch": "2.13.0", "cuda": "12.8",
+            "cudnn": 91000, "from_epoch": 0}]
+    with ResultsStore(old) as store:
+        store.register_model("tcvae", "h", "{}", beta=1.0, gamma=None, label_dim=None, latent_dim=5,
+                             regulariser="tc")
+        store.record([{"model": "tcvae", "seed": 0, "config_hash": "h", "status": "done", "environment": env},
+                      {"model": "tcvae", "seed": 1, "config_hash": "h", "status": "done"}])
+        rows = store.rows()
+    assert json.loads(rows[0]["environment"]) == env and rows[1]["environment"] is None
+
+
+def test_two_stores_opened_at_once_on_a_new_file_both_open(tmp_path):
+    """The second open used to read the schema version before BEGIN IMMEDIATE, saw 0 while the first
+    was creating the tables, then tried to create them again: 'not a readable results database'."""
+    from welavae.experiments import store as store_mod
+
+    path = tmp_path / "results.sqlite"
+    first = sqlite3.connect(str(path), isolation_level=None)
+    first.execute("PRAGMA journal_mode=WAL")
+    first.execute("BEGIN IMMEDIATE")  # the first store, half way through creating its schema
+    for statement in store_mod._SCHEMA.split(";"):
+        if statement.strip():
+            first.execute(statement)
+    first.execute(f"PRAGMA user_version={store_mod.SCHEMA_VERSION}")
+    outcome = {}
+
+    def open_second():
+        try:
+            with store_mod.ResultsStore(path) as s:
+                outcome["models"] = s.models()
+        except Exception as e:  # noqa: BLE001 - reported below
+            outcome["error"] = e
+
+    t = threading.Thread(target=open_second)
+    t.start()
+    time.sleep(0.5)  # the second is waiting (busy timeout) or has already read the schema
+    first.execute("COMMIT")
+    first.close()
+    t.join(60)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["models"] == []
+    check = sqlite3.connect(str(path))
+    assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    check.close()

@@ -1,5 +1,8 @@
-"""`welavae reproduce`: outputs per the contract, resumable after kill -9, idempotent, failures recorded and
-retried, seeds in chunks, Ray backend."""
+"""welavae.experiments.sweep: a plan run to the contract, kill -9 and resume, failures, chunks, Ray.
+
+Outputs per the contract, resumable after kill -9, idempotent, failures
+recorded and retried (a corrupt checkpoint named), seeds in chunks, Ray backend.
+"""
 import csv
 import dataclasses
 import json
@@ -13,13 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from plans import tiny_tcvae_plan
 
-from plans import resolved
-from welavae import cli
 from welavae.config import DataConfig, TrainConfig
-from welavae.experiments import executors, presets, sweep
-from welavae.experiments.plan import PAPER_MODELS, blobs_plan, blobs_spec
-from welavae.experiments.presets import PRESETS, reproduce
+from welavae.experiments import executors, sweep
+from welavae.experiments.plan import blobs_spec
 from welavae.experiments.sweep import SweepFailed, run_plan
 
 CONTRACT = ("model,beta,gamma,label_dim,latent_dim,seeds,polar_lowest,polar_mean,polar_best10_mean,"
@@ -38,11 +39,6 @@ def run(out, plan, cache, **kw):
     return run_plan(plan, out=out, data_dir=cache, progress=False, standard="none", **kw)
 
 
-def make_plan(name, **kw):
-    """A Blobs preset's plan, resolved (RunSpecs with their configs)."""
-    return resolved(blobs_plan(PRESETS[name].settings, **kw))
-
-
 REAL_RUN_JOB = executors.run_job
 
 
@@ -56,39 +52,6 @@ def trained_jobs(monkeypatch):
 
     monkeypatch.setattr(executors, "run_job", recording)
     return calls
-
-
-def test_presets_match_the_paper():
-    plan = make_plan("paper")
-    assert [s.model for s in plan] == ["tcvae"] + [f"wela_p{p}" for p in range(2, 9)]
-    gammas = [s.config.objective.gamma for s in plan[1:]]
-    assert gammas == [2000, 1500, 1000, 800, 750, 600, 500]  # Table 1
-    for s in plan:
-        c = s.config
-        assert c.objective.beta == 40 and c.train.lr == 1e-4 and c.train.batch_size == 256 and c.train.epochs == 150
-        assert c.model.hidden == (1200, 1200) and c.data.variants == 25 and len(s.seeds) == 50
-        assert c.model.latent_dim == (5 if s.model == "tcvae" else 2)
-    quick = make_plan("quick", seeds=3, epochs=4, models=["wela_p3"])
-    assert quick[0].seeds == (0, 1, 2) and quick[0].config.train.epochs == 4 and quick[0].config.model.label_dim == 3
-    with pytest.raises(ValueError, match="unknown model"):
-        make_plan("quick", models=["vae"])
-    assert [s.model for s in make_plan("quick")] == ["tcvae", "wela_p2"]
-    # The paper estimates TC with "the biased Monte-Carlo estimator proposed in β-TCVAE" (MWS, §4.3).
-    assert {s.config.objective.tc_estimator for s in plan} == {"mws"}
-    assert make_plan("quick")[0].config.objective.tc_estimator == "mss"
-    assert make_plan("quick", tc_estimator="mws")[1].config.objective.tc_estimator == "mws"
-    # table: all eight models of Table 1 on the quick preset's data and network.
-    table = make_plan("table")
-    assert tuple(s.model for s in table) == PAPER_MODELS == ("tcvae",) + tuple(f"wela_p{p}" for p in range(2, 9))
-    assert [s.config.kind for s in table] == ["tcvae"] + ["wela"] * 7
-    assert [s.config.model.label_dim for s in table] == [None, 2, 3, 4, 5, 6, 7, 8]
-    q = make_plan("quick")[0].config
-    for s in table:
-        c = s.config
-        assert (c.data, c.model.hidden, c.train.lr) == (q.data, q.model.hidden, 1e-3)
-        # the paper's batch (β-TCVAE's Cartesian code needs it on this set; README)
-        assert c.train.batch_size == 256 and c.train.epochs == 150
-        assert c.objective.tc_estimator == "mss" and len(s.seeds) == 16
 
 
 def test_reproduce_writes_the_contract_and_reruns_in_seconds(tmp_path):
@@ -206,18 +169,6 @@ def test_a_model_whose_every_seed_diverged_is_reported_not_retrained(tmp_path, m
     assert calls == [] and err.value.table[0]["diverged"] == 2  # recorded as diverged, not retried
 
 
-def test_cli_names_the_failed_models_in_one_line_and_exits_1(tmp_path, monkeypatch, capsys):
-    def failing(*args, **kw):
-        (tmp_path / "table.md").write_text("the table\n")
-        raise SweepFailed({"wela_p3": "RuntimeError: boom", "wela_p5": "all 2 finished seeds diverged"}, [])
-
-    monkeypatch.setattr(presets, "run_plan", failing)
-    assert cli.main(["reproduce", "--out", str(tmp_path), "--seeds-per-task", "2", "--tc-estimator", "mws"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("welavae: error: 2 models failed (wela_p3, wela_p5)")
-    assert "run the same command again" in err[0]
-
-
 def test_progress_is_one_bar_over_all_epochs_and_a_line_per_job(capsys):
     jobs = [{"spec": {"model": m, "config": {"train": {"epochs": 3}}}, "seeds": [0, 1], "chunk_dir": m}
             for m in ("tcvae", "wela_p2")]
@@ -293,11 +244,20 @@ def test_ray_backend_on_a_local_instance(tmp_path):
         assert db.execute("select count(*) from results where model='wela_p3' and status='failed'").fetchone()[0] == 2
 
 
-@pytest.mark.slow
-def test_quick_preset_shows_the_paper_finding(tmp_path):
-    # The README's main job (≈ 6 min on 2 cores): WeLa-VAE p=2 learns a polar code, β-TCVAE does not.
-    rows = {r["model"]: r for r in reproduce("quick", out=tmp_path, data_dir=tmp_path / "cache", progress=False)}
-    tc, wela = rows["tcvae"], rows["wela_p2"]
-    assert wela["polar_lowest"] < tc["polar_lowest"] / 2
-    assert tc["cartesian_lowest"] < tc["polar_lowest"]
-    assert wela["acc_angle"] >= 0.99 and wela["acc_distance"] >= 0.99
+def test_a_sweep_job_with_a_corrupt_checkpoint_says_which_file_to_delete(tmp_path):
+    from welavae.experiments import sweep
+    from welavae.experiments.sweepdir import SweepDir
+    from welavae.experiments.store import ResultsStore
+
+    out = tmp_path / "results"
+    ckpt = SweepDir(out).chunk("tcvae", [0]) / "checkpoints" / "last.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(sweep.SweepFailed) as e:
+        sweep.run_plan(tiny_tcvae_plan(), out=out, data_dir=tmp_path / "cache", progress=False, standard="none")
+    assert f"delete {ckpt}" in str(e.value)
+    with ResultsStore(out / "results.sqlite") as store:
+        (row,) = store.rows("tcvae")
+    assert row["status"] == "failed" and f"delete {ckpt} and run the same command again" in row["error"].splitlines()[0]
+    ckpt.unlink()  # as the message says: the retry trains the chunk and succeeds
+    sweep.run_plan(tiny_tcvae_plan(), out=out, data_dir=tmp_path / "cache", progress=False, standard="none")

@@ -1,12 +1,21 @@
-"""welavae.lock: one command per directory; the holder named; stale locks of dead processes taken over."""
+"""welavae.lock: one command per directory; the holder named; stale locks of dead processes taken over.
+
+Two real processes on one run directory or one results folder: the second is
+refused (naming the holder's PID) and the first finishes whole.
+"""
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from fixtures import TINY, _env, _error_line, _tiny_npz, _wait_for
+from plans import tiny_tcvae_plan as tiny_plan
 
+from welavae.cli import main
 from welavae.lock import LOCK_NAME, Locked, holder, lock_dir, locking
 from welavae.run import Run
 
@@ -120,8 +129,81 @@ def test_the_decorator_locks_the_named_argument_with_its_default(tmp_path, monke
     assert seen == [os.getpid()] and not (tmp_path / "results" / LOCK_NAME).exists()
 
 
-def test_run_offers_its_lock(tmp_path):
-    run = Run(tmp_path / "run")
-    with run.locked():
-        assert holder(run.path)["pid"] == os.getpid()
-    assert holder(run.path) is None
+# A training process that holds its run directory while blocked after epoch 1, until RELEASE exists.
+_BLOCKED_TRAIN = """
+import sys, time
+from pathlib import Path
+from welavae.config import DataConfig, TrainConfig, make_run_config
+from welavae.data.npz import load_npz
+from welavae.train.rundir import train_run
+npz, out, release = sys.argv[1:]
+ds = load_npz(npz)
+cfg = make_run_config("wela", label_dims=ds.label_dims, image_shape=ds.image_shape, hidden=(16,), latent_dim=2,
+                      label_names=ds.label_names, label_classes=ds.label_classes,  # as `welavae train` resolves it
+                      data=DataConfig(source="npz", path=npz),
+                      train=TrainConfig(epochs=2, batch_size=16, checkpoint_every=2))
+def wait(epoch, means):
+    while not Path(release).exists():
+        time.sleep(0.02)
+train_run(cfg, [0], out, data=ds, on_epoch=wait)
+"""
+
+
+def test_concurrent_train_into_one_folder_refuses_the_second_and_keeps_the_first(tmp_path, capsys):
+    npz = _tiny_npz(tmp_path / "d.npz")
+    out, release = tmp_path / "run", tmp_path / "release"
+    first = subprocess.Popen([sys.executable, "-c", _BLOCKED_TRAIN, npz, out, release], env=_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(out / "config.json", first)
+        # The same configuration, another seed, from this process while the first trains.
+        code = main(["train", "--model", "wela", "--npz", str(npz), *TINY[:-2], "--epochs", "2",
+                     "--checkpoint-every", "2", "--seeds", "1", "--out", str(out)])
+        line = _error_line(capsys.readouterr().err)
+        assert code == 2 and f"PID {first.pid}" in line, line
+    finally:
+        release.touch()
+        _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    run = Run(out)
+    assert run.seeds == [0] and run.mu.shape == (1, 64, 2)  # the first run's seeds, whole
+    assert not (out / LOCK_NAME).exists()
+
+
+# A sweep that holds its results folder while blocked before recording its first result, until RELEASE exists.
+_BLOCKED_SWEEP = """
+import sys, time
+from pathlib import Path
+from welavae.experiments import store, sweep
+sys.path.insert(0, sys.argv[4])
+from plans import tiny_tcvae_plan as tiny_plan
+out, data_dir, release = sys.argv[1:4]
+record = store.ResultsStore.record
+def blocked(self, rows):
+    while not Path(release).exists():
+        time.sleep(0.02)
+    return record(self, rows)
+store.ResultsStore.record = blocked
+sweep.run_plan(tiny_plan(), out=out, data_dir=data_dir, progress=False, standard="none")
+"""
+
+
+def test_concurrent_reproduce_on_one_folder_refuses_the_second_and_loses_nothing(tmp_path):
+    from welavae.experiments import sweep
+
+    out, data_dir, release = tmp_path / "results", tmp_path / "cache", tmp_path / "release"
+    first = subprocess.Popen([sys.executable, "-c", _BLOCKED_SWEEP, out, data_dir, release, Path(__file__).parent],
+                             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(out / "runs" / "tcvae" / "chunks", first)  # the first sweep is training or recording
+        with pytest.raises(ValueError, match=f"in use by PID {first.pid}"):
+            sweep.run_plan(tiny_plan(), out=out, data_dir=data_dir, progress=False, standard="none")
+    finally:
+        release.touch()
+        _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    db = sqlite3.connect(str(out / "results.sqlite"))
+    assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert db.execute("SELECT model, seed, status FROM results").fetchall() == [("tcvae", 0, "done")]
+    db.close()
+    assert (out / "table.csv").exists() and not (out / LOCK_NAME).exists()

@@ -1,6 +1,6 @@
-"""The conv network (``--arch conv``) against stock PyTorch, and its seeds kept apart (issue 21 parts 2-3).
+"""welavae.nn.conv: the conv network (``--arch conv``) against stock PyTorch; its seeds kept apart; its sizes.
 
-Known answers: TensorFlow's "same" padding arithmetic (``tf.nn`` documentation:
+Issue 21 parts 2-3.  Known answers: TensorFlow's "same" padding arithmetic (``tf.nn`` documentation:
 out = ⌈n / s⌉, pad_total = max((out − 1)·s + k − n, 0), pad_before =
 ⌊pad_total / 2⌋) for kernel 4 and stride 2; a stock ``nn.Sequential`` of
 ``nn.Conv2d`` / ``nn.ConvTranspose2d`` / ``nn.Linear`` written here, loaded
@@ -18,14 +18,14 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
+from welavae.checkpoint import export_safetensors
 from welavae.config import DataConfig, TrainConfig, make_run_config
+from welavae.data import Dataset
 from welavae.nn import EnsembleVAE, plain_networks
 from welavae.nn.conv import to_chw
-from welavae.data import Dataset
-from welavae.objectives import bernoulli_nll, objective_terms
 from welavae.nn.encode import encode_dataset
+from welavae.objectives import bernoulli_nll, objective_terms
 from welavae.train import train
-from welavae.checkpoint import export_safetensors
 
 LABEL_DIMS = (2, 3)
 
@@ -164,7 +164,7 @@ def test_conv_seed_alone_equals_seed_beside_others(channels):
     alone = train(c, [1], images, labels, progress=False)
     mu3, _, _ = encode_dataset(together.model, images, labels)
     mu1, _, _ = encode_dataset(alone.model, images, labels)
-    assert np.abs(mu3[1] - mu1[0]).max() < 1e-4  # the MLP's tolerance (tests/test_trainer.py)
+    assert np.abs(mu3[1] - mu1[0]).max() < 1e-4  # the MLP's tolerance (tests/test_train_trainer.py)
     assert np.abs(mu3[0] - mu1[0]).max() > 1e-3  # and seeds do differ
     assert np.isfinite(together.history).all()
 
@@ -213,3 +213,18 @@ def test_a_conv_run_resumes_loads_and_encodes(tmp_path):
     model = load(tmp_path / "full")
     assert np.allclose(model.encode(images, labels), np.load(tmp_path / "full" / "mu.npy"), atol=1e-6)
     assert model.decode(np.zeros((3, 3), np.float32), seed=1).shape == (3, 16, 16, 3)
+
+
+def test_conv_encoder_takes_any_size_from_16_and_refuses_smaller():
+    # 4 convs of kernel 4, stride 2, padding 1: n → ⌊n/2⌋ four times, so 20×36 → 1×2 positions of 64 channels.
+    rng = np.random.default_rng(0)
+    images = rng.random((128, 20, 36)).astype(np.float32)
+    labels = rng.integers(0, 3, size=(128, 1))
+    c = make_run_config("wela", label_dims=(3,), encoder="conv", hidden=(8,), image_shape=(20, 36),
+                        data=DataConfig(source="arrays"), train=TrainConfig(epochs=1, batch_size=32, lr=1e-3))
+    model = EnsembleVAE(c.model, [0, 1])
+    assert model.conv.out_features == 64 * 1 * 2
+    r = train(c, [0, 1], images, labels, progress=False)
+    assert np.isfinite(r.history).all()
+    with pytest.raises(ValueError, match="H, W >= 16"):
+        make_run_config("wela", label_dims=(3,), encoder="conv", image_shape=(15, 64))

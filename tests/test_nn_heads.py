@@ -1,6 +1,4 @@
-"""The trainer's fast paths equal the plain computations they replace (issue: throughput)."""
-import platform
-import resource
+"""welavae.nn.heads: the fused image head and its compiled kernel equal the plain computations they replace."""
 import shutil
 import warnings
 
@@ -8,12 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from welavae.config import DataConfig, TrainConfig, make_run_config
-from welavae.nn import EnsembleVAE, heads
+from welavae.nn import heads
 from welavae.nn.heads import linear_bernoulli_nll
-from welavae.objectives import bernoulli_nll
-from welavae.train import trainer
-from welavae.train.platform import heap_reuse
 
 
 def reference_nll(logits, x):
@@ -32,18 +26,6 @@ def _head_inputs(seed, s=3, b=5, h=4, d=12, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
     return (torch.randn(s, b, h, generator=g, dtype=dtype), torch.randn(s, h, d, generator=g, dtype=dtype),
             torch.randn(s, 1, d, generator=g, dtype=dtype), torch.rand(b, d, generator=g, dtype=dtype))
-
-
-def test_bernoulli_nll_gradcheck():
-    # Known answer: the numerical Jacobian of −log p(x|l) (torch.autograd.gradcheck, float64).
-    g = torch.Generator().manual_seed(3)
-    logits = (torch.randn(2, 3, 5, generator=g, dtype=torch.float64) * 3).requires_grad_()
-    x = torch.rand(3, 5, generator=g, dtype=torch.float64)
-    x[0] = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.5], dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda l: bernoulli_nll(l, x), (logits,))
-    # Targets per seed (S, B, D) as well as shared (B, D).
-    xs = torch.rand(2, 3, 5, generator=g, dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda l: bernoulli_nll(l, xs), (logits,))
 
 
 @pytest.mark.parametrize("needs", [(True, True, True), (True, False, False), (False, True, False),
@@ -126,105 +108,3 @@ def test_compile_failure_warns_once_and_falls_back(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no second warning: the eager form is used from now on
         linear_bernoulli_nll(h, w, b, x, compiled=True)
-
-
-def test_image_head_is_one_linear_layer():
-    c = make_run_config("wela", label_dim=2, hidden=(16, 8), data=DataConfig(variants=1))
-    model = EnsembleVAE(c.model, [0, 1])
-    head = model.decoder[-1]
-    z = torch.randn(2, 5, c.model.latent_dim)
-    img, lab = model.decode(z)
-    # welavae 0.1.0's layout: one (S, H, 4096 + 4) layer, split after the matmul.
-    w = torch.cat([head.weight0, head.weight1], dim=2)
-    b = torch.cat([head.bias0, head.bias1], dim=2)
-    h = F.relu(model.decoder[1](F.relu(model.decoder[0](z))))
-    full = torch.baddbmm(b, h, w)
-    assert torch.allclose(img, full[..., :4096], atol=1e-6)
-    assert [t.shape for t in lab] == [(2, 5, 2), (2, 5, 2)]  # one (S, B, p_j) tensor per label
-    assert torch.allclose(torch.cat(lab, dim=-1), full[..., 4096:], atol=1e-6)
-    # The same draws as one nn.Linear(8, 4100) per seed: seed 1 alone has seed 1's weights.
-    alone = EnsembleVAE(c.model, [1]).decoder[-1]
-    assert torch.equal(alone.weight0[0], head.weight0[1]) and torch.equal(alone.bias1[0], head.bias1[1])
-    # decode_nll is bernoulli_nll of decode's image logits.
-    x = torch.rand(5, 4096)
-    nll, lab2 = model.decode_nll(z, x)
-    assert torch.allclose(nll, bernoulli_nll(img, x), rtol=1e-6) and all(torch.equal(a, b) for a, b in zip(lab2, lab))
-
-
-def test_compile_pays_only_for_long_cpu_runs(monkeypatch):
-    assert trainer.compile_pays("cpu", trainer.COMPILE_MIN_LOGITS)
-    assert not trainer.compile_pays("cpu", trainer.COMPILE_MIN_LOGITS / 2)
-    assert not trainer.compile_pays("meta", 1e15)
-    monkeypatch.setenv("WELAVAE_COMPILE", "0")
-    assert not trainer.compile_pays("cpu", 1e15)
-
-
-def test_training_with_the_compiled_likelihood_matches_eager():
-    from welavae.data import make_blobs, weak_labels
-
-    blobs = make_blobs(1, seed=0)
-    labels = weak_labels(blobs.factors, 2)
-    c = make_run_config("wela", label_dim=2, hidden=(32, 16), data=DataConfig(variants=1),
-                        train=TrainConfig(epochs=1, batch_size=64, lr=1e-4))
-    eager = trainer.train(c, [0, 1], blobs.images, labels, progress=False, compile_nll=False)
-    fast = trainer.train(c, [0, 1], blobs.images, labels, progress=False, compile_nll=True)
-    assert abs(fast.history - eager.history).max() < 1e-3 * abs(eager.history).max()
-    for (k, a), b in zip(eager.model.state_dict().items(), fast.model.state_dict().values()):
-        assert torch.allclose(a, b, atol=1e-5), k
-
-
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
-def test_heap_reuse_keeps_freed_pages():
-    def faults_for_reallocations():
-        torch.ones(16 << 20)  # 64 MiB: above glibc's largest mmap threshold
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        for _ in range(16):
-            torch.ones(16 << 20)
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-    outside = faults_for_reallocations()
-    with heap_reuse():
-        with heap_reuse():  # re-entrant
-            pass
-        inside = faults_for_reallocations()
-    # Each fresh mapping faults at least once per page: 32 faults for 64 MiB even when the kernel
-    # backs it with 2 MiB pages (system-wide THP), 16,384 with 4 KiB pages.  Reused heap: ~0,
-    # plus whatever else the process touches meanwhile (hence 16 rounds, not a few).
-    assert outside >= 16 * 32
-    assert inside * 8 < outside
-
-
-
-@pytest.mark.parametrize("fused", [True, False])
-def test_a_training_step_under_bf16_autocast_keeps_float32_gradients(fused):
-    # Issue 24 item 3: the hand-written backwards mixed bf16 and fp32 under autocast and raised.
-    # Under autocast the custom functions run in float32, so every gradient is float32 and the loss
-    # stays within bf16's rounding (≈ 2⁻⁸ relative per op) of the float32 loss.
-    from welavae.objectives import objective_terms
-
-    c = make_run_config("wela", label_dim=2, hidden=(32, 16), data=DataConfig(variants=1))
-    g = torch.Generator().manual_seed(0)
-    x = (torch.rand(16, 4096, generator=g) > 0.9).float()
-    y = torch.randint(0, 2, (16, 2), generator=g)
-    noise = torch.randn(2, 16, 2, generator=g)
-
-    def loss(model):
-        mu, logvar = model.encode(x, y)
-        z = mu + torch.exp(0.5 * logvar) * noise
-        if fused:
-            image_nll, label_logits = model.decode_nll(z, x)
-        else:
-            logits, label_logits = model.decode(z)
-            image_nll = bernoulli_nll(logits, x)
-        terms = objective_terms(c.objective, image_nll=image_nll, mu=mu, logvar=logvar, z=z, dataset_size=4096,
-                                y=y, label_logits=label_logits)
-        return terms["loss"]
-
-    reference = loss(EnsembleVAE(c.model, [0, 1])).detach()
-    model = EnsembleVAE(c.model, [0, 1])
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        value = loss(model)
-    value.sum().backward()  # outside the autocast block, as torch's AMP recipe has it
-    assert torch.isfinite(value).all() and torch.allclose(value.float(), reference, rtol=0.05)
-    for name, p in model.named_parameters():
-        assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all(), name

@@ -1,4 +1,4 @@
-"""The whole per-batch objective against an independent float64 reference (issue 14).
+"""welavae.objectives.objective: the per-batch objective against closed forms and a float64 reference (issue 14).
 
 The reference below is written from the papers, not from ``welavae.objectives``:
 
@@ -294,3 +294,46 @@ def test_a_missing_label_changes_neither_the_loss_nor_any_gradient(fused):
         assert (grad_j[:, miss] == 0).all() and (grad_j[:, ~miss] != 0).any()
     # And both equal the reference, which has no term for a missing label at all.
     torch.testing.assert_close(b["loss"], reference_terms(cfg, other)["loss"], rtol=1e-10, atol=0)
+
+
+def _closed_form_batch():
+    # S = 2, M = 4, D = 6 pixels, K = 2, labels with p = 2 and 3 (two entries missing).
+    # Zero image logits: −log p(x|z) = D·log 2 whatever x.  Zero label logits: −log p(y_j|z) = log p_j.
+    # Every μ_k = ±1 with σ² = 1: KL = ½ Σ_k (1 + 1 − 0 − 1) = K/2 = 1 per sample.
+    mu = torch.tensor([1.0, -1.0]).expand(2, 4, 2)
+    return dict(
+        image_nll=bernoulli_nll(torch.zeros(2, 4, 6), torch.rand(4, 6, generator=torch.Generator().manual_seed(0))),
+        mu=mu,
+        logvar=torch.zeros(2, 4, 2),
+        z=torch.randn(2, 4, 2, generator=torch.Generator().manual_seed(1)),
+        y=torch.tensor([[0, 2], [1, -1], [-1, 0], [1, 1]]),
+        label_logits=[torch.zeros(2, 4, 2), torch.zeros(2, 4, 3)],
+        dataset_size=100,
+    )
+
+
+@pytest.mark.usefixtures("float64")
+def test_objective_closed_form_known_answers():
+    # Per-sample label NLLs: log 2 + log 3, log 2, log 3, log 2 + log 3 → batch mean over all 4 samples
+    # (labelled or not, objective.py's convention) = (3 log 2 + 3 log 3)/4 = ¾ log 6.
+    inp = _closed_form_batch()
+    image, label = 6 * math.log(2), 0.75 * math.log(6)
+    t = objective_terms(ObjectiveConfig(regulariser="none", gamma=3.0), **inp)
+    for name, value in [("image_nll", image), ("label_nll", label), ("kl", 1.0), ("reg", 0.0),
+                        ("loss", image + 3 * label + 1)]:
+        assert t[name].shape == (2,) and torch.allclose(t[name], torch.full((2,), value), rtol=1e-14), name
+    # β-VAE (Higgins et al.): loss = NLL + γ·label + β·KL with β = 4.
+    t = objective_terms(ObjectiveConfig(regulariser="kl", beta=4.0, gamma=3.0), **inp)
+    assert torch.allclose(t["loss"], torch.full((2,), image + 3 * label + 4.0), rtol=1e-14)
+    # WeLa-VAE (paper eq. 4) with identical posteriors: TC_MWS = (K − 1)·log N = log 100 exactly, TC_MSS = 0;
+    # loss = NLL + γ·label + KL + β·TC.
+    t = objective_terms(ObjectiveConfig(regulariser="tc", beta=4.0, gamma=3.0, tc_estimator="mws"), **inp)
+    assert torch.allclose(t["tc"], torch.full((2,), math.log(100)), rtol=1e-14)
+    assert torch.allclose(t["loss"], torch.full((2,), image + 3 * label + 1 + 4 * math.log(100)), rtol=1e-14)
+    t = objective_terms(ObjectiveConfig(regulariser="tc", beta=4.0, gamma=3.0, tc_estimator="mss"), **inp)
+    assert torch.allclose(t["loss"], torch.full((2,), image + 3 * label + 1), rtol=1e-14)
+    # β-TCVAE: no labels, no label term.
+    t = objective_terms(ObjectiveConfig(regulariser="tc", beta=4.0, tc_estimator="mws"),
+                        **{**inp, "y": None, "label_logits": None})
+    assert "label_nll" not in t
+    assert torch.allclose(t["loss"], torch.full((2,), image + 1 + 4 * math.log(100)), rtol=1e-14)

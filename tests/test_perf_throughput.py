@@ -1,4 +1,4 @@
-"""The throughput benchmark: its counts, its naive reference and its output format (never its timings)."""
+"""welavae.perf.throughput: its counts, naive reference and output format (never its timings); no CUDA in the parent."""
 import json
 import math
 
@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from welavae.config import DataConfig, TrainConfig, make_run_config
+from welavae.nn import EnsembleVAE, plain_networks
+from welavae.objectives import bernoulli_nll, objective_terms
 from welavae.perf.throughput import (
     ARCHS,
     NaiveVAE,
@@ -15,16 +18,13 @@ from welavae.perf.throughput import (
     _result_rows,
     bench_config,
     count_parameters,
-    multiply_adds,
     main_table,
+    multiply_adds,
     naive_train,
     protocol,
     run_benchmark,
     synthetic_data,
 )
-from welavae.config import DataConfig, TrainConfig, make_run_config
-from welavae.nn import EnsembleVAE, plain_networks
-from welavae.objectives import bernoulli_nll, objective_terms
 from welavae.train import train
 
 
@@ -248,3 +248,33 @@ def test_naive_conv_vae_loss_and_gradients_equal_the_ensemble():
     first_conv, last_deconv = naive.encoder["features"][0], naive.decoder["image"][-1][-1]
     assert torch.allclose(first_conv.weight.grad, ens.conv.convs[0].weight.grad, rtol=1e-9, atol=1e-12)
     assert torch.allclose(last_deconv.bias.grad, ens.deconv.deconvs[-1].bias.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_bench_on_cuda_does_all_device_work_in_children(monkeypatch):
+    # A GPU in exclusive-process mode admits one context: the parent must create none (issue 24, item 5).
+    # CUDA is faked (one device); any CUDA call in this process would raise; children are replaced by a recorder.
+    from welavae.perf import throughput as bench
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+
+    def no_cuda(*a, **k):
+        raise AssertionError("the parent touched CUDA")
+    for name in ("init", "_lazy_init", "get_device_name", "synchronize", "max_memory_allocated", "set_device"):
+        monkeypatch.setattr(torch.cuda, name, no_cuda)
+    calls = []
+
+    def child(fn, *args, **kwargs):
+        calls.append(fn.__name__)
+        if fn is bench._machine:
+            return {"device": "cuda", "device_name": "GPU X"}
+        if fn is bench.matmul_peak_gflops:
+            return 1000.0
+        return {"seconds": 1.0, "steps": 4, "steps_per_epoch": 4, "compiled_nll": False, "peak_rss_mb": 500.0,
+                "peak_device_mb": 123.0}
+    monkeypatch.setattr(bench, "_in_own_process", child)
+    result = bench.run_benchmark(device="cuda", archs=("quick",), seeds=(2,), fast=True, print_table=False)
+    assert calls == ["_machine", "matmul_peak_gflops", "_measure_row", "_measure_row", "_measure_row",
+                     "matmul_peak_gflops"]  # naive, welavae S=2, naive again
+    assert [r["peak_device_mb"] for r in result["rows"]] == [123.0, 123.0]
+    assert bench.main_table(result).splitlines()[3].split()[-1] == "123"

@@ -1,4 +1,4 @@
-"""Tests for welavae.plots: figure structure, saved PNGs and the numpy glue.
+"""welavae.plots.figures: figure structure, saved PNGs, colour, and the numpy glue.
 
 Known answers come from the data set's conventions (DESIGN.md): sample index
 (c1·64 + c2)·V + v, φ = atan2(c2, c1) measured from the row axis, and the
@@ -282,3 +282,19 @@ def test_traversal_grid_feeds_latent_figure():
     heat = heatmaps_from_mu(np.random.default_rng(0).normal(size=(64 * 64, K)))
     fig = latent_figure(np.zeros((3, 8, 8)), np.zeros((3, 8, 8)), trav, heat)
     assert len(fig.axes) == 2 * 3 + K * (5 + 1) + 1
+
+
+def red_fraction(fig):
+    fig.canvas.draw()
+    a = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(int)
+    return ((a[..., 0] > 200) & (a[..., 1] < 50) & (a[..., 2] < 50)).mean()
+
+
+def test_figures_show_colour():
+    red = np.zeros((2, 8, 8, 3))
+    red[..., 0] = 1.0
+    assert red_fraction(sample_grid(red, rows=1, cols=2)) > 0.3  # drawn red, not as a gray level
+    assert red_fraction(sample_grid(red[..., 0], rows=1, cols=2)) == 0.0
+    trav = np.broadcast_to(red[:1, None], (2, 3, 8, 8, 3))
+    fig = latent_figure(red, red, trav, None)  # no heat maps: data without Blobs' grid of positions
+    assert red_fraction(fig) > 0.1

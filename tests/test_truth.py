@@ -1,28 +1,19 @@
-"""GroundTruth (welavae.truth): what evaluation scores a representation against, on Blobs and on a benchmark."""
+"""welavae.truth: GroundTruth, what evaluation scores a representation against, on Blobs and a benchmark."""
 import math
 
 import numpy as np
 import pytest
+from fixtures import SPEC
 
 from welavae.data import polar_factors
-from welavae.data.published import DSPRITES_FACTORS
 from welavae.data.blobs import make_blobs
-from welavae.data.spec import LabelPair, label_pair
+from welavae.data.published import DSPRITES_FACTORS
 from welavae.evaluate import evaluate_seed
 from welavae.metrics import cartesian_mse, pair_mse, polar_mse
 from welavae.truth import benchmark_truth, blobs_truth
 
 SIZES = (1, 3, 2, 4, 8, 6)  # a reduced dSprites grid: color, shape, scale, orientation, posX, posY
 GRID = np.stack(np.meshgrid(*[np.arange(n) for n in SIZES], indexing="ij"), -1).reshape(-1, len(SIZES))
-SPEC = "angle(posX,posY):3, distance(posX,posY):3"
-
-
-def test_label_pair_names_the_pair_and_its_system():
-    assert label_pair(SPEC) == LabelPair(("posX", "posY"), "polar", "corner")
-    assert label_pair("bins(shape):3, sum(posX,posY):2, diff(posX,posY):2") == LabelPair(("posX", "posY"), "rotated")
-    assert label_pair("angle(posX,posY,origin=centre):4") == LabelPair(("posX", "posY"), "polar", "centre")
-    assert label_pair("bins(posY):3, bins(scale):2") == LabelPair(("posY", "scale"), "cartesian")
-    assert label_pair("bins(shape):3") is None
 
 
 def test_benchmark_truth_scores_the_labelled_pair_and_swaps_it_for_the_label_coordinates():
