@@ -18,6 +18,8 @@ reproduce: $(STAMP)
 	$(VENV)/bin/welavae reproduce
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check welavae tests scripts
 	$(VENV)/bin/python -m pytest -q
 
 test-slow: $(STAMP)

@@ -37,9 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from welavae.config import ENCODERS, DataConfig, TrainConfig, make_run_config  # noqa: E402
-from welavae.train import encode_dataset, train  # noqa: E402
+from welavae.nn.encode import encode_dataset  # noqa: E402
+from welavae.train import train  # noqa: E402
 
-try:  # the fused head's home after the heads move (DESIGN.md: nn/heads.py); before it, objectives/likelihoods.py
+try:  # the fused head's home after the heads move (nn/heads.py); before it, objectives/likelihoods.py
     from welavae.nn.heads import bernoulli_nll, linear_bernoulli_nll  # noqa: E402
 except ImportError:
     from welavae.objectives.likelihoods import bernoulli_nll, linear_bernoulli_nll  # noqa: E402
@@ -214,7 +215,7 @@ def s_host_waits(args, dev):
         calls = []
         real = trainer._step
 
-        def step(*a, **k):  # sync debugging around the step only, not the epoch's one read
+        def step(*a, calls=calls, mode=mode, real=real, **k):  # sync debugging around the step only
             if len(calls) >= 1:  # after a warm-up step (lazy init, Adam's state) the step must not wait
                 torch.cuda.set_sync_debug_mode(mode)
             try:
@@ -250,7 +251,7 @@ def s_cli(args, dev):
 
 
 def s_bench(args, dev):
-    from welavae.bench import run_benchmark
+    from welavae.perf.throughput import run_benchmark
 
     out = Path(args.out) / "bench_result.json"
     if args.quick:

@@ -33,7 +33,8 @@ def main(out: str) -> None:
         rows.append(",".join([name, *cells]))
     (out / "labels.csv").write_text("\n".join(rows) + "\n")
     for i in new:
-        Image.fromarray((blobs.images[i] * 255).round().astype(np.uint8), mode="L").save(out / "new" / f"new_{i:04d}.png")
+        pixels = (blobs.images[i] * 255).round().astype(np.uint8)
+        Image.fromarray(pixels, mode="L").save(out / "new" / f"new_{i:04d}.png")
     print(f"{len(train)} labelled images in {out / 'train'}, labels in {out / 'labels.csv'}, "
           f"{len(new)} new images in {out / 'new'}")
 

@@ -42,7 +42,7 @@ def every_field_off_default() -> RunConfig:
                           encoder_input="image", label_head="diagonal", label_names=("angle", "side"),
                           label_classes=(("a", "b", "c"), ("left", "right"))),
         objective=ObjectiveConfig(regulariser="kl", beta=4.5, gamma=123.0, tc_estimator="mws",
-                                  dip_lambda_od=2.0, dip_lambda_d=3.0),
+                                  dip_lambda_od=2.0, dip_lambda_d=3.0, gamma_target="nll:0.05"),
         train=TrainConfig(epochs=3, batch_size=32, lr=3e-3, adam_betas=(0.8, 0.99), adam_eps=1e-6, data_seed=5,
                           checkpoint_every=2, eval_batch_size=100, checkpoint_minutes=2.5,
                           label_epochs=(1, 2), init_from="/runs/source", track_every=2),
@@ -254,6 +254,7 @@ def test_config_hash_of_existing_configs_is_unchanged_by_the_cadence_field():
     with pytest.raises(ValueError, match="checkpoint_minutes"):
         TrainConfig(checkpoint_minutes=0)
     from plans import resolved
+
     from welavae.experiments.plan import blobs_plan
     from welavae.experiments.presets import PRESETS
 

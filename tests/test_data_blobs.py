@@ -1,4 +1,4 @@
-"""welavae.data.blobs: known answers for the Blobs generator and weak labels (paper §4.1, DESIGN.md)."""
+"""welavae.data.blobs: known answers for the Blobs generator and weak labels (paper §4.1, CONTRIBUTING.md "Conventions")."""
 import math
 
 import numpy as np
@@ -26,7 +26,7 @@ def test_shapes_range_and_size(blobs3):
 
 
 def test_ordering_index_maps_to_position_and_variant(blobs3):
-    # index = (c1*64 + c2)*V + v  (DESIGN.md)
+    # index = (c1*64 + c2)*V + v  (CONTRIBUTING.md, "Conventions")
     v_count = 3
     for c1, c2, v in [(0, 0, 0), (0, 1, 2), (5, 7, 1), (63, 63, 2), (40, 3, 0)]:
         i = (c1 * 64 + c2) * v_count + v

@@ -25,7 +25,7 @@ def blobs_grid():
 
 @pytest.mark.parametrize("p", range(2, 9))
 def test_blobs_spec_equals_the_papers_labels(p):
-    # DESIGN.md: angle over [0, π/2], distance over [0, 64√2] (the canvas, not the data's max 63√2).
+    # CONTRIBUTING.md "Conventions": angle over [0, π/2], distance over [0, 64√2] (the canvas, not the data's max 63√2).
     f = blobs_grid()
     expected = blobs_weak_labels(f, p)
     got = weak_labels(f, f"angle(c1,c2):{p}, distance(c1,c2):{p}")

@@ -1,5 +1,6 @@
 """The Markdown documentation: every relative link and image resolves, and every
-``scripts/…`` or ``docs/…`` path it names exists.
+``scripts/…``, ``docs/…``, ``tests/…`` or ``welavae/…`` path it names exists (a bare
+```test_x.py``` names ``tests/test_x.py``).
 
 Checked files: ``*.md`` in the repository root (README.md, CONTRIBUTING.md) and
 ``docs/*.md``.  A link or image target is resolved against the directory of the
@@ -24,7 +25,9 @@ _LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _REF = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)", re.MULTILINE)
 #: scripts/… or docs/… not preceded by a path or word character (so not inside a URL or welavae/docs/…);
 #: the path ends with a word character or "/" (sentence punctuation after it is not part of it).
-_NAMED = re.compile(r"(?<![\w./-])((?:scripts|docs)/(?:[\w.\-/]*[\w/])?)")
+_NAMED = re.compile(r"(?<![\w./-])((?:scripts|docs|tests|welavae)/(?:[\w.\-/]*[\w/])?)")
+#: A test file named alone, in inline code: `test_config.py`.
+_TEST_FILE = re.compile(r"`(test_\w+\.py)`")
 _EXTERNAL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")  # https:, mailto:, …
 
 
@@ -45,9 +48,15 @@ def broken_targets(text: str, md_dir: Path, root: Path) -> list[str]:
         path = target.split("#", 1)[0]
         if path.startswith("/") or not (md_dir / path).exists():
             broken.append(f"link {target}")
-    for named in _NAMED.findall(text):
+    for match in _NAMED.finditer(text):
+        named = match.group(1)
+        if text[match.end():match.end() + 1] == "<":  # a pattern such as tests/test_data_<name>.py
+            continue
         if not (root / named).exists():
             broken.append(f"path {named}")
+    for named in _TEST_FILE.findall(text):
+        if not (root / "tests" / named).exists():
+            broken.append(f"path tests/{named}")
     return broken
 
 
@@ -64,6 +73,7 @@ def test_the_checker_finds_each_broken_target_and_only_those(tmp_path):
         "Broken: [gone](gone.md), ![lost](img/lost.png \"title\"), [abs](/etc/passwd),\n"
         "`python scripts/missing.py`, and docs/nothing.json.\n"
         "[old]: ../README.md\n"
+        "Code in welavae/gone.py, tested by tests/test_gone.py and `test_lost.py`; tests/test_data_<name>.py.\n"
     )
     assert broken_targets(text, tmp_path / "docs", tmp_path) == [
         "link gone.md",
@@ -72,6 +82,9 @@ def test_the_checker_finds_each_broken_target_and_only_those(tmp_path):
         "link ../README.md",
         "path scripts/missing.py",
         "path docs/nothing.json",
+        "path welavae/gone.py",
+        "path tests/test_gone.py",
+        "path tests/test_lost.py",
     ]
 
 

@@ -9,9 +9,9 @@ import csv
 
 import numpy as np
 import pytest
+from plans import resolved
 
 import welavae.metrics
-from plans import resolved
 from welavae.data import make_blobs, weak_labels
 from welavae.experiments import conjectures
 from welavae.experiments.conjectures import TARGETS, conjecture_plans, downstream_targets

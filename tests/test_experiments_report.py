@@ -101,7 +101,7 @@ def test_table_csv_contract_and_values(store, tmp_path):
     assert STAT_COLUMNS == (
         "polar_median", "polar_mean_ci_low", "polar_mean_ci_high", "polar_success_rate",
         "cartesian_median", "cartesian_mean_ci_low", "cartesian_mean_ci_high", "cartesian_success_rate",
-        "diverged", "failed")
+        "diverged", "failed", "gamma_final_median", "gamma_final_min", "gamma_final_max")
 
     def ci(values):  # the interval's cells: the same seeded bootstrap over the done seeds
         return ",".join(f"{x:.2f}" for x in bootstrap_mean_ci(values))
@@ -109,11 +109,11 @@ def test_table_csv_contract_and_values(store, tmp_path):
     tc_polar, tc_cart = ci([200.0 - 5 * i for i in range(20)]), ci([1.0 + i for i in range(20)])
     p2_polar, p2_cart = ci([50.0, 40.0, 90.0, 60.0, 70.0]), ci([300.0, 200.0, 100.0, 400.0, 500.0])
     assert lines[1:] == [
-        f"tcvae,40,,,5,21,105.00,152.50,107.50,1.00,10.50,1.50,,,152.50,{tc_polar},0.000,10.50,{tc_cart},0.952,1,1",
+        f"tcvae,40,,,5,21,105.00,152.50,107.50,1.00,10.50,1.50,,,152.50,{tc_polar},0.000,10.50,{tc_cart},0.952,1,1,,,",  # no γ recorded: empty final-γ cells
         f"wela_p2,40,2000,2,2,6,40.00,62.00,40.00,100.00,300.00,100.00,0.910,0.990,"
-        f"60.00,{p2_polar},0.833,300.00,{p2_cart},0.000,1,0",
-        "wela_p3,40,1500,3,2,2,,,,,,,,,,,,0.000,,,,0.000,2,0",
-        "betavae,4,,,5,0,,,,,,,,,,,,,,,,,0,0",
+        f"60.00,{p2_polar},0.833,300.00,{p2_cart},0.000,1,0,,,",
+        "wela_p3,40,1500,3,2,2,,,,,,,,,,,,0.000,,,,0.000,2,0,,,",
+        "betavae,4,,,5,0,,,,,,,,,,,,,,,,,0,0,,,",
     ]
     with open(csv_path, newline="", encoding="utf-8") as f:
         assert tuple(csv.DictReader(f).fieldnames) == CSV_COLUMNS == TABLE_COLUMNS + STAT_COLUMNS

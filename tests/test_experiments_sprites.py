@@ -9,7 +9,7 @@ from welavae.data.sprites import write_sprites_npz
 from welavae.experiments.sprites import sprites_plan, write_report
 from welavae.experiments.sweep import run_plan
 from welavae.experiments.sweepdir import SweepDir
-from welavae.metrics import mutual_info_matrix, factor_entropy
+from welavae.metrics import factor_entropy, mutual_info_matrix
 from welavae.run import Run
 from welavae.truth import ground_truth
 

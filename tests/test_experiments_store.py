@@ -186,7 +186,7 @@ def test_results_store_gains_the_environment_column_on_an_old_file(tmp_path):
     import json
     import sqlite3
 
-    from welavae.experiments.store import ResultsStore, _SCHEMA
+    from welavae.experiments.store import _SCHEMA, ResultsStore
 
     old = tmp_path / "results.sqlite"
     conn = sqlite3.connect(old)  # a file as welavae wrote it before the column existed

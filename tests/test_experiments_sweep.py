@@ -196,7 +196,7 @@ def test_progress_is_one_bar_over_all_epochs_and_a_line_per_job(capsys):
 
 
 def test_chunked_seeds_give_the_unchunked_arrays(tmp_path, monkeypatch):
-    # A seed's run does not depend on the seeds beside it (DESIGN.md "Seeds"): seeds 0-1 and 2 in two
+    # A seed's run does not depend on the seeds beside it (CONTRIBUTING.md, "Conventions": seeds): seeds 0-1 and 2 in two
     # jobs give the mu.npy of seeds 0-2 in one, up to float reduction order (~1e-6 at lr 1e-4).
     cache = tmp_path / "cache"
     plan = tiny_plan(epochs=1, seeds=3, models=("wela_p2",))
@@ -246,8 +246,8 @@ def test_ray_backend_on_a_local_instance(tmp_path):
 
 def test_a_sweep_job_with_a_corrupt_checkpoint_says_which_file_to_delete(tmp_path):
     from welavae.experiments import sweep
-    from welavae.experiments.sweepdir import SweepDir
     from welavae.experiments.store import ResultsStore
+    from welavae.experiments.sweepdir import SweepDir
 
     out = tmp_path / "results"
     ckpt = SweepDir(out).chunk("tcvae", [0]) / "checkpoints" / "last.pt"

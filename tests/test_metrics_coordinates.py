@@ -10,7 +10,7 @@ from welavae.data import polar_factors
 from welavae.metrics import CoordinateMSE, cartesian_mse, coordinate_mse, pair_mse, polar_mse
 
 C = np.arange(64.0)
-GRID = np.stack(np.meshgrid(C, C, indexing="ij"), axis=-1).reshape(-1, 2)  # (4096, 2), DESIGN ordering
+GRID = np.stack(np.meshgrid(C, C, indexing="ij"), axis=-1).reshape(-1, 2)  # (4096, 2), the ordering of CONTRIBUTING.md "Conventions"
 # eq. 5 stretches the observed range 0..63 to 0..64, so a perfect latent c̃ = c·64/63
 # misses by c/63: per coordinate mean((c/63)²) = Σc²/(64·63²) = 127/378; both → 127/189.
 CARTESIAN_FLOOR = 127 / 189  # ≈ 0.671958
@@ -175,7 +175,7 @@ def test_unknown_system_is_rejected():
 
 def test_result_is_frozen():
     r = cartesian_mse(GRID, GRID)
-    with pytest.raises(Exception):
+    with pytest.raises(AttributeError):  # a frozen dataclass
         r.mse = 0.0
 
 

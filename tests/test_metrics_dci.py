@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from metric_cases import G8, SMALL, TINY, _dlib_dci, _jitter
 
 from welavae.metrics import dci, dci_from_importance
-from metric_cases import G8, SMALL, TINY, _jitter, _dlib_dci
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,11 @@ import math
 
 import numpy as np
 import pytest
+from metric_cases import GRID, C
 from sklearn.metrics import mutual_info_score
 
 from welavae.data import polar_factors
 from welavae.metrics import discretize_factors, factor_entropy, histogram_discretize, mutual_info_matrix
-from metric_cases import C, GRID
 
 
 # --------------------------------------------------------------- discretisation

@@ -1,9 +1,9 @@
 """Known-answer tests for MIG (Chen et al. 2018; disentanglement_lib mig.py)."""
 import numpy as np
 import pytest
+from metric_cases import GRID, C, _entropy_of
 
 from welavae.metrics import histogram_discretize, mig
-from metric_cases import C, GRID, _entropy_of
 
 
 def test_perfect_code_of_a_64_value_factor_has_mig_below_one():

@@ -3,9 +3,9 @@
 The copy test also checks DCI, which tells modularity and completeness apart."""
 import numpy as np
 import pytest
+from metric_cases import G8, GRID, SMALL
 
 from welavae.metrics import dci, modularity, modularity_from_mi
-from metric_cases import GRID, G8, SMALL
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,9 @@
 """Known-answer tests for SAP (Kumar et al. 2018; disentanglement_lib sap_score.py, discrete branch)."""
 import numpy as np
 import pytest
+from metric_cases import G8, SMALL, _jitter
 
 from welavae.metrics import sap
-from metric_cases import G8, SMALL, _jitter
 
 
 def test_sap_is_zero_when_one_latent_predicts_every_factor_equally():

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from metric_cases import G8, GRID, KEYS, SMALL, TINY, _dlib_dci, _jitter
 from sklearn.metrics import mutual_info_score
 
 from welavae.data import polar_factors
@@ -21,7 +22,6 @@ from welavae.metrics import (
     split_indices,
     standard_metrics,
 )
-from metric_cases import GRID, G8, SMALL, TINY, KEYS, _jitter, _dlib_dci
 
 
 # ------------------------------------------- against disentanglement_lib itself

@@ -1,6 +1,6 @@
 """welavae.plots.figures: figure structure, saved PNGs, colour, and the numpy glue.
 
-Known answers come from the data set's conventions (DESIGN.md): sample index
+Known answers come from the data set's conventions (CONTRIBUTING.md, "Conventions"): sample index
 (c1·64 + c2)·V + v, φ = atan2(c2, c1) measured from the row axis, and the
 weak-label bins of welavae.data.weak_labels.
 """

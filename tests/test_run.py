@@ -75,19 +75,23 @@ def test_arrays_are_written_with_the_layout_s_dtypes(tmp_path):
 
 def test_history_csv_has_an_empty_cell_after_divergence(tmp_path):
     history = np.array([[[1.5, 0.5], [2.0, 1.0]], [[1.25, 0.25], [np.nan, np.nan]]])  # (epochs, S, T)
-    Run(tmp_path).write_history(history, seeds=[3, 7], terms=["loss", "kl"])
+    gamma = np.array([[150.0, 120.5], [149.0, np.nan]])  # (epochs, S): γ of each epoch, none once diverged
+    Run(tmp_path).write_history(history, seeds=[3, 7], terms=["loss", "kl"], gamma=gamma)
     assert (tmp_path / "history.csv").read_text().splitlines() == [
-        "epoch,seed,loss,kl", "1,3,1.5,0.5", "1,7,2,1", "2,3,1.25,0.25", "2,7,,"]
-    assert Run(tmp_path).history()[3] == {"epoch": "2", "seed": "7", "loss": "", "kl": ""}
+        "epoch,seed,loss,kl,gamma", "1,3,1.5,0.5,150", "1,7,2,1,120.5", "2,3,1.25,0.25,149", "2,7,,,"]
+    assert Run(tmp_path).history()[3] == {"epoch": "2", "seed": "7", "loss": "", "kl": "", "gamma": ""}
+    # Without γ (a model without labels) the column is there, empty.
+    Run(tmp_path).write_history(history[:1], seeds=[3, 7], terms=["loss", "kl"])
+    assert (tmp_path / "history.csv").read_text().splitlines()[1] == "1,3,1.5,0.5,"
 
 
 def test_reading_an_unfinished_folder_names_the_missing_file(tmp_path):
     run = Run(tmp_path)
     assert not run.finished()
     with pytest.raises(ValueError, match="is not a finished run directory: config.json is missing"):
-        run.config
+        _ = run.config
     with pytest.raises(ValueError, match="mu.npy is missing"):
-        run.mu
+        _ = run.mu
     run.write_json(Run.STATUS, {"seeds": [2, 5], "diverged_epoch": [-1, 3]})
     assert (run.seeds, run.diverged_epoch) == ([2, 5], [-1, 3])
     assert json.loads((tmp_path / "status.json").read_text())["seeds"] == [2, 5]

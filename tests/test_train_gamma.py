@@ -7,14 +7,20 @@ ratio to the target is exactly 2 (or 1/2, or 0) makes every step exactly
 for bit (a seed without labels, a seed alone or beside others, a resumed
 controller).
 """
-import io
 import math
 
 import pytest
 import torch
 
-from welavae.train.gamma import (DEFAULT_TARGET, ETA, GammaController, GammaTarget, balanced_gamma,
-                                 label_errors, take_seeds)
+from welavae.train.gamma import (
+    DEFAULT_TARGET,
+    ETA,
+    GammaController,
+    GammaTarget,
+    balanced_gamma,
+    label_errors,
+    take_seeds,
+)
 
 STATE = ("log_gamma", "average", "seen")
 
@@ -117,7 +123,7 @@ def test_the_accuracy_target_moves_as_the_nll_target_with_the_same_ratio():
         assert perfect.log_gamma.item() == pytest.approx(math.log(1e3) - n * ETA * math.log(10.0), abs=1e-12)
     # acc:0.99 (ε = 1 − 0.99, not exactly 0.01 in binary): 2 errors in 100 entries, a ratio of 2 to 1e-15.
     c = GammaController(1, target=GammaTarget.parse("acc:0.99"), gamma0=1.0, gamma_max=1e3)
-    for n in range(1, 51):
+    for _ in range(50):
         c.update(count=100, errors=torch.tensor([2]))
     assert c.log_gamma.item() == pytest.approx(50 * ETA * math.log(2.0), rel=1e-12)
 

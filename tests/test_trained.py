@@ -74,8 +74,8 @@ def test_fit_with_partial_labels_reports_observed_and_hidden_accuracy(small, tmp
 
 def test_load_builds_on_meta_reads_the_weights_and_caches_one_seed_networks(tmp_path, monkeypatch):
     import welavae
-    from welavae.nn import ensemble
     from welavae.checkpoint import load_checkpoint
+    from welavae.nn import ensemble
 
     rng = np.random.default_rng(0)
     images = rng.random((128, 16, 16), dtype=np.float32)

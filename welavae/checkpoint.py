@@ -32,10 +32,12 @@ FORMAT = 1
 
 
 def save_checkpoint(path, *, model, optimizer, config: RunConfig, epoch: int, history, diverged_epoch,
-                    environment=()) -> None:
+                    environment=(), gamma: dict | None = None, gamma_history=None) -> None:
     """Write a weights-only checkpoint atomically.
 
-    ``environment``: the run's :func:`welavae.train.platform.environment_record` s (JSON text in the file).
+    ``environment``: the run's :func:`welavae.train.platform.environment_record` s (JSON text in the file);
+    ``gamma``: the state of the run's γ controller (``--gamma auto``: (S,) tensors), ``gamma_history``
+    (epochs, S) the γ of every epoch.
     """
     state = {
         "format": FORMAT,
@@ -50,6 +52,10 @@ def save_checkpoint(path, *, model, optimizer, config: RunConfig, epoch: int, hi
         "diverged_epoch": torch.as_tensor(np.asarray(diverged_epoch, dtype=np.int64)),
         "environment": json.dumps(list(environment)),
     }
+    if gamma is not None:
+        state["gamma"] = {k: v.detach().cpu() for k, v in gamma.items()}
+    if gamma_history is not None:
+        state["gamma_history"] = torch.as_tensor(np.asarray(gamma_history, dtype=np.float64))
     # Serialised in memory first: torch.save's zip writer turns a failed write (a full disk) into an
     # opaque RuntimeError; a plain write raises the OSError that names the file (welavae.io).
     buf = io.BytesIO()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import os
 import signal
@@ -26,15 +27,39 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
-from .config import ARCHS, COLORS, ENCODER_INPUTS, ENCODERS, LABEL_HEADS, PAPER_GAMMA, TC_ESTIMATORS, DataConfig
+from .config import (
+    ARCHS,
+    COLORS,
+    ENCODER_INPUTS,
+    ENCODERS,
+    LABEL_HEADS,
+    PAPER_GAMMA,
+    TC_ESTIMATORS,
+    DataConfig,
+    TrainConfig,
+)
+from .data import load as load_data
+from .data import to_float
 from .data.blobs import SHAPES
 from .data.published import BENCHMARKS
-from .device import DEVICE_HELP
-from .evaluate import STANDARD
-from .experiments.presets import PRESETS
+from .data.sprites import sprite_grid, write_sprites_npz
+from .device import DEVICE_HELP, check_device
+from .evaluate import STANDARD, evaluate_run, plot_run, seed_lines
+from .experiments.presets import PRESETS, preset
+from .experiments.sweep import SweepFailed
+from .io import os_error_sentence, write_npy, write_text
+from .lock import during_work
 from .models import MODELS
-from .selection import CRITERIA, DEFAULT_CRITERION
+from .perf.throughput import run_benchmark
+from .plots import label_regions, sample_grid, save_figure
+from .resolve import resolve
+from .selection import CRITERIA, DEFAULT_CRITERION, rank_seeds, ranking_table
+from .train.preflight import parse_seeds
+from .train.rundir import train_run
+from .trained import load as load_model
 
 __all__ = ["main", "build_parser"]
 
@@ -71,11 +96,21 @@ def _model_help() -> str:
 
 
 def _gamma_help() -> str:
-    """welavae.config.paper_gamma's rule, with Table 1's values."""
+    """welavae.config.paper_gamma's rule, with Table 1's values, and auto."""
     table = ", ".join(f"{gamma:g}" for gamma in PAPER_GAMMA.values())
     ps = sorted(PAPER_GAMMA)
-    return (f"γ, the weak labels' weight (default: the paper's rule, image dimension ≈ γ × label dimension: "
-            f"Table 1's {table} for 64x64 images and p = {ps[0]}..{ps[-1]}, else D / mean p)")
+    return (f"γ, the weak labels' weight: a number, or auto (found per seed during training to keep the labels "
+            f"at --gamma-target; docs/gamma.md); default: the paper's rule, image dimension ≈ γ × label "
+            f"dimension: Table 1's {table} for 64x64 images and p = {ps[0]}..{ps[-1]}, else D / mean p")
+
+
+def _gamma_arg(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
 
 
 def _add_tf32_arg(p):
@@ -107,7 +142,8 @@ def _epoch_window(text: str) -> tuple[int, int]:
 
 
 def _add_data_args(p):
-    p.add_argument("--variants", type=_positive_int, default=25, help="blobs per position V (25: paper, N=102,400; 1: N=4,096)")
+    p.add_argument("--variants", type=_positive_int, default=25,
+                   help="blobs per position V (25: paper, N=102,400; 1: N=4,096)")
     p.add_argument("--data-dir", default=None, help="cache directory (default: $WELAVAE_DATA_DIR or ~/.cache/welavae)")
     p.add_argument("--shape", choices=SHAPES, default="gaussian", help="blob shape (disk: the authors' shape)")
 
@@ -122,7 +158,8 @@ def _add_benchmark_args(p):
                    help="with --dataset: train on N images drawn uniformly (seeded by --subset-seed)")
     p.add_argument("--subset-seed", type=int, default=0, help="with --subset: the seed of the draw (default 0)")
     p.add_argument("--weak-labels", default=None, metavar="SPEC",
-                   help='with --dataset: weak labels from its factors, e.g. "angle(posX,posY):3, distance(posX,posY):3" '
+                   help='with --dataset: weak labels from its factors, e.g. '
+                        '"angle(posX,posY):3, distance(posX,posY):3" '
                         "(bins(f):p, angle, distance, sum, diff; see docs/benchmarks.md)")
     p.add_argument("--grid", type=_int_list, default=None, metavar="N1,...",
                    help="with --dataset: the factor sizes of a reduced grid (a twin written with --keep)")
@@ -161,7 +198,8 @@ def _add_user_data_args(p):
     p.add_argument("--color", choices=COLORS, default=None,
                    help="with --images: read the files as gray (one channel, default) or rgb (three); "
                         "an alpha channel is flattened onto black")
-    p.add_argument("--labels", default=None, help="with --images: CSV with header 'file,<label name>,...'; empty cell = missing")
+    p.add_argument("--labels", default=None,
+                   help="with --images: CSV with header 'file,<label name>,...'; empty cell = missing")
 
 
 def _keep_arg(text: str) -> tuple[str, list[int]]:
@@ -177,10 +215,6 @@ def _keep_arg(text: str) -> tuple[str, list[int]]:
 
 
 def _cmd_data(args) -> int:
-    from .data import load, to_float
-    from .data.sprites import sprite_grid, write_sprites_npz
-    from .plots import label_regions, sample_grid, save_figure
-
     t = time.perf_counter()
     if args.dataset or args.keep:  # the dSprites twin (or a reduced grid of it)
         if not args.dataset:
@@ -194,7 +228,8 @@ def _cmd_data(args) -> int:
         print(f"the dSprites twin: {math.prod(sizes)} images of 64x64 written to {path} in "
               f"{time.perf_counter() - t:.1f}s{grid}")
         return 0
-    ds = load(DataConfig(variants=args.variants, shape=args.shape), data_dir=args.data_dir, label_dim=args.label_dim)
+    ds = load_data(DataConfig(variants=args.variants, shape=args.shape), data_dir=args.data_dir,
+                   label_dim=args.label_dim)
     size = ds.image_shape[0]
     print(f"Blobs: N={len(ds.images)} images of {size}x{size} ({args.shape}, V={args.variants}) "
           f"ready in {time.perf_counter() - t:.1f}s")
@@ -208,11 +243,6 @@ def _cmd_data(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .config import TrainConfig
-    from .resolve import resolve
-    from .train.preflight import parse_seeds
-    from .train.rundir import train_run
-
     seeds = parse_seeds(args.seeds)
     if args.arch == "conv" and (args.hidden is not None or args.encoder != "mlp"):
         raise ValueError("--arch conv has disentanglement_lib's fixed layers: drop --hidden and --encoder")
@@ -224,10 +254,12 @@ def _cmd_train(args) -> int:
                         init_from=str(Path(args.init_from).resolve()) if args.init_from else None)
     config, ds = resolve(data, args.model, label_dim=args.label_dim, data_dir=args.data_dir, train=train,
                          latent_dim=args.latent_dim, beta=args.beta, gamma=args.gamma,
+                         gamma_target=args.gamma_target,
                          hidden=args.hidden or (1200, 1200), arch=args.arch, encoder=args.encoder,
                          encoder_input=args.encoder_input, label_head=args.label_head,
                          tc_estimator=args.tc_estimator)
-    result = train_run(config, seeds, args.out, device=args.device, data=ds, tf32=args.tf32)
+    result = train_run(config, seeds, args.out, device=args.device, data=ds, tf32=args.tf32,
+                       tensorboard=args.tensorboard, tensorboard_every=args.tensorboard_every)
     n_div = int(result.diverged.sum())
     print(f"{config.name}: {len(seeds)} seeds, {result.epochs_done} epochs in {result.seconds:.1f}s"
           f"{f', {n_div} diverged' if n_div else ''}; wrote {args.out}")
@@ -235,12 +267,6 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_encode(args) -> int:
-    import numpy as np
-
-    from .data import load
-    from .io import write_npy
-    from .trained import load as load_model
-
     if Path(args.out).is_dir():
         raise ValueError(f"--out {args.out} is a directory; give the output file, e.g. {Path(args.out) / 'z.npy'}")
     source = _data_source(args)
@@ -250,7 +276,7 @@ def _cmd_encode(args) -> int:
     m = model.config.model
     if source["source"] == "images" and not args.color:  # read the files as the model's data were read
         source["color"] = model.config.data.color
-    ds = load(DataConfig(**source), model=m)  # the CSV read with the model's own label classes
+    ds = load_data(DataConfig(**source), model=m)  # the CSV read with the model's own label classes
     z = model.encode(ds.images, ds.labels if m.labels_in_encoder else None, seed=args.seed)
     write_npy(args.out, z.astype(np.float32))
     print(f"encoded {len(ds.images)} images: {args.out} {z.shape}")
@@ -258,57 +284,30 @@ def _cmd_encode(args) -> int:
 
 
 def _cmd_select(args) -> int:
-    import json
-
-    from .io import write_text
-    from .selection import rank_seeds
-
     if args.by not in CRITERIA:
         raise ValueError(f"--by must be one of {', '.join(CRITERIA)}, got {args.by!r}")
     result = rank_seeds(args.run_dir, by=args.by)
-    names = list(result["scores"])
     print(f"seeds of {args.run_dir} ranked by {args.by} (higher is better; loss terms negated):")
-    print("rank  seed  " + "  ".join(f"{n:>12}" for n in names))
-    for r, seed in enumerate(result["ranking"], 1):
-        cells = ["-" if result["scores"][n][seed] is None else f"{result['scores'][n][seed]:.4g}" for n in names]
-        print(f"{r:4d}  {seed:4d}  " + "  ".join(f"{c:>12}" for c in cells))
+    print(ranking_table(result))
     if args.json:
         write_text(args.json, json.dumps(result, indent=2) + "\n")
     return 0
 
 
 def _cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_run
-
     result = evaluate_run(args.run_dir, standard=args.standard)
-    for row in result["seeds"]:
-        acc, hidden = row["accuracy"], row["accuracy_hidden"]
-        line = f"seed {row['seed']:3d}"
-        if "polar" in row:
-            line += f"  polar MSE {row['polar']['mse']:9.2f}  Cartesian MSE {row['cartesian']['mse']:9.2f}"
-        if acc:
-            line += "  acc " + " ".join("-" if a is None else f"{a:.3f}" for a in acc)
-        if hidden:
-            line += "  acc hidden " + " ".join("-" if a is None else f"{a:.3f}" for a in hidden)
-        if row.get("active_latents") is not None:
-            line += f"  active latents {row['active_latents']}"
-        print(line)
+    print("\n".join(seed_lines(result["seeds"])))
     print(f"wrote {Path(args.run_dir) / 'metrics.json'}")
     return 0
 
 
 def _cmd_plot(args) -> int:
-    from .evaluate import plot_run
-
     for path in plot_run(args.run_dir, seed=args.seed, out_dir=args.out, data_dir=args.data_dir):
         print(path)
     return 0
 
 
 def _cmd_reproduce(args) -> int:
-    from .experiments.presets import preset
-    from .experiments.sweep import SweepFailed
-
     chosen = preset(args.preset)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     options = dict(seeds=args.seeds, epochs=args.epochs, models=models, tc_estimator=args.tc_estimator,
@@ -333,9 +332,6 @@ def _cmd_reproduce(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .device import check_device
-    from .perf.throughput import run_benchmark
-
     check_device(args.device)
     archs = tuple(a.strip() for a in args.archs.split(",") if a.strip())
     run_benchmark(device=args.device, archs=archs, json_path=args.json, fast=args.fast, paired=args.paired,
@@ -378,11 +374,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, default=None,
                    help="β in the paper's convention (default: " +
                         ", ".join(f"{n} {k.beta:g}" for n, k in MODELS.items()) + ")")
-    p.add_argument("--gamma", type=float, default=None, help=_gamma_help())
+    p.add_argument("--gamma", type=_gamma_arg, default=None, help=_gamma_help())
+    p.add_argument("--gamma-target", default=None, metavar="acc:A|nll:K",
+                   help="with --gamma auto: keep the training label accuracy at A (default acc:0.99) or the mean "
+                        "NLL per label at K")
     p.add_argument("--encoder", choices=ENCODERS, default="mlp",
                    help="with --arch mlp: conv puts the conv network's encoder before the --hidden layers")
     p.add_argument("--tc-estimator", choices=TC_ESTIMATORS, default="mss",
-                   help="total-correlation estimator (Chen et al.): minibatch stratified (default) or weighted sampling")
+                   help="total-correlation estimator (Chen et al.): minibatch stratified (default) or weighted "
+                        "sampling")
     p.add_argument("--checkpoint-every", type=_positive_int, default=10, help="epochs between checkpoints")
     p.add_argument("--checkpoint-minutes", type=_positive_float, default=None,
                    help="instead: minutes of wall time between checkpoints (and one at the end)")
@@ -398,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", default=None, metavar="RUN_DIR",
                    help="start each seed from that seed's weights of a finished run (same architecture; "
                         "a β-TCVAE may start a label-free-encoder WeLa-VAE); the optimizer starts fresh")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="write every term and γ per seed (each epoch) and the latent traversals (every "
+                        "--tensorboard-every epochs) for TensorBoard (pip install 'wela-vae[tensorboard]')")
+    p.add_argument("--tensorboard-every", type=_positive_int, default=10, metavar="E",
+                   help="epochs between two traversal figures in TensorBoard (default 10)")
     p.add_argument("--track-every", type=_positive_int, default=0, metavar="E",
                    help="Blobs: write every seed's polar and Cartesian MSE every E epochs to RUN_DIR/tracking.csv")
     _add_user_data_args(p)
@@ -452,7 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds-per-task", type=_positive_int, default=None,
                    help="train a model's seeds in jobs of at most N (default: all in one job)")
     p.add_argument("--standard-metrics", choices=STANDARD, default=None,
-                   help="disentanglement_lib metrics for each job's best seed, all seeds, or none (default: the preset's)")
+                   help="disentanglement_lib metrics for each job's best seed, all seeds, or none "
+                        "(default: the preset's)")
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--address", default=None, help="Ray cluster address (with --backend ray)")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP + " (with --backend ray: of the workers)")
@@ -475,7 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tf32_arg(p)
     p.add_argument("--fast", action="store_true", help="a few steps only (a smoke test, not a measurement)")
     p.add_argument("--archs", default="paper,quick,conv_gray,conv_rgb",
-                   help="comma-separated rows to run: paper, quick (MLP), conv_gray, conv_rgb (--arch conv, 64x64x1 / x3)")
+                   help="comma-separated rows to run: paper, quick (MLP), conv_gray, conv_rgb "
+                        "(--arch conv, 64x64x1 / x3)")
     p.add_argument("--paired", action="store_true",
                    help="also time the naive loop between the trainer's epochs: drift-free ratios")
     p.set_defaults(func=_cmd_bench)
@@ -484,13 +491,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     # Transparent huge pages for torch's CPU allocator (see welavae.train.platform): torch reads
-    # this once, at its first allocation, so the command line sets it before torch is imported.
+    # this once, at its first allocation, so the command line sets it before its first tensor.
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .io import os_error_sentence
-    from .lock import during_work
-
     try:
         with _sigterm_interrupts():
             return int(args.func(args) or 0)

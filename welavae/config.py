@@ -60,6 +60,65 @@ def paper_gamma(label_dim: float, image_dim: int = 4096) -> float:
     return float(image_dim) / float(label_dim)
 
 
+#: What ``--gamma auto`` aims at unless told (``--gamma-target``): Table 1 reports a training accuracy of
+#: 0.99 (angle) and 1.00 (distance) for every WeLa-VAE.
+DEFAULT_GAMMA_TARGET = "acc:0.99"
+TARGET_KINDS = ("acc", "nll")
+_FORMS = ("acc:A (a training label accuracy, 0 < A < 1, e.g. acc:0.99) "
+          "or nll:K (a mean NLL per observed label entry, K > 0, e.g. nll:0.05)")
+
+
+@dataclass(frozen=True)
+class GammaTarget:
+    """What γ keeps: ``acc`` (a label accuracy on the training batches) or ``nll`` (a mean NLL per label)."""
+
+    kind: str
+    value: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "value", float(self.value))
+        text = str(self)
+        if self.kind not in TARGET_KINDS:
+            raise ValueError(f"--gamma-target: unknown kind {self.kind!r} in {text!r}; expected {_FORMS}")
+        if self.kind == "acc" and not 0.0 < self.value < 1.0:
+            raise ValueError(f"--gamma-target: the accuracy in {text!r} must lie strictly between 0 and 1 "
+                             "(an accuracy of 1 leaves no error rate to aim at)")
+        if self.kind == "nll" and not (math.isfinite(self.value) and self.value > 0.0):
+            raise ValueError(f"--gamma-target: the NLL in {text!r} must be a finite number greater than 0")
+
+    @classmethod
+    def parse(cls, text: str) -> GammaTarget:
+        """``"acc:0.99"`` or ``"nll:0.05"`` → a target; anything else is refused in one sentence."""
+        kind, sep, number = str(text).strip().partition(":")
+        try:
+            value = float(number)
+        except ValueError:
+            value = None
+        if not sep or value is None:
+            raise ValueError(f"--gamma-target: expected {_FORMS}, got {text!r}")
+        return cls(kind.strip(), value)
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value!r}"
+
+    @property
+    def level(self) -> float:
+        """τ, the value the moving average is driven to: κ, or the error rate ε = 1 − accuracy."""
+        return self.value if self.kind == "nll" else 1.0 - self.value
+
+
+
+def auto_gamma_start(label_dims, image_dim: int) -> float:
+    """Where ``--gamma auto`` starts γ (docs/gamma.md, "Constants"): :data:`AUTO_GAMMA_START`."""
+    if AUTO_GAMMA_START == "rule":
+        return paper_gamma(sum(label_dims) / len(label_dims), image_dim)
+    return float(AUTO_GAMMA_START)
+
+
+#: The γ ``--gamma auto`` starts from: "rule" (the paper's rule, :func:`paper_gamma`) or a number.
+AUTO_GAMMA_START = "rule"
+
+
 def _fail(cls: str, field_: str, msg: str):
     raise ValueError(f"{cls}.{field_}: {msg}")
 
@@ -197,7 +256,8 @@ class ModelConfig:
             _fail("model", "latent_dim", f"{self.num_labels} weak labels need K >= m = {self.num_labels} latents "
                   f"(--latent-dim), got K = {self.latent_dim}")
         if self.label_head == "diagonal" and self.latent_dim < self.num_labels:
-            _fail("model", "label_head", f"the diagonal head needs K >= m = {self.num_labels} latents, got K = {self.latent_dim}")
+            _fail("model", "label_head",
+                  f"the diagonal head needs K >= m = {self.num_labels} latents, got K = {self.latent_dim}")
         if self.label_names and len(self.label_names) != self.num_labels:
             _fail("model", "label_names", f"needs {self.num_labels} names, got {self.label_names}")
         if self.label_classes and [len(c) for c in self.label_classes] != list(self.label_dims):
@@ -238,7 +298,12 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    """Terms of eq. 4 and its variants.  ``beta`` in the paper's convention (see module doc)."""
+    """Terms of eq. 4 and its variants.  ``beta`` in the paper's convention (see module doc).
+
+    ``gamma_target``: None, γ is ``gamma`` throughout; a target (``"acc:0.99"``,
+    ``"nll:0.05"``, :class:`GammaTarget`), γ is found during training, per seed,
+    starting from ``gamma`` (``--gamma auto``, :mod:`welavae.train.gamma`).
+    """
 
     regulariser: str = "tc"
     beta: float = 40.0
@@ -246,8 +311,15 @@ class ObjectiveConfig:
     tc_estimator: str = "mss"
     dip_lambda_od: float = 10.0
     dip_lambda_d: float = 10.0
+    gamma_target: str | None = None
+
+    @property
+    def gamma_auto(self) -> bool:
+        return self.gamma_target is not None
 
     def __post_init__(self):
+        if self.gamma_target is not None:
+            object.__setattr__(self, "gamma_target", str(GammaTarget.parse(self.gamma_target)))
         if self.regulariser not in REGULARISERS:
             _fail("objective", "regulariser", f"must be one of {REGULARISERS}, got {self.regulariser!r}")
         if self.tc_estimator not in TC_ESTIMATORS:
@@ -273,7 +345,7 @@ class TrainConfig:
     # When set: a checkpoint every this many minutes of wall time (and at the end) instead of every
     # checkpoint_every epochs.  Cadence only, no effect on the result: not part of RunConfig.hash().
     checkpoint_minutes: float | None = None
-    # Schedules of issue 23 (welavae.train.schedule; docs/conjectures.md): labels observed only in
+    # Schedules of issue 23 (docs/conjectures.md; welavae.train.trainer, init_from, tracking): labels observed only in
     # epochs A … B−1; the weights of a finished run directory as the start; the polar and Cartesian
     # MSE of every seed every E epochs into tracking.csv (0: off).
     label_epochs: tuple[int, int] | None = None
@@ -332,7 +404,7 @@ class RunConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunConfig":
+    def from_dict(cls, d: dict) -> RunConfig:
         parts = {"data": DataConfig, "model": ModelConfig, "objective": ObjectiveConfig, "train": TrainConfig}
         unknown = set(d) - set(parts) - {"name", "kind"}
         if unknown:
@@ -350,10 +422,10 @@ class RunConfig:
         return cls(**kwargs)
 
     @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
+    def from_json(cls, text: str) -> RunConfig:
         return cls.from_dict(json.loads(text))
 
-    def same_run(self, other: "RunConfig") -> bool:
+    def same_run(self, other: RunConfig) -> bool:
         """Whether ``other`` configures the same computation: equal but for the checkpoint cadence
         (:data:`_NOT_HASHED`), label classes written out as their indices "0" … "p−1" or left empty
         (the same labels)."""
@@ -395,17 +467,19 @@ def _as_0_2_0(d: dict) -> dict:
     one channel (``image_shape`` (H, W)), no label window, initial weights or tracking
     (``train``: :data:`_LATER_TRAIN_FIELDS`)."""
     model = dict(d["model"])
-    data, train = (_without_later(d[part], later) for part, later in (("data", _LATER_DATA_FIELDS),
-                                                                       ("train", _LATER_TRAIN_FIELDS)))
+    data, train, objective = (_without_later(d[part], later) for part, later in (
+        ("data", _LATER_DATA_FIELDS), ("train", _LATER_TRAIN_FIELDS), ("objective", _LATER_OBJECTIVE_FIELDS)))
     if model.get("arch") == "mlp":
         del model["arch"]
     if len(model["image_shape"]) == 3 and model["image_shape"][2] == 1:
         model["image_shape"] = model["image_shape"][:2]
-    return dict(d, data=data, model=model, train=train)
+    return dict(d, data=data, model=model, train=train, objective=objective)
 
 
 #: TrainConfig fields added after 0.2.0 with their 0.2.0 behaviour (left out of the hash when they hold it).
 _LATER_TRAIN_FIELDS = {"label_epochs": None, "init_from": None, "track_every": 0}
+#: ObjectiveConfig fields added after 0.2.0 with their 0.2.0 behaviour (left out of the hash when they hold it).
+_LATER_OBJECTIVE_FIELDS = {"gamma_target": None}
 #: DataConfig fields added after 0.2.0 with their 0.2.0 behaviour (left out of the hash when they hold it).
 _LATER_DATA_FIELDS = {"color": "gray", "dataset": None, "data_path": None, "subset": None, "subset_seed": 0,
                       "weak_labels": None, "grid": None}
@@ -443,7 +517,8 @@ def make_run_config(
     label_dims=None,
     latent_dim: int | None = None,
     beta: float | None = None,
-    gamma: float | None = None,
+    gamma: float | str | None = None,
+    gamma_target: str | None = None,
     hidden=(1200, 1200),
     encoder: str = "mlp",
     arch: str = "mlp",
@@ -464,6 +539,9 @@ def make_run_config(
     (p_1, …, p_m), or ``label_dim`` = p for Blobs' two labels (angle,
     distance).  ``betavae`` and ``dipvae`` (DIP-VAE-II) take labels too when
     given (their WeLa versions).  ``image_shape`` defaults to the Blobs size.
+    ``gamma="auto"``: γ found during training (:mod:`welavae.train.gamma`) to keep the
+    labels at ``gamma_target`` (default :data:`DEFAULT_GAMMA_TARGET`), starting from
+    :func:`auto_gamma_start`.
     """
     kind = model_kind(model)
     if label_dims is not None and label_dim:
@@ -489,9 +567,20 @@ def make_run_config(
     )
     if beta is None:
         beta = kind.beta
-    if gamma is None:
+    auto = isinstance(gamma, str) and gamma.strip().lower() == "auto"
+    if isinstance(gamma, str) and not auto:
+        raise ValueError(f"gamma (--gamma) must be a number or 'auto', got {gamma!r}")
+    if gamma_target is not None and not auto:
+        raise ValueError("--gamma-target goes with --gamma auto (a fixed γ has no target)")
+    if auto and not dims:
+        raise ValueError(f"--gamma auto: model {model!r} has no weak labels, so no γ to find")
+    if auto:
+        gamma_target = str(GammaTarget.parse(gamma_target or DEFAULT_GAMMA_TARGET))
+        gamma = auto_gamma_start(dims, mcfg.image_dim)
+    elif gamma is None:
         gamma = paper_gamma(sum(dims) / len(dims), mcfg.image_dim) if dims else 1.0
-    obj = ObjectiveConfig(regulariser=kind.regulariser, beta=float(beta), gamma=float(gamma), tc_estimator=tc_estimator)
+    obj = ObjectiveConfig(regulariser=kind.regulariser, beta=float(beta), gamma=float(gamma), tc_estimator=tc_estimator,
+                          gamma_target=gamma_target)
     if name is None:
         p = mcfg.label_dim
         name = f"{model}_p{p}" if p and len(dims) == 2 else model

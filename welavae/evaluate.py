@@ -19,13 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .data.dataset import to_float
+from .lock import locking
 from .metrics import label_accuracy
 from .metrics.latents import ACTIVE_VARIANCE, active_latents
-from .lock import locking
+from .plots import heatmaps_from_mu, latent_figure, latent_scatter, save_figure, traversal_grid
 from .run import Run
+from .selection import DEFAULT_CRITERION, rank_seeds
 from .truth import GroundTruth, blobs_truth, ground_truth
 
-__all__ = ["evaluate_seed", "evaluate_arrays", "evaluate_run", "seed_figure", "plot_run", "figure_task"]
+__all__ = ["evaluate_seed", "evaluate_arrays", "evaluate_run", "seed_lines", "seed_figure", "plot_run", "figure_task"]
 
 
 def figure_task(config) -> str:
@@ -139,6 +142,24 @@ def evaluate_arrays(mu, factors, *, label_pred=None, labels=None, observed=None,
     return rows
 
 
+def seed_lines(rows: list[dict]) -> list[str]:
+    """One line per seed of :func:`evaluate_arrays`' rows: its MSEs, label accuracies and active latents."""
+    lines = []
+    for row in rows:
+        acc, hidden = row["accuracy"], row["accuracy_hidden"]
+        line = f"seed {row['seed']:3d}"
+        if "polar" in row:
+            line += f"  polar MSE {row['polar']['mse']:9.2f}  Cartesian MSE {row['cartesian']['mse']:9.2f}"
+        if acc:
+            line += "  acc " + " ".join("-" if a is None else f"{a:.3f}" for a in acc)
+        if hidden:
+            line += "  acc hidden " + " ".join("-" if a is None else f"{a:.3f}" for a in hidden)
+        if row.get("active_latents") is not None:
+            line += f"  active latents {row['active_latents']}"
+        lines.append(line)
+    return lines
+
+
 def run_truth(run: Run) -> GroundTruth | None:
     """The :class:`~welavae.truth.GroundTruth` of a run (from its config and ``factors.npy``), or None."""
     return ground_truth(run.config, run.array("factors"))
@@ -157,6 +178,8 @@ def evaluate_run(run_dir, *, standard="best") -> dict:
     rows = evaluate_arrays(run.mu, run_truth(run), label_pred=run.array("label_pred"),
                            labels=run.array("labels"), observed=run.array("observed"), logvar=run.array("logvar"),
                            seeds=run.seeds, diverged_epoch=run.diverged_epoch, standard=standard)
+    for row, gamma in zip(rows, run.gamma):
+        row["gamma"] = gamma
     result = {"name": config.name, "config_hash": config.hash(), "active_variance": ACTIVE_VARIANCE,
               "seeds": rows}
     run.write_json(Run.METRICS, result)
@@ -178,9 +201,6 @@ def seed_figure(model, images, mu, logvar, factors, *, title=None, n_originals: 
     variance (the informative ones first).
     """
     import torch
-
-    from .data.dataset import to_float
-    from .plots import heatmaps_from_mu, latent_figure, traversal_grid
 
     truth = _truth(factors)
     n = len(images)
@@ -220,8 +240,6 @@ def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_
     (OUT defaults to ``RUN_DIR/figures``).  ``data``: optional images (N, H, W)
     to skip reading the data set again (:func:`welavae.data.load`).
     """
-    from .plots import latent_scatter, save_figure
-
     run = Run(run_dir)
     seeds, truth = run.seeds, run_truth(run)
     if truth is None or truth.pair is None:
@@ -239,7 +257,8 @@ def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_
     pm, cm = truth.mse(mu, truth.task), truth.mse(mu, "cartesian")
     title = f"{config.name}, seed {seed}: {truth.task} MSE {pm.mse:.2f}, Cartesian MSE {cm.mse:.2f}"
     out = Path(out_dir) if out_dir is not None else run.path / Run.FIGURES
-    paths = [save_figure(seed_figure(model, images, mu, logvar, truth, title=title), out / f"{config.name}_seed{seed}.png")]
+    figure = seed_figure(model, images, mu, logvar, truth, title=title)
+    paths = [save_figure(figure, out / f"{config.name}_seed{seed}.png")]
     i, j = (pm if task != "cartesian" else cm).channels
     size = 64 if truth.paper else int(max(truth.widths)) + 1
     paths.append(save_figure(latent_scatter(mu[:, [i, j]], truth.pair, size=size,
@@ -250,9 +269,6 @@ def plot_run(run_dir, *, seed: int | None = None, out_dir=None, data=None, data_
 
 def _plot_without_factors(run: Run, seed, out_dir, data, data_dir) -> Path:
     """The traversals of one seed of a run on data without true factors (see :func:`plot_run`)."""
-    from .plots import save_figure
-    from .selection import DEFAULT_CRITERION, rank_seeds
-
     config, seeds = run.config, run.seeds
     if seed is None:
         seed = rank_seeds(run, by=DEFAULT_CRITERION if config.model.has_labels else "loss")["ranking"][0]

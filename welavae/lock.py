@@ -76,7 +76,8 @@ def _record(command: str | None) -> dict:
 
 
 def holder(path) -> dict | None:
-    """The record in ``path/.welavae.lock`` (``pid``, ``host``, ``command``, ``started``), {} if unreadable, None if unlocked."""
+    """The record in ``path/.welavae.lock`` (``pid``, ``host``, ``command``, ``started``), {} if unreadable, None
+    if unlocked."""
     try:
         text = (Path(path) / LOCK_NAME).read_text()
     except FileNotFoundError:

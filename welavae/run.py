@@ -67,7 +67,8 @@ class Run:
         return lock_dir(self.path, command=command)
 
     def start(self, config: RunConfig, seeds=None) -> None:
-        """Claim the directory for ``config`` (and ``seeds``): refuse one that holds another run, else write config.json.
+        """Claim the directory for ``config`` (and ``seeds``): refuse one that holds another run, else write
+        config.json.
 
         A run's seeds are never replaced: ``seeds`` other than those the
         directory already trained (``status.json``) or is training (its
@@ -109,14 +110,16 @@ class Run:
                 write_npy(self.path / f"{name}.npy", np.asarray(value).astype(dtypes[name]))
                 self._cache.pop(name, None)
 
-    def write_history(self, history: np.ndarray, seeds, terms) -> None:
-        """history (epochs, S, T) → ``history.csv`` (empty cells after divergence)."""
+    def write_history(self, history: np.ndarray, seeds, terms, gamma: np.ndarray | None = None) -> None:
+        """history (epochs, S, T) and γ (epochs, S) → ``history.csv``, the terms then ``gamma`` (empty cells after
+        divergence, and γ's for a model without labels)."""
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["epoch", "seed", *terms])
-        for e, rows in enumerate(history):
-            for s, row in zip(seeds, rows):
-                w.writerow([e + 1, s, *("" if math.isnan(v) else f"{v:.6g}" for v in row)])
+        w.writerow(["epoch", "seed", *terms, "gamma"])
+        gamma = np.full(history.shape[:2], np.nan) if gamma is None else np.asarray(gamma, dtype=np.float64)
+        for e, (rows, gammas) in enumerate(zip(history, gamma)):
+            for s, row, g in zip(seeds, rows, gammas):
+                w.writerow([e + 1, s, *("" if math.isnan(v) else f"{v:.6g}" for v in (*row, g))])
         write_text(self.path / self.HISTORY, buf.getvalue())
 
     def write_json(self, name: str, content: dict) -> None:
@@ -150,6 +153,15 @@ class Run:
     @property
     def diverged_epoch(self) -> list[int]:
         return list(self.status["diverged_epoch"])
+
+    @property
+    def gamma(self) -> list[float | None]:
+        """The γ each seed ended with (``--gamma auto``: found in training); a fixed γ for every seed of a run
+        written before γ was recorded; None for a model without labels."""
+        if self.status.get("gamma") is not None:
+            return list(self.status["gamma"])
+        fixed = self.config.objective.gamma if self.config.model.has_labels else None
+        return [fixed] * len(self.seeds)
 
     def array(self, name: str) -> np.ndarray | None:
         """One of :data:`ARRAYS`; None when the run has none (``mu`` must exist)."""

@@ -51,8 +51,11 @@ import numpy as np
 
 from .config import TERMS
 from .metrics._mi import discrete_mutual_info, top_two_gap
+from .objectives.kl import gaussian_kl
+from .run import Run
 
-__all__ = ["CRITERIA", "DEFAULT_CRITERION", "udr", "label_mig", "label_single", "seed_scores", "last_terms", "rank_seeds"]
+__all__ = ["CRITERIA", "DEFAULT_CRITERION", "udr", "label_mig", "label_single", "seed_scores", "last_terms",
+           "rank_seeds", "ranking_table"]
 
 # The objective's terms as history.csv holds them; "reg" is left out: it is β (or λ) times a term, its
 # ranking that of tc (or kl) for one run, or the DIP penalty, which is not a loss a user would rank by.
@@ -92,8 +95,6 @@ def _lasso(a: np.ndarray, b: np.ndarray, seed: int) -> np.ndarray:
 def _latent_kl(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """(S, N, K) → (S, K): mean over samples of KL(N(μ_k, σ_k²) ‖ N(0, 1)), each latent alone."""
     import torch
-
-    from .objectives.kl import gaussian_kl
 
     mu, logvar = torch.from_numpy(mu), torch.from_numpy(logvar)
     return gaussian_kl(mu[..., None], logvar[..., None]).mean(-2).numpy()  # a (…, K, 1) "latent" per k
@@ -166,9 +167,9 @@ def label_single(mu, labels, *, seed: int = 0, depth: int = 4) -> float:
         cut = (2 * len(order)) // 3
         tr, te = order[:cut], order[cut:]
 
-        def acc(cols):
-            tree = DecisionTreeClassifier(max_depth=depth, random_state=seed).fit(mu[np.ix_(tr, cols)], labels[tr, j])
-            return tree.score(mu[np.ix_(te, cols)], labels[te, j])
+        def acc(cols, tr=tr, te=te, j=j):
+            tree = DecisionTreeClassifier(max_depth=depth, random_state=seed)
+            return tree.fit(mu[np.ix_(tr, cols)], labels[tr, j]).score(mu[np.ix_(te, cols)], labels[te, j])
 
         full = acc(list(range(mu.shape[1])))
         best = max(acc([k]) for k in range(mu.shape[1]))
@@ -225,8 +226,6 @@ def rank_seeds(run, *, by: str = DEFAULT_CRITERION, seed: int = 0) -> dict:
     ``run``: a :class:`welavae.run.Run` or its path.  Returns ``{"by", "ranking": [seeds, best
     first], "scores": {criterion: {seed: score}}}``; reads no true factors.
     """
-    from .run import Run
-
     run = run if isinstance(run, Run) else Run(run)
     labels, observed = run.array("labels"), run.array("observed")
     if labels is not None and observed is not None:
@@ -244,3 +243,13 @@ def rank_seeds(run, *, by: str = DEFAULT_CRITERION, seed: int = 0) -> dict:
         "scores": {name: {seeds[i]: (None if not np.isfinite(v[i]) else float(v[i])) for i in range(len(seeds))}
                    for name, v in scores.items()},
     }
+
+
+def ranking_table(result: dict) -> str:
+    """:func:`rank_seeds`' result as text: one row per seed, best first, every criterion's score."""
+    names = list(result["scores"])
+    lines = ["rank  seed  " + "  ".join(f"{n:>12}" for n in names)]
+    for r, seed in enumerate(result["ranking"], 1):
+        cells = ["-" if result["scores"][n][seed] is None else f"{result['scores'][n][seed]:.4g}" for n in names]
+        lines.append(f"{r:4d}  {seed:4d}  " + "  ".join(f"{c:>12}" for c in cells))
+    return "\n".join(lines)

@@ -23,6 +23,7 @@ from .data.dataset import check_images, check_labels, from_arrays
 from .nn.encode import encode_dataset
 from .resolve import resolve
 from .run import Run
+from .selection import DEFAULT_CRITERION, rank_seeds
 from .train.rundir import train_run
 
 __all__ = ["TrainedModel", "load", "fit"]
@@ -32,7 +33,6 @@ _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 class TrainedModel:
     """The seeds of a trained run.  Arrays in and out are numpy; seed axis first, or dropped with ``seed=``."""
-
     def __init__(self, ensemble, config: RunConfig, run: Run | None = None):
         self.ensemble = ensemble.eval()
         self.config = config
@@ -50,7 +50,7 @@ class TrainedModel:
     def device(self) -> torch.device:
         return next(self.ensemble.parameters()).device
 
-    def to(self, device) -> "TrainedModel":
+    def to(self, device) -> TrainedModel:
         self.ensemble = self.ensemble.to(device)
         self._one_seed.clear()
         return self
@@ -82,7 +82,8 @@ class TrainedModel:
         return (mu, logvar) if i is None else (mu[i], logvar[i])
 
     def encode(self, images, labels=None, *, seed=None, batch_size: int = 2048) -> np.ndarray:
-        """images (N, H, W) or (N, H, W, C) in [0, 1] (labels (N, m) if the encoder reads them) → μ (S, N, K), or (N, K) for ``seed``."""
+        """images (N, H, W) or (N, H, W, C) in [0, 1] (labels (N, m) if the encoder reads them) → μ (S, N, K),
+        or (N, K) for ``seed``."""
         return self.posterior(images, labels, seed=seed, batch_size=batch_size)[0]
 
     def _latents(self, z, seed):
@@ -125,8 +126,6 @@ class TrainedModel:
     def select(self, by: str | None = None, **kwargs):
         """The run's seeds ranked without ground truth (:func:`welavae.selection.rank_seeds`);
         ``by`` defaults to :data:`welavae.selection.DEFAULT_CRITERION`."""
-        from .selection import DEFAULT_CRITERION, rank_seeds
-
         if self.run is None:
             raise ValueError("select() needs a model loaded from a run directory")
         return rank_seeds(self.run, by=by or DEFAULT_CRITERION, **kwargs)

@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .data.blobs import polar_factors
+from .data.published import benchmark, small_grid
+from .data.spec import label_pair, parse_spec, weak_labels_from_spec
 from .metrics import CoordinateMSE, cartesian_mse, pair_mse, polar_mse, standard_metrics
 
 __all__ = ["GroundTruth", "ground_truth", "blobs_truth", "benchmark_truth"]
@@ -48,7 +51,6 @@ class GroundTruth:
     grid: (n_a, n_b) when the pair holds class indices 0 … n − 1 (heat maps by cell), else None.
     paper: Blobs' eqs. 5–7 with the paper's constants (range 64, d ∈ [0, 90.5]).
     """
-
     pair: np.ndarray | None
     pair_names: tuple[str, str] = ("c1", "c2")
     widths: tuple[float, float] = (64.0, 64.0)
@@ -93,8 +95,6 @@ class GroundTruth:
 def blobs_truth(factors, *, size: int = 64) -> GroundTruth:
     """Blobs' (c1, c2): the paper's eqs. 5–7; the standard metrics against (c1, c2) and the polar (φ, d)
     binned 20, the variants of one position one split group."""
-    from .data.blobs import polar_factors
-
     factors = np.asarray(factors, dtype=np.float64)
     groups = np.unique(factors, axis=0, return_inverse=True)[1].reshape(-1)
     return GroundTruth(pair=factors, paper=True, groups=groups,
@@ -108,8 +108,6 @@ def benchmark_truth(factors, factor_names, factor_sizes, spec=None, position=Non
 
     Factors of one class (dSprites' colour) are left out of the standard metrics.
     """
-    from .data.spec import label_pair, parse_spec, weak_labels_from_spec
-
     factors = np.asarray(factors)
     names, sizes = tuple(factor_names), tuple(int(s) for s in factor_sizes)
     if spec is None and position is not None:
@@ -143,7 +141,6 @@ def ground_truth(config, factors) -> GroundTruth | None:
         return None
     d = config.data
     if d.source == "benchmark":
-        from .data.published import benchmark, small_grid
 
         entry = small_grid(d.dataset, d.grid) if d.grid is not None else benchmark(d.dataset)
         return benchmark_truth(factors, entry.factor_names, entry.factor_sizes, d.weak_labels, entry.position)

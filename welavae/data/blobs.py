@@ -227,7 +227,7 @@ def weak_labels(factors, p: int, *, size: int = 64) -> np.ndarray:
     """(N, 2) Cartesian factors → (N, 2) int64 (angle bin, distance bin), each in 0…p-1.
 
     p equal-width bins over [0, π/2] (angle) and [0, size·√2] (distance), as
-    DESIGN.md states; unlike the authors' code, (0, 0) gets distance bin 0.
+    CONTRIBUTING.md ("Conventions") states; unlike the authors' code, (0, 0) gets distance bin 0.
     """
     _check_p(p)
     polar = polar_factors(factors, size=size)

@@ -69,7 +69,8 @@ def _read(path: Path, params: dict):
         raise ValueError(f"parameters {meta} differ from the requested {params}")
     n = params["size"] ** 2 * params["variants"]
     if pixels.shape != (n, params["size"], params["size"]) or pixels.dtype != np.uint8:
-        raise ValueError(f"pixels have shape {pixels.shape} {pixels.dtype}, expected ({n}, {params['size']}, {params['size']}) uint8")
+        size = params["size"]
+        raise ValueError(f"pixels have shape {pixels.shape} {pixels.dtype}, expected ({n}, {size}, {size}) uint8")
     if factors.shape != (n, 2) or sigmas.shape != (n,):
         raise ValueError("factors or sigmas have the wrong shape")
     if _crc(pixels) != crc:
@@ -93,7 +94,8 @@ def load_blobs(
     """
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     params = _params(variants_per_position, size, seed, shape, sigma_range)
-    path = cache_path(data_dir, variants=variants_per_position, size=size, seed=seed, shape=shape, sigma_range=sigma_range)
+    path = cache_path(data_dir, variants=variants_per_position, size=size, seed=seed, shape=shape,
+                      sigma_range=sigma_range)
     if path.exists():
         try:
             pix, factors, sigmas = _read(path, params)

@@ -126,7 +126,7 @@ def _label_columns(columns: list[list[str]], names, csv_path: Path, label_classe
             raise ValueError(f"{csv_path}: column {name!r} has no observed label")
         nums = {v: _numeral(v) for v in set(values)}
 
-        def row_of(cell):
+        def row_of(cell, col=col):
             return col.index(cell) + 2
 
         if label_classes is not None:  # a trained model's classes (encode)

@@ -9,8 +9,8 @@ order) and its reader.  The three families:
   ``latents_values`` (N, 6) float64; factors color(1), shape(3), scale(6),
   orientation(40), posX(32), posY(32).  The file's ``metadata`` entry is a
   pickled dict and is never opened (object arrays are refused wherever they
-  are asked for; nothing is unpickled): names and sizes are the constants below.  The offline twin (:mod:`welavae.data.sprites`, name
-  ``sprites``) has the same layout and reader.
+  are asked for; nothing is unpickled): names and sizes are the constants below.  The offline
+  twin (:mod:`welavae.data.sprites`, name ``sprites``) has the same layout and reader.
 * **Shapes3D** (Burgess & Kim 2018), ``3dshapes.h5``: ``images`` (480,000, 64,
   64, 3) uint8, ``labels`` (N, 6) float64 factor values of floor_hue(10),
   wall_hue(10), object_hue(10), scale(8), shape(4), orientation(15); class
@@ -42,9 +42,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -141,7 +141,8 @@ class BenchmarkData:
         return weak_labels_from_spec(self.factors, spec, self.factor_names, factor_sizes=self.factor_sizes)
 
     def to_dataset(self, spec=None):
-        """A :class:`welavae.data.Dataset` with these images (kept bool/uint8), the spec's weak labels and their coordinates."""
+        """A :class:`welavae.data.Dataset` with these images (kept bool/uint8), the spec's weak labels and their
+        coordinates."""
         if spec is None:
             return Dataset(images=self.images, labels=None, factors=self.factors)
         wl = self.weak_labels(spec)
@@ -188,7 +189,8 @@ def _check_array(path, name: str, shape, dtype, expected_shape, kind: str) -> No
     ok_shape = len(shape) == len(expected_shape) and all(e is None or s == e for s, e in zip(shape, expected_shape))
     if not ok_shape or not _DTYPE_KINDS[kind](np.dtype(dtype)):
         want = "(" + ", ".join("N" if e is None else str(e) for e in expected_shape) + ")"
-        raise ValueError(f"array {name!r} of {path} must be {kind} of shape {want}, got {np.dtype(dtype)} {tuple(shape)}")
+        got = f"{np.dtype(dtype)} {tuple(shape)}"
+        raise ValueError(f"array {name!r} of {path} must be {kind} of shape {want}, got {got}")
 
 
 def _check_grid_size(path, name: str, n: int, entry: Benchmark) -> None:
@@ -298,7 +300,8 @@ _MPI3D_FACTORS = (
     "vertical_axis",
 )
 _MPI3D_SIZES = (6, 6, 2, 3, 3, 40, 40)
-_MPI3D_URL = "https://storage.googleapis.com/disentanglement_dataset/Final_Dataset/{} (see github.com/rr-learning/disentanglement_dataset)"
+_MPI3D_URL = ("https://storage.googleapis.com/disentanglement_dataset/Final_Dataset/{} "
+              "(see github.com/rr-learning/disentanglement_dataset)")
 
 
 def _mpi3d(variant: str, title: str) -> Benchmark:

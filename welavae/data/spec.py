@@ -2,7 +2,7 @@
 
 The paper derives its weak labels from the polar coordinates of the blob
 centre: p equal-width bins of the angle over [0, π/2] and of the distance
-over [0, 64·√2] (§4.1, DESIGN.md).  This module generalises that rule to any
+over [0, 64·√2] (§4.1, CONTRIBUTING.md "Conventions").  This module generalises that rule to any
 factors of any data set.  A spec is a comma-separated list of terms, one weak
 label each::
 
@@ -53,8 +53,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -364,7 +365,8 @@ def weak_labels_from_spec(
                 raise ValueError(f"the weak label {term.name} needs an integer p >= 2, got {term.p!r}")
             values = np.asarray(term.fn(f), dtype=np.float64)
             if values.shape != (len(f),):
-                raise ValueError(f"the weak label {term.name}: its function returned shape {values.shape}, not ({len(f)},)")
+                raise ValueError(f"the weak label {term.name}: its function returned shape {values.shape}, "
+                                 f"not ({len(f)},)")
             if term.range is not None:
                 lo, hi = map(float, term.range)
             elif len(values) and np.isfinite(values).all():

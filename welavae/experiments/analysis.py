@@ -155,7 +155,8 @@ def questions_rows(plan, rows_by_model) -> list[dict]:
             "polar_lowest": summ["lowest"], "polar_mean": summ["mean"], "polar_best10_mean": summ["best_mean"],
             "best_seed": best["seed"], "acc": best["acc"], "acc_hidden": best["acc_hidden"],
             "active_latents": best["active_latents"],
-            "active_latents_mean": float(np.mean([r["active_latents"] for r in rows if r["active_latents"] is not None]))
+            "active_latents_mean":
+                float(np.mean([r["active_latents"] for r in rows if r["active_latents"] is not None]))
             if any(r["active_latents"] is not None for r in rows) else None,
         })
     return out
@@ -184,7 +185,8 @@ def write_analysis(out, plan, store) -> dict[str, Path]:
              "", "| model | criterion | picked seed | its polar MSE | lowest | regret | ρ polar | its Cartesian MSE | "
              "lowest Cartesian | ρ Cartesian |", "|:---|:---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in sel:
-        lines.append(f"| {s['model']} | {s['criterion']} | {s['seed']} | {_f(s['polar_mse'])} | {_f(s['polar_lowest'])} "
+        lines.append(f"| {s['model']} | {s['criterion']} | {s['seed']} | {_f(s['polar_mse'])} "
+                     f"| {_f(s['polar_lowest'])} "
                      f"| {_f(s['regret'])} | {_f(s['spearman_polar'])} | {_f(s['cartesian_mse'])} "
                      f"| {_f(s['cartesian_lowest'])} | {_f(s['spearman_cartesian'])} |")
     labelled = [spec.model for spec in plan if spec.config.model.has_labels]

@@ -44,6 +44,7 @@ from ..data.dataset import to_float
 from ..data.load import load
 from ..io import write_text
 from ..metrics import downstream_task, label_accuracy, split_indices
+from ..plots import save_figure
 from ..run import Run
 from .plan import QUICK, ModelSpec, Preset, RunSpec, blobs_plan, blobs_spec
 from .report import rows_csv, rows_md
@@ -90,7 +91,8 @@ def _window(fractions, epochs: int) -> tuple[int, int]:
 
 
 def conjecture_plans(out, *, seeds: int | None = None, epochs: int | None = None,
-                     tc_estimator: str | None = None, size: int | None = None) -> tuple[list[ModelSpec], list[ModelSpec]]:
+                     tc_estimator: str | None = None,
+                     size: int | None = None) -> tuple[list[ModelSpec], list[ModelSpec]]:
     """(first sweep, whole plan): the whole plan adds the fine-tuned model, which starts from the first's source.
 
     Part (a): :data:`SETTINGS`' ``models``.  Part (b): ``wela_p2-image-<window>``
@@ -301,8 +303,6 @@ def write_figure(out, plan: list[RunSpec]) -> Path | None:
     """``figures/polar_mse_by_epoch.png``: each tracked model's mean polar MSE over its seeds (band: lowest–highest)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from ..plots import save_figure
 
     curves = _curves(Path(out), plan)
     if not curves:

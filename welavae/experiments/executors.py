@@ -15,7 +15,11 @@ Ray worker that died — does not stop the others: the executor yields it as
 from __future__ import annotations
 
 import traceback
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
+
+from ..device import parse_device
+from ..train.rundir import train_run
+from .plan import RunSpec
 
 __all__ = ["run_job", "LocalExecutor", "RayExecutor", "make_executor", "error_text"]
 
@@ -26,9 +30,6 @@ def run_job(job: dict, on_epoch: Callable | None = None, data=None) -> dict:
     job: ``{"spec": RunSpec.to_dict(), "seeds": [...], "chunk_dir": str,
     "device": str, "data_dir": str | None}``.
     """
-    from ..train.rundir import train_run
-    from .plan import RunSpec
-
     spec = RunSpec.from_dict(job["spec"])
     result = train_run(spec.config, job["seeds"], job["chunk_dir"], data_dir=job.get("data_dir"),
                        device=job.get("device", "cpu"), progress=False, on_epoch=on_epoch, data=data)
@@ -45,7 +46,6 @@ def error_text(e: BaseException) -> str:
 
 class LocalExecutor:
     """Jobs one after another in this process, each job's seeds vectorised."""
-
     name = "local"
 
     def __init__(self, data_loader: Callable | None = None):
@@ -74,12 +74,10 @@ class RayExecutor:
     A task whose worker dies is retried by Ray (``max_retries``); an
     exception raised by the job itself is not, since it would raise again.
     """
-
     name = "ray"
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None, *, device="cpu",
                  gpus_per_task: float | None = None, cpus_per_task: float | None = None):
-        from ..device import parse_device
 
         cuda = parse_device(device).type == "cuda"
         self.resources = _task_resources(cuda, gpus_per_task, cpus_per_task)

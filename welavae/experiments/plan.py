@@ -19,8 +19,8 @@ preset's ``variants``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..config import PAPER_GAMMA, DataConfig, RunConfig, TrainConfig
 from ..models import parse_key
@@ -66,7 +66,7 @@ class RunSpec:
         return {"model": self.model, "config": self.config.to_dict(), "seeds": list(self.seeds)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunSpec":
+    def from_dict(cls, d: dict) -> RunSpec:
         return cls(model=d["model"], config=RunConfig.from_dict(d["config"]), seeds=tuple(d["seeds"]))
 
 

@@ -59,7 +59,8 @@ VARIANTS = {
 }
 
 def _blobs(name: str, help: str, settings: dict, standard: str = "best") -> Preset:
-    """A preset that is a Blobs plan (:func:`welavae.experiments.plan.blobs_plan` of ``settings``) and the sweep's tables."""
+    """A preset that is a Blobs plan (:func:`welavae.experiments.plan.blobs_plan` of ``settings``) and the
+    sweep's tables."""
     def run(out, *, seeds=None, epochs=None, models=None, tc_estimator=None, **sweep):
         plan = blobs_plan(settings, seeds=seeds, epochs=epochs, models=models, tc_estimator=tc_estimator)
         return run_plan(plan, out=out, preset=name, **sweep)

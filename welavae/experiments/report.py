@@ -32,6 +32,7 @@ from .. import models as _models
 from ..config import RunConfig
 from ..io import write_text
 from ..metrics.stats import BOOTSTRAP_RESAMPLES, SUCCESS_MSE, bootstrap_mean_ci, seed_summary, success_rate
+from ..plots import mse_distributions, save_figure  # matplotlib only when a figure is asked for
 
 __all__ = ["TABLE_COLUMNS", "STAT_COLUMNS", "CSV_COLUMNS", "summarise", "write_tables", "write_distribution_plot",
            "display_name"]
@@ -46,7 +47,7 @@ TABLE_COLUMNS = (
 _SYSTEMS = ("polar", "cartesian")
 #: ``table.csv`` columns after the contract ones: statistics beyond the paper's, then seed counts.
 STAT_COLUMNS = tuple(f"{s}_{c}" for s in _SYSTEMS for c in ("median", "mean_ci_low", "mean_ci_high", "success_rate")) \
-    + ("diverged", "failed")
+    + ("diverged", "failed", "gamma_final_median", "gamma_final_min", "gamma_final_max")
 CSV_COLUMNS = TABLE_COLUMNS + STAT_COLUMNS
 #: Further keys of :func:`summarise` rows (not in ``table.csv``).
 EXTRA_KEYS = ("best_seed", "best_k", "name", "error", "success_threshold")
@@ -88,7 +89,7 @@ def summarise(store, *, threshold: float = SUCCESS_MSE, n_resamples: int = BOOTS
         failed = [r for r in rows if r["status"] == "failed"]
         done = np.array([r["status"] == "done" for r in finished], dtype=bool)
         out = {
-            "model": m["model"], "beta": m["beta"], "gamma": m["gamma"],
+            "model": m["model"], "beta": m["beta"], "gamma": "auto" if m.get("gamma_target") else m["gamma"],
             "label_dim": m["label_dim"], "latent_dim": m["latent_dim"], "seeds": len(finished),
         }
         summaries = {}
@@ -109,6 +110,9 @@ def summarise(store, *, threshold: float = SUCCESS_MSE, n_resamples: int = BOOTS
         out["acc_angle"] = _finite(best["acc_angle"]) if best and has_labels else None
         out["acc_distance"] = _finite(best["acc_distance"]) if best and has_labels else None
         out["diverged"] = sum(r["status"] == "diverged" for r in finished)
+        final = [r["gamma"] for r in finished if r.get("gamma") is not None]  # the γ each seed ended with
+        out["gamma_final_median"] = float(np.median(final)) if final else None
+        out["gamma_final_min"], out["gamma_final_max"] = (min(final), max(final)) if final else (None, None)
         out["failed"] = len(failed)
         latest = max(failed, key=lambda r: (r["updated_at"] or "", r["seed"])) if failed else None
         row = {c: out[c] for c in CSV_COLUMNS}
@@ -180,6 +184,14 @@ def _csv_text(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+def _gamma_cell(r: dict) -> str:
+    """γ in the table: the fixed value, or auto with the median of the seeds' final γ."""
+    if r["gamma"] == "auto":
+        median = r.get("gamma_final_median")
+        return "auto" + (f" ({median:.0f})" if median is not None else "")
+    return _number(r["gamma"]) or "-"
+
+
 def _md_text(rows: list[dict]) -> str:
     def f(x, fmt=".2f"):
         return "-" if x is None or not math.isfinite(x) else format(x, fmt)
@@ -204,7 +216,7 @@ def _md_text(rows: list[dict]) -> str:
         marks = [f"{r[k]} {k}" for k in ("diverged", "failed") if r.get(k)]
         seeds = str(r["seeds"]) + (f" ({', '.join(marks)})" if marks else "")
         cells = [r.get("name") or display_name(r["model"]),
-                 _number(r["beta"]) or "-", _number(r["gamma"]) or "-",
+                 _number(r["beta"]) or "-", _gamma_cell(r),
                  f"p={r['label_dim']}" if r["label_dim"] else "-",
                  f(r["acc_angle"]), f(r["acc_distance"]),
                  f(r["polar_lowest"]), f(r["polar_mean"]), f(r["polar_best10_mean"]),
@@ -260,8 +272,6 @@ def write_distribution_plot(store, path, *, threshold: float = SUCCESS_MSE) -> P
     dashed line.  Returns the PNG path, or None when no model has a finished
     seed yet.
     """
-    from ..plots import mse_distributions, save_figure  # matplotlib only when a figure is asked for
-
     per_model = {}
     for m in store.models():
         finished = [r for r in store.rows(m["model"])
@@ -315,5 +325,6 @@ def rows_md(rows: list[dict], formats: dict[str, str]) -> str:
     cols = list(rows[0])
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(":---" if c not in formats else "---:" for c in cols) + "|"]
     for r in rows:
-        lines.append("| " + " | ".join(_format_cell(r[c], formats[c]) if c in formats else ("" if r[c] is None else str(r[c])) for c in cols) + " |")
+        cells = (_format_cell(r[c], formats[c]) if c in formats else ("" if r[c] is None else str(r[c])) for c in cols)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

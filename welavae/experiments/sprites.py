@@ -187,7 +187,8 @@ def model_rows(out, spec: RunSpec) -> tuple[list[dict], dict | None]:
         f, names, _ = truth.factor_sets["factors"]
         lf, _, cont = truth.factor_sets["label_coordinates"]
         row = {"seed": seed, "polar_mse": ev["polar"]["mse"], "cartesian_mse": ev["cartesian"]["mse"],
-               "acc_angle": (ev["accuracy"] or [math.nan])[0], "acc_distance": (ev["accuracy"] or [math.nan, math.nan])[1],
+               "acc_angle": (ev["accuracy"] or [math.nan])[0],
+               "acc_distance": (ev["accuracy"] or [math.nan, math.nan])[1],
                "active_latents": ev["active_latents"],
                "mig_factors": mig(mu, f), "mig_label_coords": mig(mu, discretize_factors(lf, continuous=cont).codes),
                **{f"free_nmi_{k}": v for k, v in _free_nmi(mu, f, names, ev[position]["channels"]).items()}}
@@ -228,7 +229,8 @@ _FORMATS = {**{c: ".1f" for c in ("polar_mse_lowest", "polar_mse_mean", "cartesi
 
 
 def write_report(out, plan: list[RunSpec], *, started: float | None = None, render_seconds: float = 0.0) -> dict:
-    """``sprites.csv`` (one row per model), ``sprites_seeds.csv`` (one per seed), ``sprites.md`` and ``sprites.json``."""
+    """``sprites.csv`` (one row per model), ``sprites_seeds.csv`` (one per seed), ``sprites.md`` and
+    ``sprites.json``."""
     out = Path(out)
     t0 = time.perf_counter()
     summaries, per_seed = [], []

@@ -9,14 +9,16 @@ makes ``welavae reproduce`` resumable: a seed is finished once its row says
 Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`)::
 
     models(model PK, config_hash, config_json, beta, gamma, label_dim,
-           latent_dim, regulariser, ord)
+           latent_dim, regulariser, ord, gamma_target)
     results(model, seed, config_hash, status, diverged_epoch, epochs, seconds,
             polar_mse, polar_channels, polar_inverted,
             cartesian_mse, cartesian_channels, cartesian_inverted,
-            acc_angle, acc_distance, metrics_json, error, updated_at, environment,
+            acc_angle, acc_distance, metrics_json, error, updated_at, environment, gamma,
             PK(model, seed))
 
 ``gamma`` is NULL for models without labels and ``label_dim`` NULL when 0;
+``models.gamma_target`` is the target of ``--gamma auto`` (its ``gamma`` the start), NULL for a fixed γ;
+``results.gamma`` the γ the seed ended with (found by ``--gamma auto``, else the fixed one);
 ``ord`` is the registration order (Table 1's row order).  ``status`` is one
 of ``done``, ``diverged`` (non-finite loss; its MSEs are NULL) or ``failed``
 (the seed's job raised; retried on the next run; ``error`` holds
@@ -57,12 +59,12 @@ SCHEMA_VERSION = 1
 STATUSES = ("done", "diverged", "failed")
 
 MODEL_COLUMNS = ("model", "config_hash", "config_json", "beta", "gamma", "label_dim", "latent_dim",
-                 "regulariser", "ord")
+                 "regulariser", "ord", "gamma_target")
 RESULT_COLUMNS = (
     "model", "seed", "config_hash", "status", "diverged_epoch", "epochs", "seconds",
     "polar_mse", "polar_channels", "polar_inverted",
     "cartesian_mse", "cartesian_channels", "cartesian_inverted",
-    "acc_angle", "acc_distance", "metrics_json", "error", "updated_at", "environment",
+    "acc_angle", "acc_distance", "metrics_json", "error", "updated_at", "environment", "gamma",
 )
 # Columns holding JSON text: a list / tuple / dict given for them is encoded by record().
 _JSON_COLUMNS = ("polar_channels", "polar_inverted", "cartesian_channels", "cartesian_inverted", "metrics_json",
@@ -78,7 +80,8 @@ CREATE TABLE models (
     label_dim INTEGER,
     latent_dim INTEGER,
     regulariser TEXT,
-    ord INTEGER NOT NULL UNIQUE
+    ord INTEGER NOT NULL UNIQUE,
+    gamma_target TEXT
 );
 CREATE TABLE results (
     model TEXT NOT NULL REFERENCES models(model),
@@ -100,6 +103,7 @@ CREATE TABLE results (
     error TEXT,
     updated_at TEXT,
     environment TEXT,
+    gamma REAL,
     PRIMARY KEY (model, seed)
 );
 """
@@ -120,16 +124,17 @@ def _plain(value, column: str):
     return value
 
 
-#: Columns added to schema version 1 after its first release: (name, SQL type), added as NULL when missing.
-_ADDED_COLUMNS = (("environment", "TEXT"),)
+#: Columns added to schema version 1 after its first release: (table, name, SQL type), added as NULL when missing.
+_ADDED_COLUMNS = (("results", "environment", "TEXT"), ("results", "gamma", "REAL"), ("models", "gamma_target", "TEXT"))
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    """Give a results table written by an earlier welavae the columns added since (backward compatible)."""
-    have = {r[1] for r in conn.execute("PRAGMA table_info(results)")}
-    for name, sql_type in _ADDED_COLUMNS:
-        if name not in have:
-            conn.execute(f"ALTER TABLE results ADD COLUMN {name} {sql_type}")
+    """Give tables written by an earlier welavae the columns added since (backward compatible)."""
+    for table in {t for t, _, _ in _ADDED_COLUMNS}:
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        for name, sql_type in ((n, s) for t, n, s in _ADDED_COLUMNS if t == table):
+            if name not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
 
 
 class ResultsStore:
@@ -200,7 +205,7 @@ class ResultsStore:
             self._conn.close()
             self._conn = None
 
-    def __enter__(self) -> "ResultsStore":
+    def __enter__(self) -> ResultsStore:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -215,7 +220,7 @@ class ResultsStore:
     # -------------------------------------------------------------- writes ---
     def register_model(self, model: str, config_hash: str, config_json: str, *, beta: float,
                        gamma: float | None, label_dim: int | None, latent_dim: int,
-                       regulariser: str) -> None:
+                       regulariser: str, gamma_target: str | None = None) -> None:
         """Insert or update one model row; its registration order (``ord``) is kept.
 
         Raises ``ValueError`` if ``model`` is already stored under another
@@ -232,7 +237,7 @@ class ResultsStore:
                     "or move the old one aside")
             values = dict(config_hash=config_hash, config_json=config_json, beta=beta,
                           gamma=gamma, label_dim=label_dim or None, latent_dim=latent_dim,
-                          regulariser=regulariser)
+                          regulariser=regulariser, gamma_target=gamma_target)
             values = {k: _plain(v, k) for k, v in values.items()}
             if old is None:
                 ord_ = conn.execute("SELECT coalesce(max(ord), -1) + 1 FROM models").fetchone()[0]
@@ -277,7 +282,7 @@ class ResultsStore:
         conn.execute("BEGIN IMMEDIATE")
         i = -1
         try:
-            for i, values in enumerate(prepared):
+            for i, values in enumerate(prepared):  # noqa: B007 (i names the failed row below)
                 conn.execute(sql, values)
             conn.execute("COMMIT")
         except sqlite3.Error as e:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint
@@ -119,13 +120,14 @@ def plan_jobs(plan: list[RunSpec], store: ResultsStore, out, *, seeds_per_task: 
         for start in range(0, len(spec.seeds), size):
             todo = [s for s in spec.seeds[start:start + size] if s not in done]
             if todo:
-                jobs.append({"spec": spec.to_dict(), "seeds": todo, "chunk_dir": str(SweepDir(out).chunk(spec.model, todo)),
+                chunk = str(SweepDir(out).chunk(spec.model, todo))
+                jobs.append({"spec": spec.to_dict(), "seeds": todo, "chunk_dir": chunk,
                              "device": device, "data_dir": None if data_dir is None else str(data_dir),
                              "tf32": bool(tf32)})
     return jobs
 
 
-def _row(model: str, config_hash: str, r: dict, seconds: float, epochs: int, environment=None) -> dict:
+def _row(model: str, config_hash: str, r: dict, seconds: float, epochs: int, environment=None, gamma=None) -> dict:
     diverged = r["diverged_epoch"] >= 0
     acc = r["accuracy"]
     return {
@@ -146,6 +148,7 @@ def _row(model: str, config_hash: str, r: dict, seconds: float, epochs: int, env
         "acc_distance": acc[1] if acc and len(acc) > 1 else None,
         "metrics_json": json.dumps(r.get("standard")),
         "environment": environment,
+        "gamma": gamma,
     }
 
 
@@ -226,7 +229,7 @@ def _register(store: ResultsStore, plan: list[RunSpec]) -> None:
             spec.model, cfg.hash(), cfg.to_json(), beta=cfg.objective.beta,
             gamma=cfg.objective.gamma if cfg.model.has_labels else None,
             label_dim=cfg.model.label_dim or None, latent_dim=cfg.model.latent_dim,
-            regulariser=cfg.objective.regulariser,
+            regulariser=cfg.objective.regulariser, gamma_target=cfg.objective.gamma_target,
         )
 
 
@@ -239,7 +242,7 @@ def _evaluate(job: dict, spec: RunSpec, data: _DataSets, standard: str) -> list[
                             observed=run.array("observed"), logvar=run.array("logvar"), seeds=run.seeds,
                             diverged_epoch=run.diverged_epoch, standard=standard)
     return [_row(spec.model, spec.config.hash(), r, run.status["seconds"], run.status["epochs"],
-                 run.status.get("environment")) for r in evals]
+                 run.status.get("environment"), gamma) for r, gamma in zip(evals, run.gamma)]
 
 
 def _run(jobs, executor, by_model: dict[str, RunSpec], store: ResultsStore, out: SweepDir, data: _DataSets,
@@ -291,7 +294,7 @@ def _finish(out: SweepDir, plan: list[RunSpec], store: ResultsStore, failed: dic
         if out.merged_seeds(spec.model) != finished:  # e.g. killed between recording and merging
             out.merge(spec.model, finished)
         if finished:
-            _best_seed_figure(out, spec, store, lambda: data.for_spec(spec).images, only_missing=True)
+            _best_seed_figure(out, spec, store, lambda spec=spec: data.for_spec(spec).images, only_missing=True)
         rows = [r for r in store.rows(spec.model)
                 if r["config_hash"] == spec.config.hash() and r["status"] in ("done", "diverged")]
         if spec.model not in failed and rows and all(r["status"] == "diverged" for r in rows):
@@ -349,8 +352,9 @@ def run_plan(
     specs = resolve_plan(plan, data)  # every data set read and checked before anything is written
     by_model = {s.model: s for s in specs}
     # Validate the backend (and connect to Ray) before anything is written.
-    executor = make_executor(backend, address=address, data_loader=lambda job: data.for_spec(by_model[job["spec"]["model"]]),
-                             device=device, gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task)
+    executor = make_executor(backend, address=address,
+                             data_loader=lambda job: data.for_spec(by_model[job["spec"]["model"]]), device=device,
+                             gpus_per_task=gpus_per_task, cpus_per_task=cpus_per_task)
     out.write_plan(preset, specs)
     with ResultsStore(out.database) as store:
         _register(store, specs)

@@ -2,6 +2,14 @@
 seed statistics (§4.4), and the standard disentanglement metrics (MIG, DCI, SAP,
 modularity, FactorVAE score) and the downstream-task accuracy with disentanglement_lib's
 definitions, as array cores — one module per metric, as disentanglement_lib has."""
+from ._mi import (
+    DiscreteFactors,
+    discretize_factors,
+    factor_entropy,
+    histogram_discretize,
+    mutual_info_matrix,
+)
+from ._split import split_indices
 from .accuracy import label_accuracy
 from .coordinates import (
     CARTESIAN_RANGE,
@@ -13,14 +21,6 @@ from .coordinates import (
     pair_mse,
     polar_mse,
 )
-from ._mi import (
-    DiscreteFactors,
-    discretize_factors,
-    factor_entropy,
-    histogram_discretize,
-    mutual_info_matrix,
-)
-from ._split import split_indices
 from .dci import DCIResult, dci, dci_from_importance, gbt_importance
 from .downstream import downstream_accuracies, downstream_task
 from .factor_vae import FactorVAEResult, factor_vae_score

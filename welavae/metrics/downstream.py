@@ -154,7 +154,8 @@ def downstream_task(mu_train, y_train, mu_test, y_test, *, num_train=NUM_TRAIN_S
     mu_train, y_train = check_pair(mu_train, y_train, mu_name="mu_train", factors_name="y_train")
     mu_test, y_test = check_pair(mu_test, y_test, mu_name="mu_test", factors_name="y_test")
     if mu_test.shape[1] != mu_train.shape[1]:
-        raise ValueError(f"mu_test has {mu_test.shape[1]} latents but mu_train has {mu_train.shape[1]}; they must match")
+        raise ValueError(f"mu_test has {mu_test.shape[1]} latents but mu_train has {mu_train.shape[1]}; "
+                         "they must match")
     if y_test.shape[1] != y_train.shape[1]:
         raise ValueError(f"y_test has {y_test.shape[1]} targets but y_train has {y_train.shape[1]}; they must match")
     _check_targets(y_train, "y_train")

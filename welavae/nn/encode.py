@@ -31,7 +31,9 @@ def encode_dataset(model: EnsembleVAE, images, labels=None, *, batch_size: int =
     model.eval()
     for start in range(0, len(x_np), batch_size):
         x = torch.from_numpy(to_float(x_np[start : start + batch_size])).to(device)
-        y = None if y_np is None or not model.label_in else torch.from_numpy(y_np[start : start + batch_size]).to(device)
+        y = None
+        if y_np is not None and model.label_in:
+            y = torch.from_numpy(y_np[start : start + batch_size]).to(device)
         mu, logvar = model.encode(x, y)
         mus.append(mu.float().cpu())
         lvs.append(logvar.float().cpu())

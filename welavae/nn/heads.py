@@ -6,7 +6,7 @@ The image NLL is paper eq. 3's −log p(x|z) for Bernoulli pixels,
 materialising the logits' gradient, and hands the per-sample NLL (S, B) to
 :func:`welavae.objectives.objective_terms`.  Value and gradients equal
 ``bernoulli_nll(torch.baddbmm(b, h, W), x)`` (:func:`bernoulli_nll`, the same likelihood on logits),
-checked in float64 by ``tests/test_objective_reference.py``.
+checked in float64 by ``tests/test_objectives_objective.py``.
 
 Under ``torch.autocast`` the op runs in float32 (:func:`welavae.amp.autocast_safe`).
 """

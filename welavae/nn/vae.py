@@ -28,10 +28,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .heads import bernoulli_nll, linear_bernoulli_nll
 from ..seeding import init_generators
 from .conv import ConvDecoder, ConvEncoder, to_chw, to_hwc
 from .ensemble import DiagonalLabelHeads, SharedInputLinear, StackedHeads, StackedLinear
+from .heads import bernoulli_nll, linear_bernoulli_nll
 
 __all__ = ["EnsembleVAE", "plain_networks", "seed_parameters"]
 
@@ -54,7 +54,8 @@ class EnsembleVAE(nn.Module):
         if conv_arch:  # disentanglement_lib's dense sizes: 256, then 2K; decoder 256, 64·(H/16)·(W/16)
             self.encoder = nn.ModuleList([StackedLinear(self.conv.out_features + label_in, 256, gens),
                                           StackedLinear(256, 2 * k, gens)])
-            self.decoder = nn.ModuleList([StackedLinear(k, 256, gens), StackedLinear(256, self.conv.out_features, gens)])
+            self.decoder = nn.ModuleList([StackedLinear(k, 256, gens),
+                                          StackedLinear(256, self.conv.out_features, gens)])
             self.deconv = ConvDecoder(gens, c.image_shape)
             self.label_head = StackedLinear(256, self.label_out, gens) if dense else None
             self.diagonal = DiagonalLabelHeads(c.label_dims, gens) if self.label_out and not dense else None
@@ -73,7 +74,8 @@ class EnsembleVAE(nn.Module):
         dec_sizes = [k] + list(reversed(c.hidden))
         heads = [d, self.label_out] if dense else [d]
         self.decoder = nn.ModuleList(
-            [*(StackedLinear(a, b, gens) for a, b in zip(dec_sizes[:-1], dec_sizes[1:])), StackedHeads(dec_sizes[-1], heads, gens)]
+            [*(StackedLinear(a, b, gens) for a, b in zip(dec_sizes[:-1], dec_sizes[1:])),
+             StackedHeads(dec_sizes[-1], heads, gens)]
         )
         self.diagonal = DiagonalLabelHeads(c.label_dims, gens) if self.label_out and not dense else None
         self.label_in = label_in
@@ -172,7 +174,8 @@ class EnsembleVAE(nn.Module):
             if dims is not None:
                 for name, dim in dims.items():
                     yield getattr(module, name), dim
-        convs = [*(self.conv.convs if self.conv is not None else ()), *(self.deconv.deconvs if self.deconv is not None else ())]
+        convs = [*(self.conv.convs if self.conv is not None else ()),
+                 *(self.deconv.deconvs if self.deconv is not None else ())]
         for conv in convs:
             # Grouped (transposed) conv weights and biases: seed i owns the i-th of S equal blocks of rows.
             yield conv.weight, ("groups", self.num_seeds)
@@ -186,7 +189,7 @@ class EnsembleVAE(nn.Module):
         return param.select(dim, i)
 
     @torch.no_grad()
-    def subset(self, seeds) -> "EnsembleVAE":
+    def subset(self, seeds) -> EnsembleVAE:
         """A new ensemble of some of this one's seeds, weights copied (not retrained), in eval mode."""
         seeds = [int(s) for s in seeds]
         missing = [s for s in seeds if s not in self.seeds]

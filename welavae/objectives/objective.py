@@ -36,13 +36,16 @@ def objective_terms(
     y: torch.Tensor | None = None,
     label_logits=None,
     log_w: torch.Tensor | None = None,
+    gamma: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Per-seed terms, each (S,), named as :data:`welavae.config.TERMS`: image_nll, label_nll, kl,
     tc (when used), reg, loss.
 
     image_nll: (S, B) per-sample −log p(x|z) (:func:`~welavae.objectives.likelihoods.bernoulli_nll`
     of the image logits, or the fused head's :meth:`welavae.nn.vae.EnsembleVAE.decode_nll`);
-    mu, logvar, z: (S, B, K); y: (B, m) ints, −1 = missing; label_logits: m tensors (S, B, p_j).
+    mu, logvar, z: (S, B, K); y: (B, m) ints, −1 = missing; label_logits: m tensors (S, B, p_j);
+    gamma: (S,) the labels' weight of each seed (``--gamma auto``, :mod:`welavae.train.gamma`), else
+    ``cfg.gamma``.
     """
     terms: dict[str, torch.Tensor] = {}
     terms["image_nll"] = image_nll.mean(1)
@@ -52,7 +55,7 @@ def objective_terms(
     if label_logits is not None:
         label_nll = sum(categorical_nll(logits_j, y[:, j]) for j, logits_j in enumerate(label_logits))
         terms["label_nll"] = label_nll.mean(1)
-        loss = loss + cfg.gamma * terms["label_nll"]
+        loss = loss + (cfg.gamma if gamma is None else gamma) * terms["label_nll"]
     if cfg.regulariser == "tc":
         tc = total_correlation(z, mu, logvar, dataset_size=dataset_size, estimator=cfg.tc_estimator, log_w=log_w)
         terms["tc"] = tc.mean(1)

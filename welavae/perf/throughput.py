@@ -30,8 +30,8 @@ from ..nn.conv import DECODER_CHANNELS, ENCODER_CHANNELS, to_chw
 from ..nn.vae import EnsembleVAE, plain_networks
 from ..objectives.likelihoods import bernoulli_nll
 from ..objectives.objective import objective_terms
-from ..train.platform import speed_settings
 from ..seeding import epoch_noise, epoch_permutation
+from ..train.platform import speed_settings
 from ..train.trainer import compile_pays, train
 
 __all__ = [
@@ -148,7 +148,8 @@ def _conv_multiply_adds(m: ModelConfig) -> list[int]:
     label_in = labels if m.labels_in_encoder else 0
     dense = [(f + label_in, 256), (256, 2 * k), (k, 256), (256, f)] + ([(256, labels)] if labels else [])
     out += [(a + 1) * b for a, b in dense]
-    for cout in (*DECODER_CHANNELS, m.image_shape[2]):  # transposed: in positions · c_in·c_out·16 + out positions · c_out
+    # transposed: in positions · c_in·c_out·16 + out positions · c_out
+    for cout in (*DECODER_CHANNELS, m.image_shape[2]):
         out.append(h * w * cin * cout * 16 + 4 * h * w * cout)
         h, w, cin = 2 * h, 2 * w, cout
     return out

@@ -37,21 +37,16 @@ host.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
+
+from ..config import DEFAULT_GAMMA_TARGET, TARGET_KINDS, GammaTarget
 
 __all__ = ["GammaTarget", "GammaController", "take_seeds", "label_errors", "balanced_gamma",
            "DEFAULT_TARGET", "ETA", "ALPHA", "GAMMA_MIN", "LOG_RATIO_CLIP", "TARGET_KINDS"]
 
-TARGET_KINDS = ("acc", "nll")
-_FORMS = ("acc:A (a training label accuracy, 0 < A < 1, e.g. acc:0.99) "
-          "or nll:K (a mean NLL per observed label entry, K > 0, e.g. nll:0.05)")
-
 # Provisional defaults, until measured on real training (docs/gamma.md, "Constants").
-#: Table 1 reports a training accuracy of 0.99 (angle) and 1.00 (distance) for every WeLa-VAE.
-DEFAULT_TARGET_TEXT = "acc:0.99"
 #: Step size of log γ: at the clip, γ moves by a factor 10**η per step, so ×1000 takes
 #: log(1000)/(η·log 10) = 3/η = 300 steps and 1 → 4096 takes 361.
 ETA = 0.01
@@ -66,46 +61,7 @@ GAMMA_MIN = 1.0
 LOG_RATIO_CLIP = math.log(10.0)
 
 
-@dataclass(frozen=True)
-class GammaTarget:
-    """What γ keeps: ``acc`` (a label accuracy on the training batches) or ``nll`` (a mean NLL per label)."""
-
-    kind: str
-    value: float
-
-    def __post_init__(self):
-        object.__setattr__(self, "value", float(self.value))
-        text = str(self)
-        if self.kind not in TARGET_KINDS:
-            raise ValueError(f"--gamma-target: unknown kind {self.kind!r} in {text!r}; expected {_FORMS}")
-        if self.kind == "acc" and not 0.0 < self.value < 1.0:
-            raise ValueError(f"--gamma-target: the accuracy in {text!r} must lie strictly between 0 and 1 "
-                             "(an accuracy of 1 leaves no error rate to aim at)")
-        if self.kind == "nll" and not (math.isfinite(self.value) and self.value > 0.0):
-            raise ValueError(f"--gamma-target: the NLL in {text!r} must be a finite number greater than 0")
-
-    @classmethod
-    def parse(cls, text: str) -> GammaTarget:
-        """``"acc:0.99"`` or ``"nll:0.05"`` → a target; anything else is refused in one sentence."""
-        kind, sep, number = str(text).strip().partition(":")
-        try:
-            value = float(number)
-        except ValueError:
-            value = None
-        if not sep or value is None:
-            raise ValueError(f"--gamma-target: expected {_FORMS}, got {text!r}")
-        return cls(kind.strip(), value)
-
-    def __str__(self) -> str:
-        return f"{self.kind}:{self.value!r}"
-
-    @property
-    def level(self) -> float:
-        """τ, the value the moving average is driven to: κ, or the error rate ε = 1 − accuracy."""
-        return self.value if self.kind == "nll" else 1.0 - self.value
-
-
-DEFAULT_TARGET = GammaTarget.parse(DEFAULT_TARGET_TEXT)
+DEFAULT_TARGET = GammaTarget.parse(DEFAULT_GAMMA_TARGET)
 
 _STATE = ("log_gamma", "average", "seen")
 
@@ -185,6 +141,18 @@ class GammaController:
         self.log_gamma = torch.where(observed, log_gamma, self.log_gamma)
         self.average = average
         self.seen = self.seen | observed
+
+    @torch.no_grad()
+    def observe(self, label_logits, y: torch.Tensor, label_nll: torch.Tensor,
+                alive: torch.Tensor | None = None) -> None:
+        """:meth:`update` from one training step: label_logits m tensors (S, B, p_j), y (B, m) (−1 = missing),
+        label_nll (S,) the objective's per-seed batch mean of Σ_j −log p(y_j|z), alive (S,) bool (a seed
+        frozen by the trainer's NaN isolation is not updated)."""
+        errors, count = label_errors([lg.detach() for lg in label_logits], y)
+        count = count.expand(self.seeds)
+        if alive is not None:
+            count = torch.where(alive.to(self.device), count, torch.zeros_like(count))
+        self.update(count=count, nll_sum=label_nll.detach() * y.shape[0], errors=errors)
 
     def state_dict(self, seeds: Sequence[int] | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Plain tensors (``torch.load(weights_only=True)`` reads them): every seed, or those at positions ``seeds``."""

@@ -19,6 +19,7 @@ import torch
 from ..checkpoint import load_checkpoint, model_from_checkpoint
 from ..config import RunConfig
 from ..run import Run
+from .gamma import take_seeds
 
 __all__ = ["check_init_source", "shared_parameters", "init_from_run"]
 
@@ -94,14 +95,23 @@ def _seed_dims(model) -> dict:
     return {id(p): dim for p, dim in model.parameter_seed_dims()}
 
 @torch.no_grad()
-def init_from_run(model, config: RunConfig) -> list[str]:
-    """Copy seed s's weights of ``config.train.init_from`` into seed s of ``model`` (an EnsembleVAE); returns the names copied.
+def init_from_run(model, config: RunConfig, *, gamma=None) -> list[str]:
+    """Copy seed s's weights of ``config.train.init_from`` into seed s of ``model`` (an EnsembleVAE); returns the
+    names copied.
 
     Only the weights: the caller's optimizer is fresh.  Parameters the source
     lacks (label heads, see :func:`shared_parameters`) keep their initialisation.
+    ``gamma``: this run's γ controller (``--gamma auto``); a source that found
+    its γ the same way hands each seed its γ (the moving average of the label
+    fit restarts with this run's first batch).  The source was checked by the
+    run's preflight (:func:`check_init_source`).
     """
-    path = check_init_source(config, model.seeds)
-    source, _ = model_from_checkpoint(load_checkpoint(Run(path).checkpoint))
+    state = load_checkpoint(Run(config.train.init_from).checkpoint)
+    source, _ = model_from_checkpoint(state)
+    if gamma is not None and "gamma" in state:
+        carried = take_seeds(state["gamma"], [source.seeds.index(s) for s in model.seeds])
+        carried["seen"] = torch.zeros_like(carried["seen"])
+        gamma.load_state_dict(carried)
     names = shared_parameters(source, model)
     src_params, src_dims = dict(source.named_parameters()), _seed_dims(source)
     dims = _seed_dims(model)

@@ -19,7 +19,8 @@ sets, for the duration of a training run, and restores on exit:
 Transparent huge pages for torch's allocator (``THP_MEM_ALLOC_ENABLE=1``)
 are read by torch once, at its first allocation, so no context manager can
 set them: the ``welavae`` command sets the variable (unless the user did)
-before torch is imported; a Python user sets it before importing torch.  The measured effect of each setting is in the README.
+as it starts, before its first tensor; a Python user sets it before importing
+torch.  The measured effect of each setting is in docs/performance.md.
 """
 from __future__ import annotations
 

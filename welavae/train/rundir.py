@@ -2,6 +2,8 @@
 :class:`welavae.run.Run`, in that order."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..checkpoint import export_safetensors
 from ..config import RunConfig
 from ..data.dataset import Dataset
@@ -10,6 +12,7 @@ from ..data.npz import save_npz
 from ..nn.encode import encode_dataset
 from ..run import Run
 from .preflight import check_run
+from .tensorboard import EVERY, TensorBoard
 from .tracking import Tracker
 from .trainer import TERMS, TrainResult, train
 
@@ -27,6 +30,8 @@ def train_run(
     on_epoch=None,
     data: Dataset | None = None,
     tf32: bool = False,
+    tensorboard=None,
+    tensorboard_every: int = EVERY,
 ) -> TrainResult:
     """Train ``seeds`` of ``config`` and write the run directory (:class:`welavae.run.Run`).
 
@@ -35,7 +40,9 @@ def train_run(
     :func:`welavae.resolve.resolve` returned it (default: read here with
     :func:`welavae.data.load`).  A run trained on in-memory arrays (source
     ``"arrays"``, :func:`welavae.fit`) keeps them in the run directory
-    (:attr:`Run.arrays_file`).  Nothing is written before every check passed
+    (:attr:`Run.arrays_file`).  ``tensorboard``: a folder for TensorBoard's event
+    files (:mod:`welavae.train.tensorboard`; every ``tensorboard_every`` epochs the
+    latent traversals).  Nothing is written before every check passed
     (:func:`welavae.train.preflight.check_run`); the directory is locked while
     written (:meth:`welavae.run.Run.locked`), and its seeds are never replaced.
     """
@@ -43,26 +50,34 @@ def train_run(
     if data is None:
         data = load(config, data_dir=data_dir, arrays=run.arrays_file)
     checked = check_run(config, seeds, data, device=device, resuming=run.checkpoint.exists())
+    watch = []  # made before anything is written: a missing tensorboard package is refused here
+    if config.train.track_every:
+        watch.append(Tracker(run, config, data.images, data.factors, checked.labels))
+    if tensorboard is not None:
+        watch.append(TensorBoard(tensorboard, config, data.images, checked.labels, every=tensorboard_every))
     with run.locked():
-        return _train_locked(run, config, checked, data, device=device, progress=progress, on_epoch=on_epoch,
-                             tf32=tf32)
+        try:
+            return _train_locked(run, config, checked, data, watch, device=device, progress=progress,
+                                 on_epoch=on_epoch, tf32=tf32)
+        finally:
+            for watcher in watch:
+                getattr(watcher, "close", lambda: None)()
 
 
-def _train_locked(run: Run, config: RunConfig, checked, data: Dataset, *, device, progress, on_epoch,
+def _train_locked(run: Run, config: RunConfig, checked, data: Dataset, watch, *, device, progress, on_epoch,
                   tf32) -> TrainResult:
     seeds, labels = checked.seeds, checked.labels
-    tracker = Tracker(run, config, data.images, data.factors, labels) if config.train.track_every else None
     run.start(config, seeds)
     if config.data.source == "arrays":
         save_npz(run.arrays_file, data)
     result = train(config, seeds, data.images, labels, device=device, checkpoint=run.checkpoint,
-                   progress=progress, on_epoch=on_epoch, tf32=tf32, track=tracker)
+                   progress=progress, on_epoch=on_epoch, tf32=tf32, watch=watch)
     export_safetensors(run.path / Run.WEIGHTS, result.model, config)
     mu, logvar, pred = encode_dataset(result.model, data.images, labels, batch_size=config.train.eval_batch_size)
     has_pred = pred is not None
     run.write_arrays(mu=mu, logvar=logvar, label_pred=pred, factors=data.factors,
                      labels=data.labels if has_pred else None, observed=checked.observed if has_pred else None)
-    run.write_history(result.history, result.seeds, TERMS)
+    run.write_history(result.history, result.seeds, TERMS, result.gamma)
     run.write_json(Run.STATUS, {
         "name": config.name,
         "config_hash": config.hash(),
@@ -71,6 +86,8 @@ def _train_locked(run: Run, config: RunConfig, checked, data: Dataset, *, device
         "epochs": result.epochs_done,
         "resumed_from": result.resumed_from,
         "seconds": result.seconds,
+        # the γ each seed ended with (--gamma auto finds it; a fixed γ is its value; null without labels)
+        "gamma": [None if not np.isfinite(g) else float(g) for g in result.gamma[-1]] if len(result.gamma) else None,
         "device": str(device),
         "environment": result.environment,
     })

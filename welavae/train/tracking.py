@@ -35,8 +35,8 @@ def tracked(train: TrainConfig, epochs_done: int) -> bool:
 class Tracker:
     """Polar and Cartesian MSE of every seed at the tracked epochs (:func:`tracked`), into ``tracking.csv``.
 
-    Called as ``tracker(epochs_done, model)`` after every epoch (the trainer's
-    ``track``).  images (N, H, W) or (N, D), factors (N, 2) = (c1, c2), labels
+    Called as ``tracker(epochs_done, model, terms, gamma)`` after every epoch (a
+    watcher of the trainer).  images (N, H, W) or (N, D), factors (N, 2) = (c1, c2), labels
     (N, m) or None: what the run trains with (an encoder q(z|x, y) reads them).
     The subset: ``min(samples, N)`` indices drawn without replacement by
     ``numpy.random.default_rng(subset_seed)``.  Rows already in the file for
@@ -56,7 +56,7 @@ class Tracker:
         self.batch_size = config.train.eval_batch_size
         self.rows = run.tracking()
 
-    def __call__(self, epochs_done: int, model) -> None:
+    def __call__(self, epochs_done: int, model, terms=None, gamma=None) -> None:
         if not tracked(self.train, epochs_done):
             return
         was_training = model.training

@@ -47,13 +47,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import TERMS, RunConfig, TrainConfig
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..config import TERMS, GammaTarget, RunConfig, TrainConfig
 from ..data.dataset import to_float
 from ..nn.vae import EnsembleVAE
 from ..objectives.objective import objective_terms
 from ..objectives.tc import log_importance_weights
 from ..seeding import epoch_noise, epoch_permutation
-from ..checkpoint import load_checkpoint, save_checkpoint
+from .gamma import GammaController
 from .init_from import init_from_run
 from .platform import describe_change, environment_record, speed_settings
 
@@ -72,6 +73,7 @@ class TrainResult:
 
     history: (epochs_done, S, len(TERMS)) float64 per-epoch means (NaN once diverged)
     diverged_epoch: (S,) int, −1 for seeds that finished, else the epoch they diverged in
+    gamma: (epochs_done, S) float64 γ at the end of each epoch (a fixed γ repeated; NaN without labels)
     """
 
     model: EnsembleVAE
@@ -83,6 +85,7 @@ class TrainResult:
     seconds: float
     environment: list = field(default_factory=list)  # environment_record()s, each with its "from_epoch"
     resumed_from: int = 0
+    gamma: np.ndarray | None = None
 
     @property
     def diverged(self) -> np.ndarray:
@@ -196,20 +199,27 @@ def _seed_mask(dead: torch.Tensor, t: torch.Tensor, dim) -> torch.Tensor:
     return dead.view(shape)
 
 
-def _step(model, optimizer, guard: _Divergence, config: RunConfig, x, y, noise, *, epoch, n, log_w, compiled):
-    """One optimisation step of every seed on the batch x (B, D), y (B, m); returns the terms, each (S,)."""
+def _step(model, optimizer, guard: _Divergence, config: RunConfig, x, y, noise, *, epoch, n, log_w, compiled,
+          gamma: GammaController | None = None):
+    """One optimisation step of every seed on the batch x (B, D), y (B, m); returns the terms, each (S,).
+
+    ``gamma``: the per-seed γ of ``--gamma auto``, read for this step's loss and updated after it.
+    """
     mu, logvar = model.encode(x, y)  # (S, B, K)
     z = mu + torch.exp(0.5 * logvar) * noise
     image_nll, label_logits = model.decode_nll(z, x, compiled=compiled)
     terms = objective_terms(
         config.objective, image_nll=image_nll, mu=mu, logvar=logvar, z=z,
         dataset_size=n, y=y, label_logits=label_logits, log_w=log_w,
+        gamma=None if gamma is None else gamma.gamma,
     )
     guard.check(terms["loss"], epoch)
     optimizer.zero_grad(set_to_none=True)
     guard.masked(terms["loss"]).sum().backward()  # seeds are independent: one backward for all
     guard.hold()
     optimizer.step()
+    if gamma is not None and y is not None:  # no gradient through γ: it moves after the step
+        gamma.observe(label_logits, y, terms["label_nll"], guard.alive)
     return terms
 
 
@@ -251,7 +261,7 @@ class _EpochDraws:
 
 
 def _train_epoch(model, optimizer, guard, config: RunConfig, x_all, y_all, *, epoch, log_w, compiled,
-                 draws: _EpochDraws) -> np.ndarray:
+                 draws: _EpochDraws, gamma: GammaController | None = None) -> np.ndarray:
     """One epoch over the shared batch order; per-seed means of :data:`TERMS` (S, T), NaN for diverged seeds."""
     n, b = len(x_all), config.train.batch_size
     steps = n // b  # the last partial batch is dropped: TC estimates need full batches
@@ -262,7 +272,7 @@ def _train_epoch(model, optimizer, guard, config: RunConfig, x_all, y_all, *, ep
         idx = perm[t * b : (t + 1) * b]
         y = y_all[idx] if y_all is not None else None
         terms = _step(model, optimizer, guard, config, to_float(x_all[idx]), y, noise[:, t],
-                      epoch=epoch, n=n, log_w=log_w, compiled=compiled)
+                      epoch=epoch, n=n, log_w=log_w, compiled=compiled, gamma=gamma)
         with torch.no_grad():
             zero = torch.zeros_like(terms["loss"])
             sums += guard.masked(torch.stack([terms.get(name, zero).detach() for name in TERMS]).double())
@@ -271,8 +281,9 @@ def _train_epoch(model, optimizer, guard, config: RunConfig, x_all, y_all, *, ep
     return means
 
 
-def _resume(ckpt_path: Path, config: RunConfig, seeds: list[int], model, optimizer):
-    """(history, diverged_epoch, start epoch, environment records) from the run's checkpoint; refuses another run's."""
+def _resume(ckpt_path: Path, config: RunConfig, seeds: list[int], model, optimizer, gamma):
+    """(history, γ history, diverged_epoch, start epoch, environment records) from the run's checkpoint; refuses
+    another run's.  ``gamma``: the run's γ controller (``--gamma auto``), restored too."""
     state = load_checkpoint(ckpt_path)
     saved = RunConfig.from_json(state["config"])
     if not saved.same_run(config) or state["seeds"].tolist() != seeds:  # the checkpoint cadence may change
@@ -282,12 +293,22 @@ def _resume(ckpt_path: Path, config: RunConfig, seeds: list[int], model, optimiz
         )
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    return (state["history"].numpy(), state["diverged_epoch"].numpy().copy(), int(state["epoch"]),
+    if gamma is not None:
+        gamma.load_state_dict(state["gamma"])
+    history = state["history"].numpy()
+    gammas = state["gamma_history"].numpy() if "gamma_history" in state else _fixed_gammas(config, history.shape[:2])
+    return (history, gammas, state["diverged_epoch"].numpy().copy(), int(state["epoch"]),
             json.loads(state.get("environment") or "[]"))
 
 
+def _fixed_gammas(config: RunConfig, shape) -> np.ndarray:
+    """(epochs, S) γ of a run with a fixed γ (NaN for a model without labels): its history's γ column."""
+    return np.full(shape, config.objective.gamma if config.model.has_labels else np.nan)
+
+
 def _checkpoint_due(tcfg, done: int, seconds_since_last: float) -> bool:
-    """Every ``checkpoint_minutes`` of wall time when set (a paper-size checkpoint is gigabytes), else every ``checkpoint_every`` epochs."""
+    """Every ``checkpoint_minutes`` of wall time when set (a paper-size checkpoint is gigabytes), else every
+    ``checkpoint_every`` epochs."""
     if tcfg.checkpoint_minutes is not None:
         return seconds_since_last >= 60 * tcfg.checkpoint_minutes
     return done % tcfg.checkpoint_every == 0
@@ -325,7 +346,7 @@ def train(
     tf32: bool = False,
     compile_nll: bool | str = "auto",
     prefetch: bool = True,
-    track=None,
+    watch=(),
 ) -> TrainResult:
     """Train ``len(seeds)`` seeds of ``config`` together.
 
@@ -334,7 +355,8 @@ def train(
     trusts its input: :func:`welavae.train.preflight.check_run` is the gate that checks it.  With
     ``checkpoint`` (a file path) the run saves its checkpoints there and, if ``resume``,
     continues from it.  ``on_epoch(epoch, history_row)`` is called
-    after every epoch, and ``track(epoch, model)`` too (:class:`welavae.train.tracking.Tracker`).
+    after every epoch, and every ``watcher(epoch, model, terms (S, T), γ (S,))`` of ``watch`` too
+    (:class:`welavae.train.tracking.Tracker`, :class:`welavae.train.tensorboard.TensorBoard`).
     ``config.train``'s ``label_epochs`` (:func:`window_labels`: labels outside the window are
     missing) and ``init_from`` (:mod:`welavae.train.init_from`: a run that does not resume starts
     from the source's weights).  ``progress``: a bar over epochs (default: on a
@@ -358,17 +380,19 @@ def train(
 
     model = EnsembleVAE(config.model, seeds).to(device)
     optimizer = _make_optimizer(model, tcfg, device)
+    gamma = _gamma_controller(config, len(seeds), device)
     history = np.zeros((0, len(seeds), len(TERMS)))
+    gammas = np.zeros((0, len(seeds)))
     diverged_epoch = np.full(len(seeds), -1, dtype=np.int64)
     start = 0
     env = environment_record(device, tf32=tf32)
     environment = [dict(env, from_epoch=0)]
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if ckpt_path is not None and resume and ckpt_path.exists():
-        history, diverged_epoch, start, before = _resume(ckpt_path, config, seeds, model, optimizer)
+        history, gammas, diverged_epoch, start, before = _resume(ckpt_path, config, seeds, model, optimizer, gamma)
         environment = _resumed_environment(ckpt_path, before, env, start)
     elif tcfg.init_from:  # epoch 0 only: a resumed run never reads the source again
-        init_from_run(model, config)
+        init_from_run(model, config, gamma=gamma)
 
     if compile_nll == "auto":
         logits = len(seeds) * b * config.model.image_dim * (n // b) * max(tcfg.epochs - start, 0)
@@ -376,7 +400,8 @@ def train(
 
     def checkpoint(epoch: int) -> None:
         save_checkpoint(ckpt_path, model=model, optimizer=optimizer, config=config, epoch=epoch,
-                        history=history, diverged_epoch=diverged_epoch, environment=environment)
+                        history=history, diverged_epoch=diverged_epoch, environment=environment,
+                        gamma=None if gamma is None else gamma.state_dict(), gamma_history=gammas)
 
     draws = _EpochDraws(config, seeds, n, device, end=tcfg.epochs, background=prefetch)
     with speed_settings(device, tf32=tf32), contextlib.closing(draws):
@@ -389,11 +414,13 @@ def train(
         model.train()
         for epoch in range(start, tcfg.epochs):
             means = _train_epoch(model, optimizer, guard, config, x_all, window_labels(y_all, tcfg, epoch),
-                                 epoch=epoch, log_w=log_w, compiled=bool(compile_nll), draws=draws)
+                                 epoch=epoch, log_w=log_w, compiled=bool(compile_nll), draws=draws, gamma=gamma)
             history = np.concatenate([history, means[None]], axis=0)
+            now = _fixed_gammas(config, (1, len(seeds))) if gamma is None else gamma.gamma.double().cpu().numpy()[None]
+            gammas = np.concatenate([gammas, now], axis=0)
             done = epoch + 1
-            if track is not None:  # before the checkpoint: a resume never leaves a tracked epoch out
-                track(done, model)
+            for watcher in watch:  # before the checkpoint: a resume never leaves a watched epoch out
+                watcher(done, model, means, gammas[-1])
             if ckpt_path is not None and (_checkpoint_due(tcfg, done, _clock() - last_save) or done == tcfg.epochs):
                 checkpoint(done)
                 last_save = _clock()
@@ -409,6 +436,16 @@ def train(
     return TrainResult(
         model=model, config=config, seeds=seeds, history=history, diverged_epoch=diverged_epoch,
         epochs_done=max(start, tcfg.epochs), seconds=time.perf_counter() - t0, resumed_from=start,
-        environment=environment,
+        environment=environment, gamma=gammas,
     )
+
+
+def _gamma_controller(config: RunConfig, seeds: int, device) -> GammaController | None:
+    """The per-seed γ of ``--gamma auto`` (:mod:`welavae.train.gamma`), starting at the config's γ; None for a
+    fixed γ.  Its box is the paper's γ ≥ 1 and the image dimension D."""
+    o = config.objective
+    if not o.gamma_auto:
+        return None
+    return GammaController(seeds, target=GammaTarget.parse(o.gamma_target), gamma0=o.gamma,
+                           gamma_max=float(config.model.image_dim), device=device)
 
