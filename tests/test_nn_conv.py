@@ -322,13 +322,16 @@ def test_an_unknown_layout_is_refused_in_one_sentence():
     assert ens.conv.layout == "grouped" and ens.deconv.set_layout("per-seed").layout == "per-seed"
 
 
-def test_choose_layout_takes_the_smaller_median_and_grouped_on_a_tie():
+def test_choose_layout_takes_the_median_pair_ratio_and_grouped_on_a_tie():
     from welavae.nn.conv import choose_layout
 
-    # medians (hand-computed): grouped 2.0, per-seed 1.9 → per-seed; 2.0 against 2.0 → grouped (the default)
+    # Pair ratios per-seed / grouped (hand-computed) and their median:
+    # 1.9/3, 5/1, 1/2 = 0.633, 5, 0.5 → 0.633 < 1: per-seed.
     assert choose_layout({"grouped": [3.0, 1.0, 2.0], "per-seed": [1.9, 5.0, 1.0]}) == "per-seed"
-    assert choose_layout({"grouped": [1.0, 2.0, 3.0], "per-seed": [2.0, 2.0, 2.0]}) == "grouped"
-    assert choose_layout({"grouped": [2.0, 4.0], "per-seed": [2.5, 3.0]}) == "per-seed"  # 3.0 > 2.75
+    # 1/2, 3/2 = 0.5, 1.5 → median 1.0: a tie keeps grouped.
+    assert choose_layout({"grouped": [2.0, 2.0], "per-seed": [1.0, 3.0]}) == "grouped"
+    # A burst of load in pair 1: 0.9, 11, 0.9 → 0.9: per-seed, though the medians of the times (1 against 9) differ.
+    assert choose_layout({"grouped": [1.0, 1.0, 10.0], "per-seed": [0.9, 11.0, 9.0]}) == "per-seed"
     assert choose_layout({"grouped": [], "per-seed": [0.1]}) == "grouped"
     assert choose_layout({}) == "grouped"
 

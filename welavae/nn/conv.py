@@ -243,12 +243,16 @@ class ConvDecoder(nn.Module):
 
 
 def choose_layout(seconds: dict) -> str:
-    """The layout of ``seconds`` (layout → step times) with the smaller median; ``"grouped"`` on a tie
-    or when either has no time (the default is kept unless the other is measured faster)."""
-    grouped, per_seed = seconds.get("grouped") or [], seconds.get("per-seed") or []
-    if not grouped or not per_seed:
+    """``"per-seed"`` when the median over pairs of per-seed / grouped step time (index-aligned: pair k's
+    two steps ran back to back) is below 1; else ``"grouped"``, the default, also on a tie or without times.
+
+    A ratio within a pair cancels a slow drift of the machine's speed, and the
+    median over pairs ignores one pair hit by a burst of load.
+    """
+    pairs = list(zip(seconds.get("grouped") or [], seconds.get("per-seed") or []))
+    if not pairs:
         return "grouped"
-    return "per-seed" if statistics.median(per_seed) < statistics.median(grouped) else "grouped"
+    return "per-seed" if statistics.median(p / g for g, p in pairs) < 1 else "grouped"
 
 
 def _sync(device: torch.device) -> None:
@@ -266,7 +270,7 @@ def time_layouts(modules, x: torch.Tensor, *, steps: int = 3, clock=time.perf_co
     gradient is computed as in training; no ``.grad`` is written
     (``torch.autograd.grad``).  One untimed warm-up per layout, then ``steps``
     timed steps of each in the order grouped, per-seed, per-seed, grouped, …
-    (so that a drift of the machine's speed hits both alike).  Times:
+    (pair k: steps 2k and 2k + 1, back to back).  Times:
     ``{"grouped": [s, …], "per-seed": [s, …]}``; the choice is
     :func:`choose_layout`'s.  A single seed has one layout: ``("grouped", {})``,
     nothing timed.
