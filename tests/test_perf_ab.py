@@ -47,7 +47,7 @@ if "--out" in args:
     out = args[args.index("--out") + 1]
     os.makedirs(out)  # fails if a run got another run's directory
     with open(os.path.join(out, "status.json"), "w") as f:
-        json.dump({"seconds": welavae.SECONDS, "cwd": os.getcwd()}, f)
+        json.dump({"seconds": welavae.SECONDS, "rows": [{"seconds": 0}, {"seconds": 2 * welavae.SECONDS}]}, f)
 time.sleep(0.01)
 """
 
@@ -74,7 +74,7 @@ def test_two_fake_installations_alternate_and_a_row_the_reference_refuses_is_ref
     assert own["seconds"] == {"reference": [2.0] * 3, "current": [3.0] * 3}
     assert own["ratio"]["ratios"] == [1.5] * 3 and own["ratio"]["verdict"] == "slower"
     assert [(r["side"], r["pair"]) for r in own["runs"]] == alternation(3, 1)
-    assert all(r["returncode"] == 0 and r["wall_seconds"] > 0 for r in own["runs"])
+    assert all(r["returncode"] == 0 and r["error"] is None and r["wall_seconds"] > 0 for r in own["runs"])
     # The reference does not know the flag: refused after its first run, in one sentence.
     assert new["refused"] == (f"row 'new flag' fails on the reference version {ref.label} (exit 2: welavae: error: "
                               "unrecognized arguments: --new-flag); the A/B runs the same command on both, "
@@ -82,6 +82,13 @@ def test_two_fake_installations_alternate_and_a_row_the_reference_refuses_is_ref
     assert len(new["runs"]) == 1
     assert wall["ratio"]["min"] > 0 and len(wall["ratio"]["ratios"]) == 3
     assert len(lines) == 8 + 1 + 8
+    # A dotted key reaches into lists; a missing one refuses the row.
+    nested = dict(rows[0], seconds_from="{out}/status.json:rows.1.seconds")
+    assert run_ab([nested], ref, cur, pairs=1, warmup=0)["rows"][0]["seconds"] == {"reference": [4.0], "current": [6.0]}
+    missing = run_ab([dict(rows[0], seconds_from="{out}/status.json:rows.2.seconds")], ref, cur, pairs=1)["rows"][0]
+    assert missing["refused"].startswith(f"row 'own clock': the reference version {ref.label} ran but wrote no time: "
+                                         "no number 'rows.2.seconds' in ")
+    assert missing["refused"].endswith("status.json (IndexError)")
     json.dumps(result)  # ready for JSON
     assert "refused" in table(result) and "median 1.500" in table(result)
 

@@ -10,8 +10,8 @@ two runs are seconds apart, and a drift favours neither side over the pairs.
 A pair's ratio is the current run's time over the reference's
 (:func:`ratio_stats`; above 1: the current code is slower); the row reports
 every ratio, their median and spread.  The time is the process's wall time,
-or, for a row with ``seconds_from`` (``"{out}/status.json:seconds"``), a
-number the run wrote itself: a training run's own clock leaves out the
+or, for a row with ``seconds_from`` (``"{out}/status.json:seconds"``; a
+dotted key such as ``rows.1.seconds`` reaches into lists), a number the run wrote itself: a training run's own clock leaves out the
 interpreter's start, the data's loading and the evaluation after training.
 
 A version is an :class:`Installation`: an interpreter and, optionally, a
@@ -192,17 +192,22 @@ def _run_once(inst: Installation, argv, *, seconds_from: str | None = None, time
         seconds = wall
         if code == 0 and seconds_from is not None:
             seconds, error = _read_seconds(fill(seconds_from))
-            code = 0 if error is None else 1
     return {"seconds": seconds, "wall_seconds": wall, "cpu_seconds": usage.ru_utime + usage.ru_stime if usage else None,
             "peak_rss_mb": usage.ru_maxrss / 1024 if usage else None, "returncode": code, "error": error}
 
 
 def _read_seconds(spec: str) -> tuple[float | None, str | None]:
-    """``FILE:KEY`` → (the number under top-level KEY of the JSON file, None) or (None, why not)."""
+    """``FILE:KEY`` → (the number at KEY of the JSON file, None) or (None, why not).
+
+    KEY is dotted, an integer indexing a list: ``seconds``, ``rows.1.seconds``.
+    """
     path, _, key = spec.rpartition(":")
     try:
-        return float(json.loads(Path(path).read_text())[key]), None
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        value = json.loads(Path(path).read_text())
+        for part in key.split("."):
+            value = value[int(part)] if isinstance(value, list) else value[part]
+        return float(value), None
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
         return None, f"no number {key!r} in {path} ({type(e).__name__})"
 
 
@@ -223,6 +228,8 @@ def _wait(proc: subprocess.Popen, timeout: float | None):
 
 
 def _refusal(name: str, side: str, inst: Installation, run: dict) -> str:
+    if run["returncode"] == 0:  # it ran, but wrote no time where the row said
+        return f"row {name!r}: the {side} version {inst.label} ran but wrote no time: {run['error']}"
     why = "timed out" if run["returncode"] is None else f"exit {run['returncode']}: {run['error']}"
     return (f"row {name!r} fails on the {side} version {inst.label} ({why}); the A/B runs the same command on both, "
             "so give it only flags both versions know")
@@ -249,9 +256,9 @@ def run_ab(rows, reference: Installation, current: Installation | None = None, *
             run = _run_once(versions[side], argv, seconds_from=row.get("seconds_from"), timeout=timeout)
             runs.append({"side": side, "pair": k, **run})
             if log is not None:
-                log(f"ab: {name} {side} {'warm-up' if k is None else f'pair {k}'}: {run['seconds']:.2f} s"
-                    + ("" if run["returncode"] == 0 else f" (failed: {run['error']})"))
-            if run["returncode"] != 0:
+                log(f"ab: {name} {side} {'warm-up' if k is None else f'pair {k}'}: {run['wall_seconds']:.2f} s wall"
+                    + (f" (failed: {run['error']})" if run["error"] else f", {run['seconds']:.2f} s measured"))
+            if run["error"] is not None:
                 refused = _refusal(name, side, versions[side], run)
                 break
             if k is not None:
