@@ -11,8 +11,9 @@ A pair's ratio is the current run's time over the reference's
 (:func:`ratio_stats`; above 1: the current code is slower); the row reports
 every ratio, their median and spread.  The time is the process's wall time,
 or, for a row with ``seconds_from`` (``"{out}/status.json:seconds"``; a
-dotted key such as ``rows.1.seconds`` reaches into lists), a number the run wrote itself: a training run's own clock leaves out the
-interpreter's start, the data's loading and the evaluation after training.
+dotted key such as ``rows.1.seconds`` reaches into lists), a number the run
+wrote itself: a training run's own clock leaves out the interpreter's start,
+the data's loading and the evaluation after training.
 
 A version is an :class:`Installation`: an interpreter and, optionally, a
 source tree put first on ``PYTHONPATH``.  :func:`resolve_baseline` turns
