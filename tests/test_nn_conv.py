@@ -228,3 +228,157 @@ def test_conv_encoder_takes_any_size_from_16_and_refuses_smaller():
     assert np.isfinite(r.history).all()
     with pytest.raises(ValueError, match="H, W >= 16"):
         make_run_config("wela", label_dims=(3,), encoder="conv", image_shape=(15, 64))
+
+
+# --------------------------------------------------------------------------- seed layouts (grouped | per-seed)
+
+
+def _conv_pass(ens, x, h, layout):
+    """Encoder features of x and decoder logits of h in ``layout``, and the gradients of a seed-weighted
+    loss with respect to every conv parameter and to h (returned, not accumulated)."""
+    ens.conv.set_layout(layout)
+    ens.deconv.set_layout(layout)
+    feats, logits = ens.conv(x), ens.deconv(h)
+    weights = torch.tensor([0.7, -1.3, 2.1, 0.4][: ens.num_seeds], dtype=x.dtype)  # a leak across seeds would show
+    loss = (weights[:, None] * ((feats ** 2).sum(-1) + (logits.sin()).sum(-1))).sum()
+    params = [*ens.conv.parameters(), *ens.deconv.parameters()]
+    return feats, logits, torch.autograd.grad(loss, [*params, h])
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("seeds", [[5], [4, 9, 2]])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_both_layouts_give_the_same_outputs_and_gradients(channels, seeds, dtype):
+    """The same stacked weights, two kernels: float64 agrees to 1e-12 (there CPU convolutions run group by
+    group in both layouts), float32 to 1e-5 of each tensor's largest value (oneDNN's grouped kernels sum in
+    another order than its dense ones: measured differences up to 2e-6)."""
+    size, b = 32, 5
+    ens = EnsembleVAE(conv_config(channels, size=size).model, seeds).to(dtype)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(b, size * size * channels, generator=g).to(dtype)
+    h = torch.rand(len(seeds), b, ens.conv.out_features, generator=g).to(dtype).requires_grad_()
+    grouped = _conv_pass(ens, x, h, "grouped")
+    per_seed = _conv_pass(ens, x, h, "per-seed")
+    assert per_seed[0].shape == (len(seeds), b, ens.conv.out_features)
+    assert per_seed[1].shape == (len(seeds), b, size * size * channels)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    for a, c in zip([*grouped[:2], *grouped[2]], [*per_seed[:2], *per_seed[2]]):
+        assert a.shape == c.shape
+        assert (a - c).abs().max() <= tol * a.abs().max()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_seed_in_the_per_seed_layout_is_the_stock_convolution_of_that_seed(channels):
+    """Known answer: seed i's block of the stacked weights in nn.Conv2d / nn.ConvTranspose2d
+    (welavae.nn.seed_parameters) run by the stock modules; the same kernel on the same numbers, so equal bit for bit."""
+    from welavae.nn.vae import seed_parameters
+
+    size, b, seeds = 32, 4, [4, 9, 2]
+    ens = EnsembleVAE(conv_config(channels, size=size).model, seeds)
+    ens.conv.set_layout("per-seed")
+    ens.deconv.set_layout("per-seed")
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(b, size * size * channels, generator=g)
+    h = torch.rand(len(seeds), b, ens.conv.out_features, generator=g)
+    with torch.no_grad():
+        feats, logits = ens.conv(x), ens.deconv(h)
+        for i in range(len(seeds)):
+            p = seed_parameters(ens, i)
+            # NCHW with standard strides: for C = 1 a permuted view has channels-last strides, and oneDNN
+            # would pick another algorithm for the same numbers.
+            xi = torch.empty(b, channels, size, size).copy_(x.view(b, size, size, channels).permute(0, 3, 1, 2))
+            for j in range(4):
+                conv = nn.Conv2d(p[f"conv.{j}.weight"].shape[1], p[f"conv.{j}.weight"].shape[0], 4, 2, 1)
+                conv.weight.copy_(p[f"conv.{j}.weight"])
+                conv.bias.copy_(p[f"conv.{j}.bias"])
+                xi = F.relu(conv(xi))
+            assert torch.equal(xi.flatten(1), feats[i])
+            y = h[i].view(b, *ens.deconv.feature_shape)
+            for j in range(4):
+                w = p[f"deconv.{j}.weight"]
+                deconv = nn.ConvTranspose2d(w.shape[0], w.shape[1], 4, 2, 1)
+                deconv.weight.copy_(w)
+                deconv.bias.copy_(p[f"deconv.{j}.bias"])
+                y = deconv(y if j == 0 else F.relu(y))
+            assert torch.equal(y.flatten(1), logits[i])
+
+
+def test_a_few_adam_steps_agree_in_both_layouts():
+    """The whole model trained three steps from the same seeds in each layout: the same weights to float32
+    rounding (the layout changes no result, only the kernels)."""
+    cfg = conv_config(3, size=16)
+    images, labels = data(8, 16, 3)
+    x, y = torch.from_numpy(images.reshape(8, -1)), torch.from_numpy(labels)
+    eps = torch.randn(3, 8, 3, generator=torch.Generator().manual_seed(0))
+    states = []
+    for layout in ("grouped", "per-seed"):
+        ens = EnsembleVAE(cfg.model, [0, 1, 2])
+        ens.conv.set_layout(layout)
+        ens.deconv.set_layout(layout)
+        opt = torch.optim.Adam(ens.parameters(), lr=1e-3)
+        for _ in range(3):
+            mu, lv = ens.encode(x, y)
+            z = mu + torch.exp(0.5 * lv) * eps
+            nll, lab = ens.decode_nll(z, x)
+            loss = objective_terms(cfg.objective, image_nll=nll, mu=mu, logvar=lv, z=z, dataset_size=8, y=y,
+                                   label_logits=lab)["loss"]
+            opt.zero_grad()
+            loss.sum().backward()
+            opt.step()
+        states.append(ens.state_dict())
+    assert states[0].keys() == states[1].keys()  # the same parameters: checkpoints do not depend on the layout
+    for name in states[0]:
+        assert torch.allclose(states[0][name], states[1][name], rtol=1e-4, atol=1e-6), name
+
+
+def test_an_unknown_layout_is_refused_in_one_sentence():
+    ens = EnsembleVAE(conv_config(1, size=16).model, [0, 1])
+    with pytest.raises(ValueError, match=r"seed layout must be one of grouped, per-seed, got 'loop'"):
+        ens.conv.set_layout("loop")
+    assert ens.conv.layout == "grouped" and ens.deconv.set_layout("per-seed").layout == "per-seed"
+
+
+def test_choose_layout_takes_the_median_pair_ratio_and_grouped_on_a_tie():
+    from welavae.nn.conv import choose_layout
+
+    # Pair ratios per-seed / grouped (hand-computed) and their median:
+    # 1.9/3, 5/1, 1/2 = 0.633, 5, 0.5 → 0.633 < 1: per-seed.
+    assert choose_layout({"grouped": [3.0, 1.0, 2.0], "per-seed": [1.9, 5.0, 1.0]}) == "per-seed"
+    # 1/2, 3/2 = 0.5, 1.5 → median 1.0: a tie keeps grouped.
+    assert choose_layout({"grouped": [2.0, 2.0], "per-seed": [1.0, 3.0]}) == "grouped"
+    # A burst of load in pair 1: 0.9, 11, 0.9 → 0.9: per-seed, though the medians of the times (1 against 9) differ.
+    assert choose_layout({"grouped": [1.0, 1.0, 10.0], "per-seed": [0.9, 11.0, 9.0]}) == "per-seed"
+    assert choose_layout({"grouped": [], "per-seed": [0.1]}) == "grouped"
+    assert choose_layout({}) == "grouped"
+
+
+def test_time_layouts_alternates_the_layouts_and_writes_no_gradient():
+    """A fake clock that advances 2 s per grouped step and 1 s per per-seed step: per-seed is chosen, each
+    layout timed ``steps`` times after one warm-up each, in the order g, p | g, p, p, g, g, p."""
+    from welavae.nn.conv import time_layouts
+
+    ens = EnsembleVAE(conv_config(1, size=16).model, [0, 1])
+    ens.deconv.set_layout("per-seed")  # restored afterwards, whatever it was
+    seen, now = [], [0.0]
+
+    def clock():
+        if len(seen) % 2 == 0:  # a step starts
+            seen.append(ens.conv.layout)
+        else:
+            seen.append(None)
+            now[0] += 2.0 if ens.conv.layout == "grouped" else 1.0
+        return now[0]
+
+    x = torch.rand(4, 16 * 16)
+    layout, seconds = time_layouts([ens.conv, ens.deconv], x, steps=3, clock=clock)
+    assert layout == "per-seed"
+    assert seconds == {"grouped": [2.0, 2.0, 2.0], "per-seed": [1.0, 1.0, 1.0]}
+    assert seen[::2] == ["grouped", "per-seed", "grouped", "per-seed", "per-seed", "grouped", "grouped", "per-seed"]
+    assert (ens.conv.layout, ens.deconv.layout) == ("grouped", "per-seed")
+    assert all(p.grad is None for p in ens.parameters())
+    # One seed has one layout: nothing to time.
+    one = EnsembleVAE(conv_config(1, size=16).model, [3])
+    assert time_layouts([one.conv, one.deconv], x) == ("grouped", {})
+    # The real clock: two measured times each, a valid choice.
+    layout, seconds = time_layouts([ens.conv, ens.deconv], x, steps=2)
+    assert layout in ("grouped", "per-seed") and [len(v) for v in seconds.values()] == [2, 2]
