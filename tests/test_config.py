@@ -269,3 +269,20 @@ def test_a_benchmark_config_keeps_the_0_2_0_hashes_and_hashes_its_own_fields(tmp
               for x in (d, DataConfig(source="benchmark", dataset="sprites", data_path="s.npz", subset=10),
                         DataConfig(source="benchmark", dataset="sprites", data_path="s.npz", subset=10, subset_seed=1))}
     assert len(hashes) == 3
+
+
+def test_gamma_auto_starts_at_the_rule_and_records_its_target():
+    c = make_run_config("wela", label_dim=3, gamma="auto")
+    assert (c.objective.gamma, c.objective.gamma_target, c.objective.gamma_auto) == (1500.0, "acc:0.99", True)
+    assert make_run_config("wela", label_dim=3, gamma="auto", gamma_target="nll:0.05").objective.gamma_target == \
+        "nll:0.05"
+    assert c.hash() != make_run_config("wela", label_dim=3).hash()  # an auto run is another run
+    assert RunConfig.from_json(c.to_json()) == c
+    with pytest.raises(ValueError, match="--gamma auto: model 'tcvae' has no weak labels"):
+        make_run_config("tcvae", gamma="auto")
+    with pytest.raises(ValueError, match="--gamma-target goes with --gamma auto"):
+        make_run_config("wela", label_dim=2, gamma_target="acc:0.99")
+    with pytest.raises(ValueError, match="must be a number or 'auto'"):
+        make_run_config("wela", label_dim=2, gamma="often")
+    with pytest.raises(ValueError, match="--gamma-target: unknown kind 'mse'"):
+        ObjectiveConfig(gamma_target="mse:1")

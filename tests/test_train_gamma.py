@@ -231,8 +231,9 @@ def test_gamma_targets_parse_and_print_back(text, kind, value, back):
     assert GammaTarget.parse(str(target)) == target
 
 
-FORMS = ("acc:A (a training label accuracy, 0 < A < 1, e.g. acc:0.99) "
-         "or nll:K (a mean NLL per observed label entry, K > 0, e.g. nll:0.05)")
+FORMS = ("acc:A (a training label accuracy, 0 < A < 1, e.g. acc:0.99), "
+         "nll:K (a mean NLL per observed label entry, K > 0, e.g. nll:0.05) "
+         "or grad:F (the labels' gradient at z, F > 0 times the image's, e.g. grad:1)")
 
 
 @pytest.mark.parametrize("text,sentence", [
@@ -250,6 +251,7 @@ FORMS = ("acc:A (a training label accuracy, 0 < A < 1, e.g. acc:0.99) "
     ("nll:0", "--gamma-target: the NLL in 'nll:0.0' must be a finite number greater than 0"),
     ("nll:-0.5", "--gamma-target: the NLL in 'nll:-0.5' must be a finite number greater than 0"),
     ("nll:inf", "--gamma-target: the NLL in 'nll:inf' must be a finite number greater than 0"),
+    ("grad:0", "--gamma-target: the gradient fraction in 'grad:0.0' must be a finite number greater than 0"),
 ])
 def test_a_bad_gamma_target_is_refused_in_one_sentence(text, sentence):
     with pytest.raises(ValueError) as info:
@@ -288,3 +290,35 @@ def test_balanced_gamma_equalises_the_gradient_norms_at_the_latent():
     label = torch.stack([torch.ones(2, 2), torch.ones(2, 2), torch.ones(2, 2), torch.zeros(2, 2)])
     assert balanced_gamma(image, label, gamma_max=4096.0).tolist() == pytest.approx([3.0, 3.0, 1.0, 4096.0])
     assert balanced_gamma(image[:1], label[:1], fraction=0.5, gamma_max=4096.0).tolist() == pytest.approx([1.5])
+
+
+# --------------------------------------------------------------------------- the grad:F rule
+
+
+def test_balance_converges_geometrically_to_the_gradient_ratio():
+    # K = 1, z = 0 for every sample: image NLL A·z has gradient A/B per sample at z (mean over B);
+    # one binary label with logits (0, z) and y = 1 has NLL softplus(−z), gradient −σ(−z)/B = −1/(2B).
+    # The norms over the batch are A/√B and 1/(2√B): ratio 2A, so γ* = 2AF.  The rule moves log γ by
+    # (1 − α) of the way each step: log γ_n = log γ* + αⁿ (log γ_0 − log γ*), with γ* clipped to [1, γ_max].
+    A = torch.tensor([3.0, 50.0, 0.2])  # γ* = 2AF with F = 0.5: 3, 50, and 0.2 → clipped to γ_min = 1
+    F, B, alpha, g0 = 0.5, 8, 0.9, 10.0
+    c = GammaController(3, target=GammaTarget.parse(f"grad:{F}"), gamma0=g0, gamma_max=1e4, alpha=alpha)
+    y = torch.ones(B, 1, dtype=torch.int64)
+    for n in range(1, 41):
+        z = torch.zeros(3, B, 1, requires_grad=True)
+        logits = torch.cat([torch.zeros_like(z), z], dim=-1)
+        c.balance((A[:, None, None] * z).sum(-1), [logits], y, z)
+        star = (2 * A * F).double().clamp(min=1.0)
+        expect = star.log() + alpha ** n * (math.log(g0) - star.log())
+        assert torch.allclose(c.log_gamma, expect, rtol=0, atol=1e-12)
+    assert torch.allclose(c.gamma, torch.tensor([3.0, 50.0, 1.0]), rtol=0.05)
+
+
+def test_balance_leaves_a_seed_without_labels_or_frozen_unchanged():
+    c = GammaController(2, target=GammaTarget.parse("grad:1"), gamma0=10.0, gamma_max=1e4)
+    z = torch.zeros(2, 4, 1, requires_grad=True)
+    logits = torch.cat([torch.zeros_like(z), z], dim=-1)
+    c.balance(z.sum(-1) * 50.0, [logits], torch.full((4, 1), -1), z)  # every label missing: no label gradient
+    assert torch.equal(c.gamma, torch.tensor([10.0, 10.0]))
+    c.balance(z.sum(-1) * 50.0, [logits], torch.ones(4, 1, dtype=torch.int64), z, alive=torch.tensor([True, False]))
+    assert c.gamma[1].item() == 10.0 and c.gamma[0].item() != 10.0

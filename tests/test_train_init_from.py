@@ -104,3 +104,24 @@ def test_init_from_is_not_applied_again_on_resume(blobs, source, tmp_path):
     assert resumed.resumed_from == 1
     assert np.array_equal(Run(tmp_path / "cut").mu, Run(tmp_path / "whole").mu)
     assert json.loads((tmp_path / "cut" / "config.json").read_text())["train"]["init_from"] == str(src)
+
+
+def test_a_source_that_found_its_gamma_hands_each_seed_its_gamma(blobs, tmp_path):
+    import dataclasses
+
+    from welavae.config import make_run_config
+    from welavae.train.gamma import GammaController, GammaTarget
+    from welavae.train.init_from import init_from_run
+
+    base = cfg(encoder_input="image+labels", epochs=2)
+    auto = make_run_config("wela", label_dim=2, hidden=base.model.hidden, data=base.data, train=base.train,
+                           gamma="auto", gamma_target="grad:1")
+    images, labels, factors = blobs
+    src = train_run(auto, [0, 1, 2], tmp_path / "src", data=as_dataset(images, labels, factors), progress=False)
+    target = dataclasses.replace(auto, train=dataclasses.replace(auto.train, init_from=str(tmp_path / "src")))
+    model = EnsembleVAE(target.model, [2, 0])
+    gamma = GammaController(2, target=GammaTarget.parse("grad:1"), gamma0=auto.objective.gamma, gamma_max=256.0)
+    init_from_run(model, target, gamma=gamma)
+    # seed 2, then seed 0, of the source: their last γ; the moving average restarts (seen is False)
+    np.testing.assert_allclose(gamma.gamma.numpy(), src.gamma[-1][[2, 0]], rtol=1e-6)
+    assert not gamma.seen.any()

@@ -428,3 +428,71 @@ def test_k_larger_than_m_trains_with_either_head(small):
         assert np.isfinite(r.history).all()
     with pytest.raises(ValueError, match="K >= m"):
         make_run_config("wela", label_dim=2, latent_dim=1, label_head="diagonal")
+
+
+# --------------------------------------------------------------------------- γ found during training (--gamma auto)
+
+
+def auto_cfg16(target="acc:0.99", **kw):
+    """cfg16 with γ found during training: a per-seed GammaController starting at the paper's rule."""
+    c = cfg16(encoder_input="image+labels", **kw)
+    return make_run_config("wela", label_dim=2, hidden=c.model.hidden, data=c.data, train=c.train, gamma="auto",
+                           gamma_target=target)
+
+
+@pytest.mark.parametrize("target", ["acc:0.99", "nll:0.05", "grad:1"])
+def test_auto_gamma_seed_alone_equals_seed_beside_others(blobs16, target):
+    # One controller per seed: seed 1's γ trajectory and code do not depend on seeds 0 and 2 (to the
+    # float rounding of the S-wide first layer, as for a fixed γ).
+    images, labels, _ = blobs16
+    c = auto_cfg16(target, epochs=3)
+    together = train(c, [0, 1, 2], images, labels, progress=False)
+    alone = train(c, [1], images, labels, progress=False)
+    np.testing.assert_allclose(together.gamma[:, 1], alone.gamma[:, 0], rtol=1e-5)
+    np.testing.assert_allclose(mu_of(together, images, labels)[1], mu_of(alone, images, labels)[0], atol=1e-4)
+    assert together.gamma.shape == (3, 3) and np.all(together.gamma[0] != c.objective.gamma)  # γ moved
+    if target.startswith("grad"):  # each seed's own gradients (a constraint far from met moves all at the clip)
+        assert not np.allclose(together.gamma[:, 0], together.gamma[:, 1])
+
+
+@pytest.mark.parametrize("target", ["acc:0.99", "grad:1"])
+def test_auto_gamma_resumes_bit_for_bit(blobs16, tmp_path, target):
+    images, labels, _ = blobs16
+    c = auto_cfg16(target, epochs=4)
+    full = train(c, [0, 1], images, labels, progress=False)
+    train_interrupted(c, [0, 1], images, labels, tmp_path / "last.pt", after_epoch=3)
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["epoch"] == 3 and set(state["gamma"]) == {"log_gamma", "average", "seen"}
+    resumed = train(c, [0, 1], images, labels, checkpoint=tmp_path / "last.pt", progress=False)
+    assert resumed.resumed_from == 3
+    assert np.array_equal(full.gamma, resumed.gamma) and np.array_equal(full.history, resumed.history)
+    for va, vb in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(va, vb)
+
+
+def test_auto_gamma_is_frozen_outside_the_label_window(blobs16):
+    # Labels in epoch 0 only: in epochs 1 and 2 every label is missing, so γ (per seed) keeps its value.
+    images, labels, _ = blobs16
+    r = train(auto_cfg16(epochs=3, label_epochs=(0, 1)), [0, 1], images, labels, progress=False)
+    assert np.array_equal(r.gamma[1], r.gamma[0]) and np.array_equal(r.gamma[2], r.gamma[0])
+    assert np.all(r.gamma[0] != r.config.objective.gamma)  # it did move in epoch 0
+
+
+def test_fixed_gamma_is_recorded_each_epoch_and_unchanged(blobs16):
+    images, labels, _ = blobs16
+    c = cfg16(encoder_input="image+labels", epochs=2)
+    r = train(c, [0, 1], images, labels, progress=False)
+    assert np.array_equal(r.gamma, np.full((2, 2), c.objective.gamma))
+    u = train(cfg16("tcvae", epochs=1), [0], images, None, progress=False)
+    assert np.isnan(u.gamma).all()  # no labels, no γ
+
+
+def test_auto_gamma_runs_end_to_end_into_history_status_and_metrics(blobs16, tmp_path):
+    images, labels, factors = blobs16
+    c = auto_cfg16(epochs=2)
+    result = train_run(c, [0, 1], tmp_path / "run", data=as_dataset(images, labels, factors), progress=False)
+    run = Run(tmp_path / "run")
+    rows = run.history()
+    assert [float(r["gamma"]) for r in rows] == pytest.approx(result.gamma.reshape(-1).tolist(), rel=1e-5)
+    assert run.gamma == pytest.approx(result.gamma[-1].tolist())
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["objective"]["gamma_target"] == "acc:0.99"

@@ -63,9 +63,10 @@ def paper_gamma(label_dim: float, image_dim: int = 4096) -> float:
 #: What ``--gamma auto`` aims at unless told (``--gamma-target``): Table 1 reports a training accuracy of
 #: 0.99 (angle) and 1.00 (distance) for every WeLa-VAE.
 DEFAULT_GAMMA_TARGET = "acc:0.99"
-TARGET_KINDS = ("acc", "nll")
-_FORMS = ("acc:A (a training label accuracy, 0 < A < 1, e.g. acc:0.99) "
-          "or nll:K (a mean NLL per observed label entry, K > 0, e.g. nll:0.05)")
+TARGET_KINDS = ("acc", "nll", "grad")
+_FORMS = ("acc:A (a training label accuracy, 0 < A < 1, e.g. acc:0.99), "
+          "nll:K (a mean NLL per observed label entry, K > 0, e.g. nll:0.05) "
+          "or grad:F (the labels' gradient at z, F > 0 times the image's, e.g. grad:1)")
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,9 @@ class GammaTarget:
                              "(an accuracy of 1 leaves no error rate to aim at)")
         if self.kind == "nll" and not (math.isfinite(self.value) and self.value > 0.0):
             raise ValueError(f"--gamma-target: the NLL in {text!r} must be a finite number greater than 0")
+        if self.kind == "grad" and not (math.isfinite(self.value) and self.value > 0.0):
+            raise ValueError(f"--gamma-target: the gradient fraction in {text!r} must be a finite number "
+                             "greater than 0")
 
     @classmethod
     def parse(cls, text: str) -> GammaTarget:

@@ -42,6 +42,7 @@ from collections.abc import Sequence
 import torch
 
 from ..config import DEFAULT_GAMMA_TARGET, TARGET_KINDS, GammaTarget
+from ..objectives.likelihoods import categorical_nll
 
 __all__ = ["GammaTarget", "GammaController", "take_seeds", "label_errors", "balanced_gamma",
            "DEFAULT_TARGET", "ETA", "ALPHA", "GAMMA_MIN", "LOG_RATIO_CLIP", "TARGET_KINDS"]
@@ -141,6 +142,29 @@ class GammaController:
         self.log_gamma = torch.where(observed, log_gamma, self.log_gamma)
         self.average = average
         self.seen = self.seen | observed
+
+    def balance(self, image_nll: torch.Tensor, label_logits, y: torch.Tensor, z: torch.Tensor,
+                alive: torch.Tensor | None = None) -> None:
+        """The ``grad:F`` rule, from one training step (before its backward; the graph is kept).
+
+        image_nll: (S, B) −log p(x|z); label_logits: m tensors (S, B, p_j); y: (B, m) (−1 = missing);
+        z: (S, B, K) the sampled latents both decoders read.  γ moves towards
+        :func:`balanced_gamma` (F times the image term's gradient norm at z over the label
+        term's), in log space with the moving average's factor α; a seed without an observed
+        label, or frozen (``alive`` False), keeps its γ.
+        """
+        label_nll = sum(categorical_nll(lg, y[:, j]) for j, lg in enumerate(label_logits))  # (S, B)
+        image_grad, = torch.autograd.grad(image_nll.mean(1).sum(), z, retain_graph=True)
+        label_grad, = torch.autograd.grad(label_nll.mean(1).sum(), z, retain_graph=True)
+        with torch.no_grad():
+            target = balanced_gamma(image_grad, label_grad, fraction=self.target.value, gamma_min=self.gamma_min,
+                                    gamma_max=self.gamma_max).to(self.dtype)
+            observed = (label_grad.flatten(1).norm(dim=1) > 0) & torch.isfinite(target)
+            if alive is not None:
+                observed = observed & alive.to(self.device)
+            log_gamma = self.log_gamma + (1.0 - self.alpha) * (target.log() - self.log_gamma)
+            self.log_gamma = torch.where(observed, log_gamma.clamp(self._lo, self._hi), self.log_gamma)
+            self.seen = self.seen | observed
 
     @torch.no_grad()
     def observe(self, label_logits, y: torch.Tensor, label_nll: torch.Tensor,

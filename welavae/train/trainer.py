@@ -213,13 +213,15 @@ def _step(model, optimizer, guard: _Divergence, config: RunConfig, x, y, noise, 
         dataset_size=n, y=y, label_logits=label_logits, log_w=log_w,
         gamma=None if gamma is None else gamma.gamma,
     )
+    if gamma is not None and gamma.target.kind == "grad" and y is not None:  # before the backward frees the graph
+        gamma.balance(image_nll, label_logits, y, z, guard.alive)
     guard.check(terms["loss"], epoch)
     optimizer.zero_grad(set_to_none=True)
     guard.masked(terms["loss"]).sum().backward()  # seeds are independent: one backward for all
     guard.hold()
     optimizer.step()
-    if gamma is not None and y is not None:  # no gradient through γ: it moves after the step
-        gamma.observe(label_logits, y, terms["label_nll"], guard.alive)
+    if gamma is not None and gamma.target.kind != "grad" and y is not None:  # no gradient through γ: it moves
+        gamma.observe(label_logits, y, terms["label_nll"], guard.alive)  # after the step
     return terms
 
 
