@@ -71,7 +71,7 @@ def test_help(verb):
         (["train", "--model", "wela", "--label-dim", "2", "--gamma", "auto", "--gamma-target", "acc:1.5",
           "--variants", "1", "--out", "x"], "--gamma-target: the accuracy in 'acc:1.5' must lie strictly between"),
         (["train", "--model", "wela", "--label-dim", "2", "--gamma", "auto", "--gamma-target", "nll:0",
-          "--variants", "1", "--out", "x"], "--gamma-target: the NLL in 'nll:0.0' must be"),
+          "--variants", "1", "--out", "x"], "--gamma-target: the NLL in 'nll:0' must be"),
         (["train", "--model", "wela", "--label-dim", "2", "--gamma", "big", "--out", "x"], "expected a number or auto"),
         (["data", "--variants", "0"], "integer >= 1"),
         (["data", "--label-dim", "1", "--variants", "1"], "--label-dim"),

@@ -273,7 +273,7 @@ def test_a_benchmark_config_keeps_the_0_2_0_hashes_and_hashes_its_own_fields(tmp
 
 def test_gamma_auto_starts_at_the_rule_and_records_its_target():
     c = make_run_config("wela", label_dim=3, gamma="auto")
-    assert (c.objective.gamma, c.objective.gamma_target, c.objective.gamma_auto) == (1500.0, "acc:0.99", True)
+    assert (c.objective.gamma, c.objective.gamma_target, c.objective.gamma_auto) == (1500.0, "grad:1", True)
     assert make_run_config("wela", label_dim=3, gamma="auto", gamma_target="nll:0.05").objective.gamma_target == \
         "nll:0.05"
     assert c.hash() != make_run_config("wela", label_dim=3).hash()  # an auto run is another run

@@ -223,7 +223,7 @@ def test_seeds_take_their_state_from_another_controllers_seeds():
     ("acc:0.99", "acc", 0.99, "acc:0.99"),
     ("nll:0.05", "nll", 0.05, "nll:0.05"),
     (" nll:5e-2 ", "nll", 0.05, "nll:0.05"),
-    ("nll:3", "nll", 3.0, "nll:3.0"),
+    ("nll:3", "nll", 3.0, "nll:3"),
 ])
 def test_gamma_targets_parse_and_print_back(text, kind, value, back):
     target = GammaTarget.parse(text)
@@ -242,16 +242,16 @@ FORMS = ("acc:A (a training label accuracy, 0 < A < 1, e.g. acc:0.99), "
     ("acc:high", f"--gamma-target: expected {FORMS}, got 'acc:high'"),
     ("acc:", f"--gamma-target: expected {FORMS}, got 'acc:'"),
     ("mse:0.1", f"--gamma-target: unknown kind 'mse' in 'mse:0.1'; expected {FORMS}"),
-    ("acc:1", "--gamma-target: the accuracy in 'acc:1.0' must lie strictly between 0 and 1 "
+    ("acc:1", "--gamma-target: the accuracy in 'acc:1' must lie strictly between 0 and 1 "
               "(an accuracy of 1 leaves no error rate to aim at)"),
-    ("acc:0", "--gamma-target: the accuracy in 'acc:0.0' must lie strictly between 0 and 1 "
+    ("acc:0", "--gamma-target: the accuracy in 'acc:0' must lie strictly between 0 and 1 "
               "(an accuracy of 1 leaves no error rate to aim at)"),
     ("acc:nan", "--gamma-target: the accuracy in 'acc:nan' must lie strictly between 0 and 1 "
                 "(an accuracy of 1 leaves no error rate to aim at)"),
-    ("nll:0", "--gamma-target: the NLL in 'nll:0.0' must be a finite number greater than 0"),
+    ("nll:0", "--gamma-target: the NLL in 'nll:0' must be a finite number greater than 0"),
     ("nll:-0.5", "--gamma-target: the NLL in 'nll:-0.5' must be a finite number greater than 0"),
     ("nll:inf", "--gamma-target: the NLL in 'nll:inf' must be a finite number greater than 0"),
-    ("grad:0", "--gamma-target: the gradient fraction in 'grad:0.0' must be a finite number greater than 0"),
+    ("grad:0", "--gamma-target: the gradient fraction in 'grad:0' must be a finite number greater than 0"),
 ])
 def test_a_bad_gamma_target_is_refused_in_one_sentence(text, sentence):
     with pytest.raises(ValueError) as info:
@@ -260,7 +260,7 @@ def test_a_bad_gamma_target_is_refused_in_one_sentence(text, sentence):
 
 
 def test_the_defaults_and_bad_settings():
-    assert str(DEFAULT_TARGET) == "acc:0.99"
+    assert str(DEFAULT_TARGET) == "grad:1"
     c = GammaController(2, gamma0=1.0, gamma_max=4096.0)
     assert c.gamma.tolist() == [1.0, 1.0] and c.log_gamma.dtype == torch.float64
     with pytest.raises(ValueError, match=r"gamma0 must lie in \[gamma_min, gamma_max\] = \[1, 4096\], got 5000"):

@@ -375,9 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="β in the paper's convention (default: " +
                         ", ".join(f"{n} {k.beta:g}" for n, k in MODELS.items()) + ")")
     p.add_argument("--gamma", type=_gamma_arg, default=None, help=_gamma_help())
-    p.add_argument("--gamma-target", default=None, metavar="acc:A|nll:K",
-                   help="with --gamma auto: keep the training label accuracy at A (default acc:0.99) or the mean "
-                        "NLL per label at K")
+    p.add_argument("--gamma-target", default=None, metavar="grad:F|acc:A|nll:K",
+                   help="with --gamma auto: balance the label term's gradient on the code at F times the image "
+                        "term's (default grad:1), or GECO: keep the training label accuracy at A or the mean NLL "
+                        "per label at K")
     p.add_argument("--encoder", choices=ENCODERS, default="mlp",
                    help="with --arch mlp: conv puts the conv network's encoder before the --hidden layers")
     p.add_argument("--tc-estimator", choices=TC_ESTIMATORS, default="mss",

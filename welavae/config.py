@@ -62,7 +62,7 @@ def paper_gamma(label_dim: float, image_dim: int = 4096) -> float:
 
 #: What ``--gamma auto`` aims at unless told (``--gamma-target``): Table 1 reports a training accuracy of
 #: 0.99 (angle) and 1.00 (distance) for every WeLa-VAE.
-DEFAULT_GAMMA_TARGET = "acc:0.99"
+DEFAULT_GAMMA_TARGET = "grad:1"
 TARGET_KINDS = ("acc", "nll", "grad")
 _FORMS = ("acc:A (a training label accuracy, 0 < A < 1, e.g. acc:0.99), "
           "nll:K (a mean NLL per observed label entry, K > 0, e.g. nll:0.05) "
@@ -103,7 +103,8 @@ class GammaTarget:
         return cls(kind.strip(), value)
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.value!r}"
+        v = repr(self.value)
+        return f"{self.kind}:{v[:-2] if v.endswith('.0') else v}"  # grad:1, not grad:1.0
 
     @property
     def level(self) -> float:

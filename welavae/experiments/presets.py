@@ -32,7 +32,7 @@ report, its module).
            input, K = 3, 4 latents with the dense or the diagonal label
            head, and β-TCVAE with K = 2 as the no-label control
            (:data:`VARIANTS`).
-``conjectures``, ``sprites``  see their modules.
+``conjectures``, ``sprites``, ``gamma``  see their modules.
 
 ``quick``, ``table``, ``open-questions`` and ``conjectures`` estimate the total correlation by
 minibatch stratified sampling (see :mod:`welavae.config` for why).  Each preset's measured wall
@@ -41,8 +41,8 @@ docs/results.md (with their commands).
 """
 from __future__ import annotations
 
-from . import conjectures, sprites
-from .plan import PAPER_MODELS, QUICK, Preset, blobs_plan
+from . import conjectures, gamma, sprites
+from .plan import PAPER_MODELS, QUICK, TABLE, Preset, blobs_plan
 from .sweep import run_plan
 
 __all__ = ["PRESETS", "VARIANTS", "preset", "reproduce"]
@@ -77,12 +77,13 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     _blobs("quick", "2-core CPU in minutes (default): β-TCVAE and WeLa-VAE p=2",
            dict(QUICK, seeds=8, models=PAPER_MODELS[:2])),
     _blobs("table", "all eight models of Table 1 on quick's data and network",
-           dict(QUICK, batch_size=256, epochs=150, seeds=16, models=PAPER_MODELS)),
+           dict(TABLE, models=PAPER_MODELS)),
     _blobs("paper", "the paper's settings (a GPU or a Ray cluster)", _PAPER),
     _blobs("open-questions", "the paper's §5 questions (label-free encoder, label fractions, K > m)",
            dict(QUICK, seeds=8, models=tuple(VARIANTS), variants_of=VARIANTS), standard="none"),
     conjectures.PRESET,
     sprites.PRESET,
+    gamma.PRESET,
 )}
 
 
