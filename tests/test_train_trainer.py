@@ -162,6 +162,30 @@ def test_divergence_guard_selects_zero_over_nan_and_keeps_live_seeds_bitwise():
     assert guard.sync().tolist() == [6, 4, -1]
 
 
+def _masked_fills(guard) -> int:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        guard.hold()
+    return sum(e.count for e in prof.key_averages() if e.key == "aten::masked_fill_")
+
+
+def test_divergence_guard_on_the_cpu_selects_nothing_while_every_seed_is_alive():
+    # The selections keep every value while all seeds live, so on the CPU (a host read waits for nothing) hold()
+    # skips them: 0 masked_fill_ (the quick MLP had 24 per step, docs/performance.md); one dead seed: a gradient and
+    # a momentum per parameter, 2·P.
+    from welavae.train.trainer import _Divergence
+
+    c = make_run_config("wela", label_dim=2, hidden=(8,), encoder="conv")
+    model = EnsembleVAE(c.model, [0, 1, 2])
+    opt = torch.optim.Adam(model.parameters())
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    opt.step()
+    guard = _Divergence(model, opt, np.full(3, -1), "cpu")
+    assert _masked_fills(guard) == 0
+    guard.check(torch.tensor([1.0, float("nan"), 2.0]), epoch=0)
+    assert _masked_fills(guard) == 2 * len(list(model.parameters()))
+
+
 def test_checkpoints_by_wall_time_follow_a_fake_clock(blobs, tmp_path, monkeypatch):
     # checkpoint_minutes=10, each epoch "takes" 6 minutes: due after epoch 3 (12 min since the start), then at the end.
     from welavae.train import trainer

@@ -146,7 +146,11 @@ class _Divergence:
     momentum over a root mean square: 0).  Zeroing the momentum of an already
     dead seed again changes nothing, so there is no "newly dead" branch.  For a
     run where every seed stays finite the selections keep every value: the
-    result is bit-identical to a run without the guard.  :meth:`sync`, once
+    result is bit-identical to a run without the guard.  On the CPU, where
+    reading ``alive`` waits for nothing, :meth:`hold` skips the selections
+    while every seed is alive (they were 2 full-size ``masked_fill_`` per
+    parameter every step: docs/performance.md); on a GPU it always selects,
+    as a host read there would stall the step.  :meth:`sync`, once
     an epoch, brings ``diverged_at`` to the host: ``epoch_of`` (S,), −1 or
     the epoch a seed diverged in.
     """
@@ -156,6 +160,7 @@ class _Divergence:
         self.epoch_of = epoch_of
         self.diverged_at = torch.as_tensor(epoch_of, dtype=torch.int64, device=device)
         self.alive = self.diverged_at < 0
+        self._host = torch.device(device).type == "cpu"  # reading alive waits for no kernel
         # (parameter, seed axis) pairs, listed once: hold() runs every step.
         self._params = list(model.parameter_seed_dims())
 
@@ -172,6 +177,8 @@ class _Divergence:
     @torch.no_grad()
     def hold(self) -> None:
         """Zero dead seeds' gradients and Adam momentum before the optimizer step."""
+        if self._host and bool(self.alive.all()):
+            return  # nothing to zero; the selections would keep every value
         dead = ~self.alive
         for p, dim in self._params:
             state = self.optimizer.state.get(p)
