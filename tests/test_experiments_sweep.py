@@ -278,3 +278,6 @@ def test_every_job_trains_with_the_sweeps_seed_layout_and_tf32(tmp_path, monkeyp
     assert seen == [("per-seed", True)]
     status = json.loads(next((tmp_path / "out" / "runs").rglob("status.json")).read_text())
     assert status["seed_layout"] is None  # an MLP: no layout to choose
+    with pytest.raises(ValueError, match="seed layout must be one of auto, grouped, per-seed, got 'loop'"):
+        run(tmp_path / "bad", tiny_plan(epochs=1, seeds=1, models=("tcvae",)), tmp_path / "cache", seed_layout="loop")
+    assert not (tmp_path / "bad").exists()

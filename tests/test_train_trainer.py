@@ -513,6 +513,9 @@ def test_auto_keeps_the_faster_layout_and_status_json_records_the_choice(tmp_pat
     status = json.loads((tmp_path / "run" / "status.json").read_text())
     assert status["seed_layout"] == expected
     assert [e["seed_layout"] for e in status["environment"]] == ["per-seed"]
+    with pytest.raises(ValueError, match="seed layout must be one of auto, grouped, per-seed, got 'loop'"):
+        train_run(c, [0, 1], tmp_path / "bad", data=ds, progress=False, seed_layout="loop")
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
 
 
 def test_a_resumed_run_keeps_its_recorded_layout_and_equals_the_uninterrupted_one(tmp_path, monkeypatch):

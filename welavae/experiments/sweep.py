@@ -37,6 +37,7 @@ from ..evaluate import evaluate_arrays, figure_task, plot_run
 from ..lock import locking
 from ..resolve import resolve
 from ..run import Run
+from ..train.trainer import check_seed_layout
 from ..truth import ground_truth
 from .analysis import write_analysis
 from .executors import error_text, make_executor
@@ -349,6 +350,7 @@ def run_plan(
     """
     # A Ray cluster's GPUs are not this machine's: there, only the name is checked here.
     (check_device if backend == "local" else parse_device)(device)
+    check_seed_layout(seed_layout)
     out = SweepDir(out)
     data = _DataSets(data_dir)
     specs = resolve_plan(plan, data)  # every data set read and checked before anything is written

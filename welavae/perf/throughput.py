@@ -32,7 +32,7 @@ from ..objectives.likelihoods import bernoulli_nll
 from ..objectives.objective import objective_terms
 from ..seeding import epoch_noise, epoch_permutation
 from ..train.platform import speed_settings
-from ..train.trainer import SEED_LAYOUTS, compile_pays, train
+from ..train.trainer import check_seed_layout, compile_pays, train
 
 __all__ = [
     "ARCHS",
@@ -487,8 +487,7 @@ def run_benchmark(
     device = check_device(device)  # counts devices without creating a CUDA context
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"bench: device must be 'cpu' or 'cuda', got {str(device)!r}")
-    if seed_layout not in SEED_LAYOUTS:
-        raise ValueError(f"bench: seed layout must be one of {', '.join(SEED_LAYOUTS)}, got {seed_layout!r}")
+    check_seed_layout(seed_layout)
     plan = protocol(_seed_counts(seeds, archs, device.type, fast), paired=paired)
     if fast and steps is None:
         steps = FAST_STEPS

@@ -14,7 +14,7 @@ from ..run import Run
 from .preflight import check_run
 from .tensorboard import EVERY, TensorBoard
 from .tracking import Tracker
-from .trainer import TERMS, TrainResult, train
+from .trainer import TERMS, TrainResult, check_seed_layout, train
 
 __all__ = ["train_run"]
 
@@ -48,6 +48,7 @@ def train_run(
     written (:meth:`welavae.run.Run.locked`), and its seeds are never replaced.  ``seed_layout``: how the
     convolutions run their seeds (:func:`welavae.train.train`); the choice is in ``status.json``.
     """
+    check_seed_layout(seed_layout)
     run = Run(out_dir)
     if data is None:
         data = load(config, data_dir=data_dir, arrays=run.arrays_file)

@@ -66,7 +66,8 @@ from .gamma import GammaController
 from .init_from import init_from_run
 from .platform import describe_change, environment_record, speed_settings
 
-__all__ = ["TrainResult", "train", "compile_pays", "labels_observed", "window_labels", "TERMS", "SEED_LAYOUTS"]
+__all__ = ["TrainResult", "train", "compile_pays", "labels_observed", "window_labels", "TERMS", "SEED_LAYOUTS",
+           "check_seed_layout"]
 
 _clock = time.monotonic  # the checkpoint cadence's clock (a test replaces it)
 
@@ -121,6 +122,13 @@ def _make_optimizer(model, tcfg, device):
         return torch.optim.Adam(model.parameters(), fused=True, **kwargs)
     except (RuntimeError, TypeError):  # pragma: no cover - builds without fused CPU Adam
         return torch.optim.Adam(model.parameters(), foreach=True, **kwargs)
+
+
+def check_seed_layout(layout: str) -> str:
+    """``layout`` if it is one of :data:`SEED_LAYOUTS`; else one sentence naming them."""
+    if layout not in SEED_LAYOUTS:
+        raise ValueError(f"seed layout must be one of {', '.join(SEED_LAYOUTS)}, got {layout!r}")
+    return layout
 
 
 def compile_pays(device, logits: float) -> bool:
@@ -434,8 +442,7 @@ def train(
     software versions and seed layout are recorded (``TrainResult.environment``,
     the checkpoint); resuming under another record warns and appends it.
     """
-    if seed_layout not in SEED_LAYOUTS:
-        raise ValueError(f"seed layout must be one of {', '.join(SEED_LAYOUTS)}, got {seed_layout!r}")
+    check_seed_layout(seed_layout)
     seeds = [int(s) for s in seeds]
     device = torch.device(device)
     tcfg = config.train
