@@ -1,4 +1,4 @@
-"""GPU smoke test of welavae: ten minutes on one GPU, every result written as a file (issue 24, item 12).
+"""GPU smoke test of welavae: under thirteen minutes on one GPU, every result written as a file (issue 24, item 12).
 
     scripts/gpu_smoke.sh [OUT]                        # on a GPU machine (makes a CUDA venv if needed)
     python scripts/gpu_smoke.py --device cpu --quick --out /tmp/smoke   # the plumbing, on a CPU
@@ -16,6 +16,8 @@ cpu_encode    a run trained on the device, encoded by a process that sees no GPU
 host_waits    torch.cuda.set_sync_debug_mode("error") around training steps: any host wait raises
 cli           welavae train --device, evaluate, encode; welavae.load(...).to(device)
 bench         welavae bench --device: paper and quick architectures, S up to 50, peak device memory
+layouts       the conv VAE's two seed layouts (grouped, per-seed): time_layouts at S = 8 and 16, gray and colour,
+              and the bench's conv rows in each layout, forced (bench_layout_<layout>.json)
 """
 from __future__ import annotations
 
@@ -104,7 +106,7 @@ def _one_step_grads(cfg, dev, dtype, tf32, images, labels):
         mu, logvar = model.encode(x, y)
         z = mu + torch.exp(0.5 * logvar) * noise
         nll, label_logits = model.decode_nll(z, x)
-        terms = objective_terms(cfg.objective, x=x, image_nll=nll, mu=mu, logvar=logvar, z=z,
+        terms = objective_terms(cfg.objective, image_nll=nll, mu=mu, logvar=logvar, z=z,
                                 dataset_size=len(images), y=y, label_logits=label_logits, log_w=None)
         terms["loss"].sum().backward()
     return terms["loss"].detach().double().cpu(), [p.grad.double().cpu() for p in model.parameters()]
@@ -131,14 +133,16 @@ def _small_run(args, dev, cfg, **kw):
 
 def s_bit_identity(args, dev):
     out = {}
-    variants = {"mlp": {}, "mws_diagonal": dict(tc_estimator="mws", label_head="diagonal")}
+    variants = {"mlp": ({}, {}), "mws_diagonal": (dict(tc_estimator="mws", label_head="diagonal"), {})}
     if "conv" in ENCODERS:
-        variants["conv"] = dict(encoder="conv", hidden=(64,) if args.quick else (256,))
+        conv = dict(encoder="conv", hidden=(64,) if args.quick else (256,))
+        for layout in ("grouped", "per-seed"):  # given: "auto" could time the two runs into different layouts
+            variants[f"conv_{layout}"] = (conv, {"seed_layout": layout})
     else:
         out["conv"] = "skipped: this welavae has no conv encoder"
-    for name, kw in variants.items():
+    for name, (kw, run_kw) in variants.items():
         cfg = config(args, **kw)
-        a, b = _small_run(args, dev, cfg), _small_run(args, dev, cfg)
+        a, b = _small_run(args, dev, cfg, **run_kw), _small_run(args, dev, cfg, **run_kw)
         out[name] = {"weights_identical": same_weights(a.model, b.model),
                      "history_identical": bool(np.array_equal(a.history, b.history))}
     return out
@@ -162,11 +166,12 @@ def s_resume(args, dev):
         def stop(epoch, _):
             if epoch == 1:
                 raise KeyboardInterrupt
+        ckpt = Path(tmp) / "last.pt"
         try:
-            train(cfg, [0, 1], images, labels, device=dev, progress=False, checkpoint_dir=tmp, on_epoch=stop)
+            train(cfg, [0, 1], images, labels, device=dev, progress=False, checkpoint=ckpt, on_epoch=stop)
         except KeyboardInterrupt:
             pass
-        resumed = train(cfg, [0, 1], images, labels, device=dev, progress=False, checkpoint_dir=tmp)
+        resumed = train(cfg, [0, 1], images, labels, device=dev, progress=False, checkpoint=ckpt)
     return {"resumed_from": resumed.resumed_from, "weights_identical": same_weights(whole.model, resumed.model),
             "history_identical": bool(np.array_equal(whole.history, resumed.history))}
 
@@ -265,10 +270,42 @@ def s_bench(args, dev):
             "json": str(out)}
 
 
-#: section → (function, time box in seconds); the boxes add up to 575 s, under ten minutes with the set-up.
+def s_layouts(args, dev):
+    from welavae.nn import EnsembleVAE
+    from welavae.nn.conv import LAYOUTS, time_layouts
+    from welavae.perf.throughput import run_benchmark
+    from welavae.train.platform import speed_settings
+
+    seeds = (2,) if args.quick else (8, 16)
+    timed = []
+    for channels in (1, 3):
+        cfg = make_run_config("wela", label_dims=(3, 3), arch="conv", image_shape=(64, 64, channels),
+                              data=DataConfig(source="arrays"))
+        x = torch.rand(64, 64 * 64 * channels, generator=torch.Generator().manual_seed(0)).to(dev)
+        for s in seeds:
+            model = EnsembleVAE(cfg.model, range(s)).to(dev)
+            with speed_settings(dev, tf32=args.tf32):
+                faster, seconds = time_layouts(model.conv_modules(), x, steps=1 if args.quick else 5)
+            timed.append({"channels": channels, "seeds": s, "faster": faster, "seconds": seconds,
+                          "median_seconds": {k: float(np.median(v)) for k, v in seconds.items()}})
+    bench = {}
+    archs = ("conv_gray",) if args.quick else ("conv_gray", "conv_rgb")
+    for layout in LAYOUTS:  # the same rows with the layout forced: the welavae rows' rates side by side
+        kw = dict(fast=True) if args.quick else dict(seeds=seeds, steps=20, tf32=args.tf32)
+        result = run_benchmark(device=dev, archs=archs, seed_layout=layout, print_table=False,
+                               json_path=Path(args.out) / f"bench_layout_{layout}.json", **kw)
+        bench[layout] = [{**{k: r.get(k) for k in ("arch", "impl", "seeds", "seed_samples_per_s", "speedup_vs_naive",
+                                                   "peak_device_mb")},
+                          "seed_layout": (r.get("seed_layout") or {}).get("layout")} for r in result["rows"]]
+    return {"time_layouts": timed, "bench": bench}
+
+
+#: section → (function, time box in seconds); the boxes add up to 755 s, under thirteen minutes with the set-up
+#: (``--only`` runs fewer: ``--only layouts`` ≈ 3 minutes).
 SECTIONS = {"gradcheck": (s_gradcheck, 30), "precision": (s_precision, 45), "bit_identity": (s_bit_identity, 60),
             "cpu_vs_device": (s_cpu_vs_device, 45), "resume": (s_resume, 45), "cpu_encode": (s_cpu_encode, 60),
-            "host_waits": (s_host_waits, 30), "cli": (s_cli, 60), "bench": (s_bench, 200)}
+            "host_waits": (s_host_waits, 30), "cli": (s_cli, 60), "bench": (s_bench, 200),
+            "layouts": (s_layouts, 180)}
 
 
 def main(argv=None) -> int:

@@ -128,6 +128,33 @@ def test_tf32_flag_defaults_off(verb):
     assert parser.parse_args(verb + ["--no-tf32"]).tf32 is False
 
 
+@pytest.mark.parametrize("verb", [["train", "--model", "tcvae", "--out", "x"], ["reproduce"], ["bench"]])
+def test_seed_layout_flag_defaults_to_auto(verb, capsys):
+    from welavae.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(verb).seed_layout == "auto"
+    assert parser.parse_args(verb + ["--seed-layout", "per-seed"]).seed_layout == "per-seed"
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(verb + ["--seed-layout", "loop"])
+    assert exit_.value.code == 2 and "invalid choice: 'loop'" in capsys.readouterr().err
+
+
+def test_reproduce_hands_the_seed_layout_to_the_sweep_and_bench_pairs_need_a_baseline(tmp_path, monkeypatch, capsys):
+    seen = {}
+
+    def recording(plan, **kw):
+        seen.update(kw)
+        (tmp_path / "table.md").write_text("the table\n")
+        return []
+
+    monkeypatch.setattr(presets, "run_plan", recording)
+    assert cli.main(["reproduce", "--out", str(tmp_path), "--seed-layout", "grouped"]) == 0
+    assert seen["seed_layout"] == "grouped"
+    assert cli.main(["bench", "--pairs", "3"]) == 2
+    assert capsys.readouterr().err.strip().endswith("welavae: error: --pairs goes with --baseline REF")
+
+
 def test_refusals_leave_no_folder_and_the_corrected_command_runs(tmp_path, capsys):
     npz = _tiny_npz(tmp_path / "d.npz")
     out = tmp_path / "run"

@@ -261,3 +261,23 @@ def test_a_sweep_job_with_a_corrupt_checkpoint_says_which_file_to_delete(tmp_pat
     assert row["status"] == "failed" and f"delete {ckpt} and run the same command again" in row["error"].splitlines()[0]
     ckpt.unlink()  # as the message says: the retry trains the chunk and succeeds
     sweep.run_plan(tiny_tcvae_plan(), out=out, data_dir=tmp_path / "cache", progress=False, standard="none")
+
+
+def test_every_job_trains_with_the_sweeps_seed_layout_and_tf32(tmp_path, monkeypatch):
+    # run_plan → plan_jobs → the job dict → run_job → train_run: the flags of `welavae reproduce` reach every run.
+    seen = []
+    real = executors.train_run
+
+    def recording(*args, **kw):
+        seen.append((kw["seed_layout"], kw["tf32"]))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(executors, "train_run", recording)
+    run(tmp_path / "out", tiny_plan(epochs=1, seeds=1, models=("tcvae",)), tmp_path / "cache",
+        seed_layout="per-seed", tf32=True)
+    assert seen == [("per-seed", True)]
+    status = json.loads(next((tmp_path / "out" / "runs").rglob("status.json")).read_text())
+    assert status["seed_layout"] is None  # an MLP: no layout to choose
+    with pytest.raises(ValueError, match="seed layout must be one of auto, grouped, per-seed, got 'loop'"):
+        run(tmp_path / "bad", tiny_plan(epochs=1, seeds=1, models=("tcvae",)), tmp_path / "cache", seed_layout="loop")
+    assert not (tmp_path / "bad").exists()

@@ -131,3 +131,23 @@ def test_baselines_by_path_and_by_commit_extracted_once(tmp_path):
     assert (src / "welavae" / "cli.py").stat().st_mtime_ns == stamp
     row = {"name": "r", "argv": ["--out", "{out}"], "seconds_from": "{out}/status.json:seconds"}
     assert run_ab([row], inst, inst, pairs=1, warmup=0)["rows"][0]["seconds"]["reference"] == [2.0]
+
+
+def test_bench_baseline_runs_its_rows_against_a_reference_and_writes_the_pairs(tmp_path, capsys):
+    # `welavae bench --baseline PATH`: the reference a fake tree, the current side this code (`--version`, no torch
+    # work); the JSON holds every run, the pairs and the ratio's spread, and the table is printed.
+    from welavae.perf.ab import TRAIN_ROWS, run_baseline
+
+    ref = fake(tmp_path / "old", "old", 2.0)
+    result = run_baseline(str(ref), pairs=2, rows=[{"name": "version", "argv": ["--version"]}],
+                          json_path=tmp_path / "ab.json")
+    assert json.loads((tmp_path / "ab.json").read_text()) == json.loads(json.dumps(result))
+    (row,) = result["rows"]
+    assert result["pairs"] == 2 and len(row["ratio"]["ratios"]) == 2 and row["ratio"]["median"] > 0
+    assert [r["returncode"] for r in row["runs"]] == [0] * 6  # one warm-up each, then two pairs
+    assert "version: median" in capsys.readouterr().out
+    # The real rows: the quick MLP of the question, timed by the run's own clock; flags 0.2.0 knows but --arch.
+    assert TRAIN_ROWS[0]["argv"] == ["train", "--model", "tcvae", "--variants", "1", "--shape", "disk", "--seeds",
+                                     "0-7", "--out", "{out}", "--hidden", "64,32", "--epochs", "10", "--batch-size",
+                                     "64", "--lr", "1e-3"]
+    assert {r["seconds_from"] for r in TRAIN_ROWS} == {"{out}/status.json:seconds"}

@@ -278,3 +278,25 @@ def test_bench_on_cuda_does_all_device_work_in_children(monkeypatch):
                      "matmul_peak_gflops"]  # naive, welavae S=2, naive again
     assert [r["peak_device_mb"] for r in result["rows"]] == [123.0, 123.0]
     assert bench.main_table(result).splitlines()[3].split()[-1] == "123"
+
+
+def test_a_conv_row_records_its_seed_layout_and_the_table_shows_it():
+    # A welavae conv row runs in the layout auto chose (or the one forced) and says which; the naive loop has none.
+    kw = dict(device="cpu", steps_per_epoch=1, timed_epochs=1, seconds=0.0, tf32=False)
+    forced = _measure_row(Row("conv_gray", "welavae", 2), seed_layout="per-seed", **kw)
+    assert forced["seed_layout"] == {"layout": "per-seed", "chosen": "given", "seconds": {}}
+    timed = _measure_row(Row("conv_gray", "welavae", 2), **kw)["seed_layout"]
+    assert timed["chosen"] == "timed" and timed["layout"] in ("grouped", "per-seed")
+    assert [len(timed["seconds"][k]) for k in ("grouped", "per-seed")] == [3, 3]
+    assert _measure_row(Row("conv_gray", "welavae", 1), **kw)["seed_layout"] is None  # one seed: no choice
+    assert _measure_row(Row("quick", "welavae", 2), **kw)["seed_layout"] is None  # the MLP: always stacked
+    result = {"peak_gflops": 200.0, "rows": [
+        {"arch": "conv_gray", "impl": "naive", "seeds": 1, "seed_samples_per_s": 1000.0, "gflops": 25.0,
+         "peak_rss_mb": 400.0, "speedup_vs_naive": 1.0, "seed_layout": None},
+        {"arch": "conv_gray", "impl": "welavae", "seeds": 2, "seed_samples_per_s": 1100.0, "gflops": 27.5,
+         "peak_rss_mb": 500.0, "speedup_vs_naive": 1.1, "seed_layout": forced["seed_layout"]}]}
+    lines = main_table(result).splitlines()
+    assert lines[1].split("  ")[-1].strip() == "seed layout"
+    assert lines[3].rstrip().endswith("-") and lines[4].rstrip().endswith("per-seed (given)")
+    with pytest.raises(ValueError, match="seed layout must be one of auto, grouped, per-seed"):
+        run_benchmark(archs=("conv_gray",), fast=True, print_table=False, seed_layout="loop")

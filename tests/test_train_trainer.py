@@ -23,6 +23,7 @@ from fixtures import blobs_cfg as cfg
 
 from welavae.checkpoint import load_checkpoint, save_checkpoint
 from welavae.config import DataConfig, TrainConfig, make_run_config
+from welavae.data import Dataset
 from welavae.data.dataset import to_float
 from welavae.nn import EnsembleVAE
 from welavae.nn.encode import encode_dataset
@@ -162,6 +163,30 @@ def test_divergence_guard_selects_zero_over_nan_and_keeps_live_seeds_bitwise():
     assert guard.sync().tolist() == [6, 4, -1]
 
 
+def _masked_fills(guard) -> int:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        guard.hold()
+    return sum(e.count for e in prof.key_averages() if e.key == "aten::masked_fill_")
+
+
+def test_divergence_guard_on_the_cpu_selects_nothing_while_every_seed_is_alive():
+    # The selections keep every value while all seeds live, so on the CPU (a host read waits for nothing) hold()
+    # skips them: 0 masked_fill_ (the quick MLP had 24 per step, docs/performance.md); one dead seed: a gradient and
+    # a momentum per parameter, 2·P.
+    from welavae.train.trainer import _Divergence
+
+    c = make_run_config("wela", label_dim=2, hidden=(8,), encoder="conv")
+    model = EnsembleVAE(c.model, [0, 1, 2])
+    opt = torch.optim.Adam(model.parameters())
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    opt.step()
+    guard = _Divergence(model, opt, np.full(3, -1), "cpu")
+    assert _masked_fills(guard) == 0
+    guard.check(torch.tensor([1.0, float("nan"), 2.0]), epoch=0)
+    assert _masked_fills(guard) == 2 * len(list(model.parameters()))
+
+
 def test_checkpoints_by_wall_time_follow_a_fake_clock(blobs, tmp_path, monkeypatch):
     # checkpoint_minutes=10, each epoch "takes" 6 minutes: due after epoch 3 (12 min since the start), then at the end.
     from welavae.train import trainer
@@ -274,6 +299,106 @@ def test_a_training_step_reads_nothing_from_the_device(opts):
         terms = trainer._step(model, optimizer, guard, c, x, y, noise, epoch=5, n=64, log_w=log_w, compiled=False)
     assert terms["loss"].shape == (2,) and terms["loss"].device.type == "meta"
     assert guard.alive.device.type == "meta" and guard.diverged_at.shape == (2,)
+
+
+# --------------------------------------------------------------------------- the convolutions' seed layout
+
+
+def _conv_run(epochs=2):
+    """A tiny --arch conv run (16×16×3, two labels, 3 batches of 32) on arrays."""
+    c = make_run_config("wela", label_dims=(2, 3), latent_dim=3, arch="conv", image_shape=(16, 16, 3),
+                        data=DataConfig(source="arrays"),
+                        train=TrainConfig(epochs=epochs, batch_size=32, lr=1e-3, checkpoint_every=1))
+    g = np.random.default_rng(0)
+    images = g.random((96, 16, 16, 3)).astype(np.float32) ** 3
+    labels = np.stack([g.integers(0, p, 96) for p in (2, 3)], 1)
+    return c, images, labels
+
+
+def _favour(monkeypatch, fast: str):
+    """The trainer's time_layouts on the real kernels, read by a clock on which a step in ``fast`` takes 0.5 s
+    and in the other layout 1 s (the clock is read at a step's start and end, in one layout)."""
+    from welavae.nn.conv import time_layouts as real
+
+    def timed(modules, x, **kw):
+        now = [0.0]
+
+        def clock():
+            now[0] += 0.5 if modules[0].layout == fast else 1.0
+            return now[0]
+        return real(modules, x, clock=clock, **kw)
+    monkeypatch.setattr(trainer, "time_layouts", timed)
+
+
+def test_a_seed_trains_to_the_same_numbers_in_either_seed_layout():
+    # The same stacked weights run by other kernels (welavae/nn/conv.py): equal to float32 rounding, not bit for bit.
+    c, images, labels = _conv_run()
+    runs = {layout: train(c, [0, 1, 2], images, labels, progress=False, seed_layout=layout)
+            for layout in ("grouped", "per-seed")}
+    grouped, per_seed = runs["grouped"], runs["per-seed"]
+    assert per_seed.seed_layout == {"layout": "per-seed", "chosen": "given", "seconds": {}}
+    assert per_seed.environment[0]["seed_layout"] == "per-seed"
+    assert per_seed.model.conv.layout == per_seed.model.deconv.layout == "grouped"  # left after the loop
+    mu_g, _, _ = encode_dataset(grouped.model, images, labels)
+    mu_p, _, _ = encode_dataset(per_seed.model, images, labels)
+    assert np.abs(mu_g - mu_p).max() < 1e-5
+    assert np.allclose(grouped.history, per_seed.history, rtol=1e-5, atol=1e-5)  # terms near 0 (TC): absolute
+    assert not np.array_equal(mu_g, mu_p) or not np.array_equal(grouped.history, per_seed.history)
+    with pytest.raises(ValueError, match="seed layout must be one of auto, grouped, per-seed, got 'loop'"):
+        train(c, [0, 1], images, labels, progress=False, seed_layout="loop")
+
+
+def test_auto_keeps_the_faster_layout_and_status_json_records_the_choice(tmp_path, monkeypatch):
+    c, images, labels = _conv_run(epochs=1)
+    _favour(monkeypatch, "per-seed")
+    ds = Dataset(images=images, labels=labels, label_dims=(2, 3))
+    result = train_run(c, [0, 1], tmp_path / "run", data=ds, progress=False)
+    # Known answer from the fake clock: three timed steps of each layout, 1 s grouped and 0.5 s per seed.
+    expected = {"layout": "per-seed", "chosen": "timed", "seconds": {"grouped": [1.0] * 3, "per-seed": [0.5] * 3}}
+    assert result.seed_layout == expected
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["seed_layout"] == expected
+    assert [e["seed_layout"] for e in status["environment"]] == ["per-seed"]
+    with pytest.raises(ValueError, match="seed layout must be one of auto, grouped, per-seed, got 'loop'"):
+        train_run(c, [0, 1], tmp_path / "bad", data=ds, progress=False, seed_layout="loop")
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
+
+
+def test_a_resumed_run_keeps_its_recorded_layout_and_equals_the_uninterrupted_one(tmp_path, monkeypatch):
+    c, images, labels = _conv_run(epochs=3)
+    _favour(monkeypatch, "per-seed")
+    whole = train(c, [0, 1], images, labels, progress=False)
+    train_interrupted(c, [0, 1], images, labels, tmp_path / "last.pt", after_epoch=1)
+    _favour(monkeypatch, "grouped")  # the machine changed its mind: the resumed run must not
+    resumed = train(c, [0, 1], images, labels, checkpoint=tmp_path / "last.pt", progress=False)
+    assert whole.seed_layout["layout"] == "per-seed"
+    assert resumed.seed_layout == {"layout": "per-seed", "chosen": "resumed", "seconds": {}}
+    assert [(e["seed_layout"], e["from_epoch"]) for e in resumed.environment] == [("per-seed", 0)]
+    for (k, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert np.array_equal(whole.history, resumed.history)
+    # A layout given for the resume is used, and recorded as a change (its numbers round differently).
+    train_interrupted(c, [0, 1], images, labels, tmp_path / "again.pt", after_epoch=1)  # timed: grouped now
+    with pytest.warns(UserWarning, match=r"seed_layout 'grouped' -> 'per-seed'"):
+        other = train(c, [0, 1], images, labels, checkpoint=tmp_path / "again.pt", progress=False,
+                      seed_layout="per-seed")
+    assert [(e["seed_layout"], e["from_epoch"]) for e in other.environment] == [("grouped", 0), ("per-seed", 1)]
+
+
+def test_a_checkpoint_from_before_layouts_resumes_grouped_and_the_mlp_has_no_layout(blobs, monkeypatch):
+    # Before layouts were recorded every conv run was grouped, the only layout the trainer had.
+    conv = EnsembleVAE(_conv_run()[0].model, [0, 1])
+    records = [{"device": "cpu", "from_epoch": 0}]
+    assert trainer._recorded_layout(conv, records) == ([{"device": "cpu", "from_epoch": 0,
+                                                        "seed_layout": "grouped"}], "grouped")
+    assert trainer._recorded_layout(conv, []) == ([], "grouped")
+    assert trainer._recorded_layout(EnsembleVAE(_conv_run()[0].model, [0]), records) == (records, None)  # one seed
+    # The MLP's dense layers always run stacked: no choice, nothing timed, nothing recorded.
+    monkeypatch.setattr(trainer, "time_layouts", lambda *a, **k: pytest.fail("an MLP has no layout to time"))
+    images, labels, _ = blobs
+    mlp = train(cfg(epochs=1, hidden=(8,)), [0, 1], images[:128], labels[:128], progress=False)
+    assert trainer._recorded_layout(mlp.model, records) == (records, None)
+    assert mlp.seed_layout is None and "seed_layout" not in mlp.environment[0]
 
 
 def test_compile_pays_only_for_long_cpu_runs(monkeypatch):

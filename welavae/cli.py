@@ -53,12 +53,14 @@ from .experiments.sweep import SweepFailed
 from .io import os_error_sentence, write_npy, write_text
 from .lock import during_work
 from .models import MODELS
+from .perf.ab import run_baseline
 from .perf.throughput import run_benchmark
 from .plots import label_regions, sample_grid, save_figure
 from .resolve import resolve
 from .selection import CRITERIA, DEFAULT_CRITERION, rank_seeds, ranking_table
 from .train.preflight import parse_seeds
 from .train.rundir import train_run
+from .train.trainer import SEED_LAYOUTS
 from .trained import load as load_model
 
 __all__ = ["main", "build_parser"]
@@ -117,6 +119,13 @@ def _add_tf32_arg(p):
     p.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=False,
                    help="CUDA: TF32 matmuls and convolutions (faster on Ampere and later; ~1e-3 relative "
                         "rounding); default off: exact float32, as PyTorch's default for matmuls")
+
+
+def _add_seed_layout_arg(p, what: str = "the run"):
+    p.add_argument("--seed-layout", choices=SEED_LAYOUTS, default="auto",
+                   help=f"--arch conv: how {what} convolves its seeds: one grouped convolution, or one per seed; "
+                        "auto (default) times both on the first batch and keeps the faster (same results to "
+                        "float rounding; docs/performance.md)")
 
 
 def _positive_float(text: str) -> float:
@@ -259,7 +268,8 @@ def _cmd_train(args) -> int:
                          encoder_input=args.encoder_input, label_head=args.label_head,
                          tc_estimator=args.tc_estimator)
     result = train_run(config, seeds, args.out, device=args.device, data=ds, tf32=args.tf32,
-                       tensorboard=args.tensorboard, tensorboard_every=args.tensorboard_every)
+                       tensorboard=args.tensorboard, tensorboard_every=args.tensorboard_every,
+                       seed_layout=args.seed_layout)
     n_div = int(result.diverged.sum())
     print(f"{config.name}: {len(seeds)} seeds, {result.epochs_done} epochs in {result.seconds:.1f}s"
           f"{f', {n_div} diverged' if n_div else ''}; wrote {args.out}")
@@ -314,7 +324,7 @@ def _cmd_reproduce(args) -> int:
                    seeds_per_task=args.seeds_per_task, backend=args.backend, address=args.address,
                    device=args.device, data_dir=args.data_dir, standard=args.standard_metrics,
                    tf32=args.tf32 or None, gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task,
-                   dataset=args.dataset, data_path=args.data_path)
+                   dataset=args.dataset, data_path=args.data_path, seed_layout=args.seed_layout)
     t = time.perf_counter()
     try:
         table = chosen(args.out, **options)
@@ -333,9 +343,14 @@ def _cmd_reproduce(args) -> int:
 
 def _cmd_bench(args) -> int:
     check_device(args.device)
+    if args.baseline is not None:
+        run_baseline(args.baseline, pairs=args.pairs or 5, device=args.device, json_path=args.json)
+        return 0
+    if args.pairs is not None:
+        raise ValueError("--pairs goes with --baseline REF")
     archs = tuple(a.strip() for a in args.archs.split(",") if a.strip())
     run_benchmark(device=args.device, archs=archs, json_path=args.json, fast=args.fast, paired=args.paired,
-                  tf32=args.tf32)
+                  tf32=args.tf32, seed_layout=args.seed_layout)
     return 0
 
 
@@ -410,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_benchmark_args(p)
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     _add_tf32_arg(p)
+    _add_seed_layout_arg(p)
     p.add_argument("--out", required=True, help="run directory")
     _add_data_args(p)
     p.set_defaults(func=_cmd_train)
@@ -464,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster address (with --backend ray)")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP + " (with --backend ray: of the workers)")
     _add_tf32_arg(p)
+    _add_seed_layout_arg(p, "every run")
     p.add_argument("--gpus-per-task", type=_positive_float, default=None,
                    help="--backend ray --device cuda: GPUs per job (default 1; 0.25: four jobs share a GPU)")
     p.add_argument("--cpus-per-task", type=_positive_float, default=None,
@@ -486,6 +503,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(--arch conv, 64x64x1 / x3)")
     p.add_argument("--paired", action="store_true",
                    help="also time the naive loop between the trainer's epochs: drift-free ratios")
+    _add_seed_layout_arg(p, "each conv row")
+    p.add_argument("--baseline", default=None, metavar="REF",
+                   help="instead of the table: a same-run A/B of `welavae train` rows against REF (a git commit "
+                        "of this repository, or another installation's path), in alternating processes")
+    p.add_argument("--pairs", type=_positive_int, default=None, metavar="N",
+                   help="with --baseline: pairs of runs per row (default 5)")
     p.set_defaults(func=_cmd_bench)
     return parser
 

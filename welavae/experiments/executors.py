@@ -28,11 +28,12 @@ def run_job(job: dict, on_epoch: Callable | None = None, data=None) -> dict:
     """Train one job (resuming from its checkpoint) and write its chunk directory.
 
     job: ``{"spec": RunSpec.to_dict(), "seeds": [...], "chunk_dir": str,
-    "device": str, "data_dir": str | None}``.
+    "device": str, "data_dir": str | None, "tf32": bool, "seed_layout": str}``.
     """
     spec = RunSpec.from_dict(job["spec"])
     result = train_run(spec.config, job["seeds"], job["chunk_dir"], data_dir=job.get("data_dir"),
-                       device=job.get("device", "cpu"), progress=False, on_epoch=on_epoch, data=data)
+                       device=job.get("device", "cpu"), progress=False, on_epoch=on_epoch, data=data,
+                       tf32=job.get("tf32", False), seed_layout=job.get("seed_layout", "auto"))
     return {"job": job, "seconds": result.seconds}
 
 

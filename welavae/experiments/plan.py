@@ -76,7 +76,7 @@ class RunSpec:
 #: The options every preset takes (``welavae reproduce`` flags; the plan's and
 #: :func:`welavae.experiments.sweep.run_plan`'s keywords).
 COMMON_OPTIONS = ("seeds", "epochs", "models", "tc_estimator", "seeds_per_task", "backend", "address", "device",
-                  "data_dir", "progress", "standard", "tf32", "gpus_per_task", "cpus_per_task")
+                  "data_dir", "progress", "standard", "tf32", "gpus_per_task", "cpus_per_task", "seed_layout")
 
 
 @dataclass(frozen=True)

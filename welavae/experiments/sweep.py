@@ -37,6 +37,7 @@ from ..evaluate import evaluate_arrays, figure_task, plot_run
 from ..lock import locking
 from ..resolve import resolve
 from ..run import Run
+from ..train.trainer import check_seed_layout
 from ..truth import ground_truth
 from .analysis import write_analysis
 from .executors import error_text, make_executor
@@ -104,7 +105,7 @@ class _Progress:
 
 
 def plan_jobs(plan: list[RunSpec], store: ResultsStore, out, *, seeds_per_task: int | None = None,
-              device: str = "cpu", data_dir=None, tf32: bool = False) -> list[dict]:
+              device: str = "cpu", data_dir=None, tf32: bool = False, seed_layout: str = "auto") -> list[dict]:
     """The jobs still to run: per model, its seeds in chunks of ``seeds_per_task`` (default: one chunk),
     each chunk's unfinished seeds one job training into ``runs/<model>/chunks/seeds_a-b``.
 
@@ -123,7 +124,7 @@ def plan_jobs(plan: list[RunSpec], store: ResultsStore, out, *, seeds_per_task: 
                 chunk = str(SweepDir(out).chunk(spec.model, todo))
                 jobs.append({"spec": spec.to_dict(), "seeds": todo, "chunk_dir": chunk,
                              "device": device, "data_dir": None if data_dir is None else str(data_dir),
-                             "tf32": bool(tf32)})
+                             "tf32": bool(tf32), "seed_layout": seed_layout})
     return jobs
 
 
@@ -324,6 +325,7 @@ def run_plan(
     tf32: bool = False,
     gpus_per_task: float | None = None,
     cpus_per_task: float | None = None,
+    seed_layout: str = "auto",
 ) -> list[dict]:
     """Run (or resume) a plan into ``out``; returns the table rows.
 
@@ -340,13 +342,15 @@ def run_plan(
     seed, of ``"all"`` seeds, or ``"none"``
     (:func:`welavae.evaluate.evaluate_arrays`).  ``tf32``: TF32 CUDA matmuls
     (default off: exact float32).  ``gpus_per_task`` / ``cpus_per_task``: Ray
-    resources of a job (:class:`welavae.experiments.executors.RayExecutor`).
+    resources of a job (:class:`welavae.experiments.executors.RayExecutor`).  ``seed_layout``: how every
+    job's convolutions run their seeds (:func:`welavae.train.train`).
 
     Raises :class:`SweepFailed` (after writing everything) when a model
     failed; its ``table`` holds the rows.
     """
     # A Ray cluster's GPUs are not this machine's: there, only the name is checked here.
     (check_device if backend == "local" else parse_device)(device)
+    check_seed_layout(seed_layout)
     out = SweepDir(out)
     data = _DataSets(data_dir)
     specs = resolve_plan(plan, data)  # every data set read and checked before anything is written
@@ -359,7 +363,7 @@ def run_plan(
     with ResultsStore(out.database) as store:
         _register(store, specs)
         jobs = plan_jobs(specs, store, out.path, seeds_per_task=seeds_per_task, device=device, data_dir=data_dir,
-                         tf32=tf32)
+                         tf32=tf32, seed_layout=seed_layout)
         failed = _run(jobs, executor, by_model, store, out, data, standard, progress)
         table = _finish(out, specs, store, failed, trained=bool(jobs), data=data)
     if failed:

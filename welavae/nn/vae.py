@@ -84,6 +84,18 @@ class EnsembleVAE(nn.Module):
     def num_seeds(self) -> int:
         return len(self.seeds)
 
+    def conv_modules(self) -> list:
+        """The convolutional parts (:class:`ConvEncoder`, :class:`ConvDecoder`) whose seed layout can be chosen;
+        empty for the MLP, whose dense layers always run stacked (docs/performance.md)."""
+        return [m for m in (self.conv, self.deconv) if m is not None]
+
+    def set_seed_layout(self, layout: str) -> EnsembleVAE:
+        """Run the convolutions ``"grouped"`` or ``"per-seed"`` (:mod:`welavae.nn.conv`, Seeds); the weights,
+        and so checkpoints, are the same in both."""
+        for m in self.conv_modules():
+            m.set_layout(layout)
+        return self
+
     def one_hot(self, y: torch.Tensor | None, batch: int, like: torch.Tensor) -> torch.Tensor | None:
         """(B, m) ints, −1 = missing → (B, Σ p_j) floats: label j's one-hot block, all zeros where missing."""
         if not self.label_in:

@@ -27,6 +27,11 @@ Every run starts in a fresh temporary directory (``{out}`` in a command
 stands for a directory in it), so a run never resumes another's checkpoint.
 Both versions get the same argv: a row whose command fails on either is
 refused with one sentence, and the other rows still run.
+
+``welavae bench --baseline REF`` (:func:`run_baseline`) runs :data:`TRAIN_ROWS`:
+``welavae train`` commands that 0.2.0 already knows (the MLP rows) and one
+that needs ``--arch conv`` (refused by a reference without it).  How to read
+the result: docs/performance.md, "The same-run A/B".
 """
 from __future__ import annotations
 
@@ -43,9 +48,23 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Installation", "alternation", "current_installation", "ratio_stats", "resolve_baseline", "run_ab", "table"]
+__all__ = ["TRAIN_ROWS", "Installation", "alternation", "current_installation", "ratio_stats", "resolve_baseline",
+           "run_ab", "run_baseline", "table"]
 
 REFERENCE, CURRENT = "reference", "current"
+
+_TRAIN = ["train", "--model", "tcvae", "--variants", "1", "--shape", "disk", "--seeds", "0-7", "--out", "{out}"]
+#: The rows of ``welavae bench --baseline``: 8 seeds of β-TCVAE on disk Blobs (N = 4,096), each timed by the
+#: run's own clock (status.json's ``seconds``).  The quick MLP is the command of the question "has it lost
+#: speed since 0.2.0?"; the paper MLP is GEMM-bound; the conv row needs ``--arch conv``, which 0.2.0 lacks.
+TRAIN_ROWS = tuple(dict(row, seconds_from="{out}/status.json:seconds") for row in (
+    {"name": "quick MLP S=8, 10 epochs",
+     "argv": [*_TRAIN, "--hidden", "64,32", "--epochs", "10", "--batch-size", "64", "--lr", "1e-3"]},
+    {"name": "paper MLP S=8, 1 epoch",
+     "argv": [*_TRAIN, "--hidden", "1200,1200", "--epochs", "1", "--batch-size", "256", "--lr", "1e-4"]},
+    {"name": "conv gray S=8, 1 epoch",
+     "argv": [*_TRAIN, "--arch", "conv", "--epochs", "1", "--batch-size", "64", "--lr", "1e-3"]},
+))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,3 +307,22 @@ def table(result: dict) -> str:
                      f"IQR {s['q1']:.3f}–{s['q3']:.3f}  ({s['verdict']}); ratios "
                      + " ".join(f"{x:.3f}" for x in s["ratios"]))
     return "\n".join(lines)
+
+
+def run_baseline(baseline: str, *, pairs: int = 5, rows=TRAIN_ROWS, device: str = "cpu", json_path=None,
+                 print_table: bool = True, timeout: float | None = 3600) -> dict:
+    """``welavae bench --baseline REF``: ``rows`` (default :data:`TRAIN_ROWS`) under the reference and this
+    code, alternating (:func:`run_ab`); ``--device`` is added to every row's command unless ``cpu``.
+    Writes the result as JSON to ``json_path``; prints a line per run to stderr and :func:`table` if
+    ``print_table``."""
+    reference = resolve_baseline(baseline)
+    extra = [] if device == "cpu" else ["--device", device]
+    timed = [dict(r, argv=[*r["argv"], *extra]) for r in rows]
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if print_table else None
+    result = run_ab(timed, reference, pairs=pairs, timeout=timeout, log=log)
+    result["cpu_count"] = os.cpu_count()
+    if json_path is not None:
+        Path(json_path).write_text(json.dumps(result, indent=1) + "\n")
+    if print_table:
+        print(table(result))
+    return result

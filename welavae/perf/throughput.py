@@ -32,7 +32,7 @@ from ..objectives.likelihoods import bernoulli_nll
 from ..objectives.objective import objective_terms
 from ..seeding import epoch_noise, epoch_permutation
 from ..train.platform import speed_settings
-from ..train.trainer import compile_pays, train
+from ..train.trainer import check_seed_layout, compile_pays, train
 
 __all__ = [
     "ARCHS",
@@ -380,11 +380,13 @@ def _in_own_process(fn, *args, **kwargs):
 
 
 def _measure_row(row: Row, *, device: str, steps_per_epoch: int, timed_epochs: int | None, seconds: float,
-                 tf32: bool) -> dict:
+                 tf32: bool, seed_layout: str = "auto") -> dict:
     """Time one row (module docstring, Timing); run by :func:`_in_own_process`.
 
     Returns the timed seconds and steps, whether the likelihood was
-    compiled, this process's peak memory and, paired, the median ratio.
+    compiled, this process's peak memory, the conv layers' seed layout
+    (``seed_layout``: the first ``train`` call's choice, which the timed call
+    then runs in; None for the naive loop and the MLP) and, paired, the median ratio.
     """
     device = torch.device(device)
     config = bench_config(row.arch)
@@ -392,6 +394,7 @@ def _measure_row(row: Row, *, device: str, steps_per_epoch: int, timed_epochs: i
     images, labels = synthetic_data(b * k, config.model)
     logits = row.seeds * b * config.model.image_dim * k * (1 + timed_epochs if timed_epochs else math.inf)
     compiled = row.impl == "welavae" and config.model.arch == "mlp" and compile_pays(device, logits)
+    layout = {"asked": seed_layout, "choice": None}
 
     def run(epochs: int, paired: bool) -> _EpochLaps:
         naive = None
@@ -402,8 +405,10 @@ def _measure_row(row: Row, *, device: str, steps_per_epoch: int, timed_epochs: i
         if row.impl == "naive":
             naive_train(cfg, [0], images, labels, device=device, on_epoch=laps, tf32=tf32)
         else:
-            train(cfg, list(range(row.seeds)), images, labels, device=device, progress=False, on_epoch=laps,
-                  tf32=tf32, compile_nll=compiled)
+            result = train(cfg, list(range(row.seeds)), images, labels, device=device, progress=False,
+                           on_epoch=laps, tf32=tf32, compile_nll=compiled, seed_layout=layout["asked"])
+            if layout["choice"] is None and result.seed_layout is not None:  # the probe's choice, kept
+                layout.update(choice=result.seed_layout, asked=result.seed_layout["layout"])
         return laps
 
     if timed_epochs is None:
@@ -411,7 +416,7 @@ def _measure_row(row: Row, *, device: str, steps_per_epoch: int, timed_epochs: i
         timed_epochs = max(math.ceil(seconds / epoch_seconds), math.ceil(MIN_TIMED_STEPS / k))
     laps = run(1 + timed_epochs, paired=row.paired)
     out = {"seconds": sum(laps.epochs[1:]), "steps": timed_epochs * k, "steps_per_epoch": k,
-           "compiled_nll": compiled, "peak_rss_mb": round(_peak_rss_mb(), 1)}
+           "compiled_nll": compiled, "peak_rss_mb": round(_peak_rss_mb(), 1), "seed_layout": layout["choice"]}
     if row.paired:
         ours = [row.seeds * b * k / s for s in laps.epochs[1:]]
         naive = [b * n / s for s, n in laps.naive_laps[1:]]
@@ -463,6 +468,7 @@ def run_benchmark(
     fast: bool = False,
     tf32: bool = False,
     paired: bool = False,
+    seed_layout: str = "auto",
 ) -> dict:
     """Run the benchmark described in the module docstring and return its result.
 
@@ -472,13 +478,16 @@ def run_benchmark(
     :data:`ROW_SECONDS` by default).  fast: a smoke test, not a measurement —
     seeds (1, 2), :data:`FAST_STEPS` timed steps, a small peak matmul.
     paired: time the naive loop between the trainer's epochs in each welavae
-    row too (``row["paired"]``).  Writes the result as JSON to ``json_path``
+    row too (``row["paired"]``).  seed_layout: the welavae conv rows' layout
+    (:func:`welavae.train.train`; ``"auto"``: each row times both and keeps the
+    faster, ``row["seed_layout"]`` says which).  Writes the result as JSON to ``json_path``
     if given; prints a line per row to stderr and :func:`main_table` if
     ``print_table``.
     """
     device = check_device(device)  # counts devices without creating a CUDA context
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"bench: device must be 'cpu' or 'cuda', got {str(device)!r}")
+    check_seed_layout(seed_layout)
     plan = protocol(_seed_counts(seeds, archs, device.type, fast), paired=paired)
     if fast and steps is None:
         steps = FAST_STEPS
@@ -498,11 +507,13 @@ def run_benchmark(
         flops_per_step = _flops_per_seed_sample(bench_config(row.arch).model)[0] * b * row.seeds
         k = _steps_per_epoch(flops_per_step, peak, steps)
         m = _in_own_process(_measure_row, row, device=str(device), steps_per_epoch=k,
-                            timed_epochs=None if steps is None else math.ceil(steps / k), seconds=seconds, tf32=tf32)
+                            timed_epochs=None if steps is None else math.ceil(steps / k), seconds=seconds, tf32=tf32,
+                            seed_layout=seed_layout)
         measured.append(m)
         if print_table:
             print(f"bench: {row.arch} {row.impl} S={row.seeds}: {_rate(row, m):,.0f} seed-samples/s "
-                  f"({m['steps']} steps in {m['seconds']:.2f} s)", file=sys.stderr, flush=True)
+                  f"({m['steps']} steps in {m['seconds']:.2f} s{_layout_note(m.get('seed_layout'))})",
+                  file=sys.stderr, flush=True)
     peak = max(peak, _in_own_process(matmul_peak_gflops, device, tf32=tf32, **peak_kw))  # drift: keep the better
 
     result = {
@@ -510,7 +521,7 @@ def run_benchmark(
         "rows": _result_rows(plan, measured, peak),
         "machine": machine,
         "archs": {arch: _arch_info(arch) for arch in dict.fromkeys(r.arch for r in plan)},
-        "settings": {"fast": bool(fast), "paired": bool(paired), "steps": steps,
+        "settings": {"fast": bool(fast), "paired": bool(paired), "steps": steps, "seed_layout": seed_layout,
                      "seconds_per_row": None if steps is not None else seconds,
                      "wall_seconds": round(time.perf_counter() - t_start, 1)},
     }
@@ -592,6 +603,7 @@ _COLUMNS = (
     ("peak RSS MB", lambda r, peak: f"{r['peak_rss_mb']:,.0f}"),
     ("peak device MB", lambda r, peak: f"{r['peak_device_mb']:,.0f}" if "peak_device_mb" in r else "-"),
 )
+_LAYOUT_COLUMN = ("seed layout", lambda r, peak: _layout_cell(r.get("seed_layout")))
 _PAIRED_COLUMN = ("× naive, paired",
                   lambda r, peak: f"{r['paired']['speedup_vs_naive_median']:.2f}" if "paired" in r else "")
 
@@ -599,7 +611,8 @@ _PAIRED_COLUMN = ("× naive, paired",
 def main_table(result: dict) -> str:
     """The result as an aligned text table, one line per row, under a line naming the machine and its peak."""
     rows, peak = result["rows"], result["peak_gflops"]
-    columns = _COLUMNS + ((_PAIRED_COLUMN,) if any("paired" in r for r in rows) else ())
+    columns = (_COLUMNS + ((_LAYOUT_COLUMN,) if any(r.get("seed_layout") for r in rows) else ())
+               + ((_PAIRED_COLUMN,) if any("paired" in r for r in rows) else ()))
     cells = [[header for header, _ in columns], *([cell(r, peak) for _, cell in columns] for r in rows)]
     m = result.get("machine", {})
     title = f"matmul peak {peak:.1f} GFLOP/s"
@@ -608,6 +621,15 @@ def main_table(result: dict) -> str:
         if m.get("load_average_1min") is not None:
             title += f"; load average {m['load_average_1min']:.2f} on {m.get('cpu_count')} CPUs at start"
     return "\n".join([title, *_align(cells, left=2)])
+
+
+def _layout_cell(choice: dict | None) -> str:
+    """A row's seed layout: ``per-seed (timed)``, ``grouped (given)``; "-" without a choice (naive, MLP, S = 1)."""
+    return "-" if not choice else f"{choice['layout']} ({choice['chosen']})"
+
+
+def _layout_note(choice: dict | None) -> str:
+    return "" if not choice else f", {_layout_cell(choice)}"
 
 
 def _align(cells: list[list[str]], *, left: int) -> list[str]:

@@ -167,9 +167,12 @@ def environment_record(device, *, tf32: bool) -> dict:
 
 
 def describe_change(before: dict | None, now: dict) -> str | None:
-    """One sentence naming what differs between two :func:`environment_record` s, or None."""
+    """One sentence naming what differs between two :func:`environment_record` s, or None.
+
+    The trainer adds ``seed_layout`` to a run's record (a model with convolutions and S > 1): the same
+    weights in another layout round differently, so it is compared too."""
     if not before:
         return None
-    keys = ("device_name", "tf32", "torch", "cuda", "cudnn")
+    keys = ("device_name", "tf32", "torch", "cuda", "cudnn", "seed_layout")
     diff = [f"{k} {before.get(k)!r} -> {now.get(k)!r}" for k in keys if before.get(k) != now.get(k)]
     return "; ".join(diff) or None

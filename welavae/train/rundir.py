@@ -14,7 +14,7 @@ from ..run import Run
 from .preflight import check_run
 from .tensorboard import EVERY, TensorBoard
 from .tracking import Tracker
-from .trainer import TERMS, TrainResult, train
+from .trainer import TERMS, TrainResult, check_seed_layout, train
 
 __all__ = ["train_run"]
 
@@ -32,6 +32,7 @@ def train_run(
     tf32: bool = False,
     tensorboard=None,
     tensorboard_every: int = EVERY,
+    seed_layout: str = "auto",
 ) -> TrainResult:
     """Train ``seeds`` of ``config`` and write the run directory (:class:`welavae.run.Run`).
 
@@ -44,8 +45,10 @@ def train_run(
     files (:mod:`welavae.train.tensorboard`; every ``tensorboard_every`` epochs the
     latent traversals).  Nothing is written before every check passed
     (:func:`welavae.train.preflight.check_run`); the directory is locked while
-    written (:meth:`welavae.run.Run.locked`), and its seeds are never replaced.
+    written (:meth:`welavae.run.Run.locked`), and its seeds are never replaced.  ``seed_layout``: how the
+    convolutions run their seeds (:func:`welavae.train.train`); the choice is in ``status.json``.
     """
+    check_seed_layout(seed_layout)
     run = Run(out_dir)
     if data is None:
         data = load(config, data_dir=data_dir, arrays=run.arrays_file)
@@ -58,20 +61,20 @@ def train_run(
     with run.locked():
         try:
             return _train_locked(run, config, checked, data, watch, device=device, progress=progress,
-                                 on_epoch=on_epoch, tf32=tf32)
+                                 on_epoch=on_epoch, tf32=tf32, seed_layout=seed_layout)
         finally:
             for watcher in watch:
                 getattr(watcher, "close", lambda: None)()
 
 
 def _train_locked(run: Run, config: RunConfig, checked, data: Dataset, watch, *, device, progress, on_epoch,
-                  tf32) -> TrainResult:
+                  tf32, seed_layout) -> TrainResult:
     seeds, labels = checked.seeds, checked.labels
     run.start(config, seeds)
     if config.data.source == "arrays":
         save_npz(run.arrays_file, data)
     result = train(config, seeds, data.images, labels, device=device, checkpoint=run.checkpoint,
-                   progress=progress, on_epoch=on_epoch, tf32=tf32, watch=watch)
+                   progress=progress, on_epoch=on_epoch, tf32=tf32, watch=watch, seed_layout=seed_layout)
     export_safetensors(run.path / Run.WEIGHTS, result.model, config)
     mu, logvar, pred = encode_dataset(result.model, data.images, labels, batch_size=config.train.eval_batch_size)
     has_pred = pred is not None
@@ -90,5 +93,7 @@ def _train_locked(run: Run, config: RunConfig, checked, data: Dataset, watch, *,
         "gamma": [None if not np.isfinite(g) else float(g) for g in result.gamma[-1]] if len(result.gamma) else None,
         "device": str(device),
         "environment": result.environment,
+        # the conv layers' seed layout, how it was chosen and the timings (null without a choice: MLP, one seed)
+        "seed_layout": result.seed_layout,
     })
     return result

@@ -27,6 +27,13 @@ seed.  Design points:
   counter, so a resumed run sees the same window.  With the paper's encoder
   q(z|x, y) a missing label is an all-zero one-hot block: outside the window
   the encoder sees "no label" for every sample.
+* **Seed layout** of the convolutions (``seed_layout``, :func:`_seed_layout`):
+  one grouped convolution for all seeds or one stock convolution per seed
+  (:mod:`welavae.nn.conv`), the same weights either way; ``"auto"`` times
+  both on the run's first batch, on its device, and keeps the faster.  The
+  numbers agree to float rounding, not bit for bit, so a resumed run keeps
+  the layout its environment record names.  It is entered for the loop and
+  left after it: the model returned runs grouped, as a loaded one does.
 
 The loop reads top to bottom: :func:`train` prepares, :func:`_train_epoch`
 runs the steps of one epoch, :func:`_step` is one optimisation step, and
@@ -50,6 +57,7 @@ from tqdm.auto import tqdm
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import TERMS, GammaTarget, RunConfig, TrainConfig
 from ..data.dataset import to_float
+from ..nn.conv import LAYOUTS, time_layouts
 from ..nn.vae import EnsembleVAE
 from ..objectives.objective import objective_terms
 from ..objectives.tc import log_importance_weights
@@ -58,13 +66,16 @@ from .gamma import GammaController
 from .init_from import init_from_run
 from .platform import describe_change, environment_record, speed_settings
 
-__all__ = ["TrainResult", "train", "compile_pays", "labels_observed", "window_labels", "TERMS"]
+__all__ = ["TrainResult", "train", "compile_pays", "labels_observed", "window_labels", "TERMS", "SEED_LAYOUTS",
+           "check_seed_layout"]
 
 _clock = time.monotonic  # the checkpoint cadence's clock (a test replaces it)
 
 #: Pixel logits over a run (S·B·D·steps) from which compiling the image likelihood pays
 #: for its one-off compile time (measured: README, Performance).
 COMPILE_MIN_LOGITS = 5e9
+#: ``train(seed_layout=…)``: timed per run, or one of :data:`welavae.nn.conv.LAYOUTS` as given.
+SEED_LAYOUTS = ("auto", *LAYOUTS)
 
 
 @dataclass
@@ -74,6 +85,9 @@ class TrainResult:
     history: (epochs_done, S, len(TERMS)) float64 per-epoch means (NaN once diverged)
     diverged_epoch: (S,) int, −1 for seeds that finished, else the epoch they diverged in
     gamma: (epochs_done, S) float64 γ at the end of each epoch (a fixed γ repeated; NaN without labels)
+    seed_layout: ``{"layout": "grouped"|"per-seed", "chosen": "timed"|"given"|"resumed", "seconds": {layout:
+    [s, …]}}`` (the timings when timed, else empty) for a model with convolutions and S > 1; None where
+    there is no choice (the MLP, one seed)
     """
 
     model: EnsembleVAE
@@ -86,6 +100,7 @@ class TrainResult:
     environment: list = field(default_factory=list)  # environment_record()s, each with its "from_epoch"
     resumed_from: int = 0
     gamma: np.ndarray | None = None
+    seed_layout: dict | None = None
 
     @property
     def diverged(self) -> np.ndarray:
@@ -107,6 +122,13 @@ def _make_optimizer(model, tcfg, device):
         return torch.optim.Adam(model.parameters(), fused=True, **kwargs)
     except (RuntimeError, TypeError):  # pragma: no cover - builds without fused CPU Adam
         return torch.optim.Adam(model.parameters(), foreach=True, **kwargs)
+
+
+def check_seed_layout(layout: str) -> str:
+    """``layout`` if it is one of :data:`SEED_LAYOUTS`; else one sentence naming them."""
+    if layout not in SEED_LAYOUTS:
+        raise ValueError(f"seed layout must be one of {', '.join(SEED_LAYOUTS)}, got {layout!r}")
+    return layout
 
 
 def compile_pays(device, logits: float) -> bool:
@@ -146,7 +168,11 @@ class _Divergence:
     momentum over a root mean square: 0).  Zeroing the momentum of an already
     dead seed again changes nothing, so there is no "newly dead" branch.  For a
     run where every seed stays finite the selections keep every value: the
-    result is bit-identical to a run without the guard.  :meth:`sync`, once
+    result is bit-identical to a run without the guard.  On the CPU, where
+    reading ``alive`` waits for nothing, :meth:`hold` skips the selections
+    while every seed is alive (they were 2 full-size ``masked_fill_`` per
+    parameter every step: docs/performance.md); on a GPU it always selects,
+    as a host read there would stall the step.  :meth:`sync`, once
     an epoch, brings ``diverged_at`` to the host: ``epoch_of`` (S,), −1 or
     the epoch a seed diverged in.
     """
@@ -156,6 +182,7 @@ class _Divergence:
         self.epoch_of = epoch_of
         self.diverged_at = torch.as_tensor(epoch_of, dtype=torch.int64, device=device)
         self.alive = self.diverged_at < 0
+        self._host = torch.device(device).type == "cpu"  # reading alive waits for no kernel
         # (parameter, seed axis) pairs, listed once: hold() runs every step.
         self._params = list(model.parameter_seed_dims())
 
@@ -172,6 +199,8 @@ class _Divergence:
     @torch.no_grad()
     def hold(self) -> None:
         """Zero dead seeds' gradients and Adam momentum before the optimizer step."""
+        if self._host and bool(self.alive.all()):
+            return  # nothing to zero; the selections would keep every value
         dead = ~self.alive
         for p, dim in self._params:
             state = self.optimizer.state.get(p)
@@ -316,6 +345,45 @@ def _checkpoint_due(tcfg, done: int, seconds_since_last: float) -> bool:
     return done % tcfg.checkpoint_every == 0
 
 
+def _seed_layout(model: EnsembleVAE, asked: str, recorded: str | None, x: torch.Tensor, *, device,
+                 tf32: bool) -> dict | None:
+    """Set the run's seed layout on ``model`` and return the choice (:attr:`TrainResult.seed_layout`).
+
+    None, and nothing set, where there is no choice: no convolutions, or one
+    seed.  Else ``asked`` as given; for ``"auto"``, the layout ``recorded`` by
+    a resumed run's environment, or the faster of both timed on x (B, D), a
+    batch of the run's images, under the run's speed settings
+    (:func:`welavae.nn.conv.time_layouts`: forward and backward of the
+    convolutions, no gradient written, no random draw).
+    """
+    modules = model.conv_modules()
+    if not modules or model.num_seeds == 1:
+        return None
+    if asked != "auto":
+        choice = {"layout": asked, "chosen": "given", "seconds": {}}
+    elif recorded is not None:
+        choice = {"layout": recorded, "chosen": "resumed", "seconds": {}}
+    else:
+        with speed_settings(device, tf32=tf32):
+            layout, seconds = time_layouts(modules, to_float(x))
+        choice = {"layout": layout, "chosen": "timed", "seconds": seconds}
+    model.set_seed_layout(choice["layout"])
+    return choice
+
+
+def _recorded_layout(model: EnsembleVAE, before: list[dict]) -> tuple[list[dict], str | None]:
+    """(A resumed run's environment records, the seed layout the last names; None without a choice).
+
+    A checkpoint written before layouts were recorded ran the only one there
+    was, grouped: its last record is completed so, so that a resume in it is no change.
+    """
+    if not model.conv_modules() or model.num_seeds == 1:
+        return before, None
+    if before and "seed_layout" not in before[-1]:
+        before = [*before[:-1], dict(before[-1], seed_layout=LAYOUTS[0])]
+    return before, before[-1]["seed_layout"] if before else LAYOUTS[0]
+
+
 def _resumed_environment(ckpt_path: Path, before: list[dict], env: dict, start: int) -> list[dict]:
     """The run's environment records, one more (and a warning) when it resumes on another device or software.
 
@@ -349,6 +417,7 @@ def train(
     compile_nll: bool | str = "auto",
     prefetch: bool = True,
     watch=(),
+    seed_layout: str = "auto",
 ) -> TrainResult:
     """Train ``len(seeds)`` seeds of ``config`` together.
 
@@ -370,10 +439,12 @@ def train(
     Speed settings are entered for the run and restored after it
     (:func:`welavae.train.platform.speed_settings`); ``tf32``: TF32 CUDA
     matmuls and convolutions (off: exact float32, PyTorch's default for
-    matmuls).  The device, TF32 and software versions are recorded
-    (``TrainResult.environment``, the checkpoint); resuming under another
-    record warns and appends it.
+    matmuls).  ``seed_layout``: :data:`SEED_LAYOUTS`, how the convolutions run
+    their seeds (module docstring; :func:`_seed_layout`).  The device, TF32,
+    software versions and seed layout are recorded (``TrainResult.environment``,
+    the checkpoint); resuming under another record warns and appends it.
     """
+    check_seed_layout(seed_layout)
     seeds = [int(s) for s in seeds]
     device = torch.device(device)
     tcfg = config.train
@@ -387,14 +458,20 @@ def train(
     gammas = np.zeros((0, len(seeds)))
     diverged_epoch = np.full(len(seeds), -1, dtype=np.int64)
     start = 0
-    env = environment_record(device, tf32=tf32)
-    environment = [dict(env, from_epoch=0)]
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    if ckpt_path is not None and resume and ckpt_path.exists():
+    resuming = ckpt_path is not None and resume and ckpt_path.exists()
+    before, recorded = [], None
+    if resuming:
         history, gammas, diverged_epoch, start, before = _resume(ckpt_path, config, seeds, model, optimizer, gamma)
-        environment = _resumed_environment(ckpt_path, before, env, start)
+        before, recorded = _recorded_layout(model, before)
     elif tcfg.init_from:  # epoch 0 only: a resumed run never reads the source again
         init_from_run(model, config, gamma=gamma)
+    t0 = time.perf_counter()  # the run's clock counts the layout's timing: it is part of what the run costs
+    layout = _seed_layout(model, seed_layout, recorded, x_all[:b], device=device, tf32=tf32)
+    env = environment_record(device, tf32=tf32)
+    if layout is not None:
+        env["seed_layout"] = layout["layout"]
+    environment = _resumed_environment(ckpt_path, before, env, start) if resuming else [dict(env, from_epoch=0)]
 
     if compile_nll == "auto":
         logits = len(seeds) * b * config.model.image_dim * (n // b) * max(tcfg.epochs - start, 0)
@@ -411,7 +488,6 @@ def train(
         guard = _Divergence(model, optimizer, diverged_epoch, device)
         bar = tqdm(total=tcfg.epochs, initial=start, desc=config.name, unit="epoch", leave=False,
                    disable=None if progress is None else not progress)  # None: on a terminal only
-        t0 = time.perf_counter()
         last_save = _clock()
         model.train()
         for epoch in range(start, tcfg.epochs):
@@ -435,10 +511,11 @@ def train(
         if ckpt_path is not None and start == tcfg.epochs == 0:
             checkpoint(0)
         model.eval()
+        model.set_seed_layout(LAYOUTS[0])  # left after the loop (module docstring)
     return TrainResult(
         model=model, config=config, seeds=seeds, history=history, diverged_epoch=diverged_epoch,
         epochs_done=max(start, tcfg.epochs), seconds=time.perf_counter() - t0, resumed_from=start,
-        environment=environment, gamma=gammas,
+        environment=environment, gamma=gammas, seed_layout=layout,
     )
 
 
