@@ -54,8 +54,8 @@ from .report import rows_csv, rows_md
 from .sweep import run_plan
 from .sweepdir import SweepDir
 
-__all__ = ["run", "sprites_plan", "twin_path", "model_rows", "write_report", "MODELS", "SETTINGS", "SPEC",
-           "FREE_FACTORS", "PRESET"]
+__all__ = ["run", "sprites_plan", "twin_path", "model_rows", "write_report", "free_nmi", "MODELS", "SETTINGS",
+           "SPEC", "FREE_FACTORS", "PRESET"]
 
 NAME = "sprites"
 SPEC = "angle(posX,posY):{p}, distance(posX,posY):{p}"
@@ -146,7 +146,7 @@ PRESET = Preset(NAME, "β-TCVAE and WeLa-VAE on a subset of the dSprites twin (o
 
 
 # ----------------------------------------------------------------------------------- report
-def _free_nmi(mu, factors, names, position_channels) -> dict[str, float]:
+def free_nmi(mu, factors, names, position_channels) -> dict[str, float]:
     """For each of :data:`FREE_FACTORS`: max over the latents not in ``position_channels`` of MI(z_k; f)/H(f)."""
     free = [k for k in range(mu.shape[1]) if k not in position_channels]
     if not free:
@@ -191,7 +191,7 @@ def model_rows(out, spec: RunSpec) -> tuple[list[dict], dict | None]:
                "acc_distance": (ev["accuracy"] or [math.nan, math.nan])[1],
                "active_latents": ev["active_latents"],
                "mig_factors": mig(mu, f), "mig_label_coords": mig(mu, discretize_factors(lf, continuous=cont).codes),
-               **{f"free_nmi_{k}": v for k, v in _free_nmi(mu, f, names, ev[position]["channels"]).items()}}
+               **{f"free_nmi_{k}": v for k, v in free_nmi(mu, f, names, ev[position]["channels"]).items()}}
         rows.append(row)
         task = "polar" if r.config.model.has_labels else "cartesian"
         if best is None or ev[task]["mse"] < best[0]:
