@@ -53,7 +53,6 @@ from ..metrics import downstream_task, label_accuracy, mig, split_indices
 from ..metrics._mi import discretize_factors
 from ..models import model_kind
 from ..run import Run
-from ..truth import ground_truth
 from . import sprites
 from .plan import QUICK, ModelSpec, Preset, RunSpec, plan_sizes
 from .report import rows_csv, rows_md
@@ -198,16 +197,8 @@ def model_rows(out, spec: RunSpec, data_name: str, targets, *, sizes=SETTINGS["d
     """(one row per seed, the model's summary row) of ``spec`` in the table of ``data_name`` (a key of
     :data:`DATASETS`), from its run directories under ``out``; ``targets`` (N, m): every sample's true
     weak labels of that data set (the downstream task's targets, and the label accuracy's), or None."""
-    found = SweepDir(out).chunks_by_seed(spec.model)
-    runs = {chunk: Run(chunk) for chunk, _ in found.values()}
-    truths = {chunk: ground_truth(r.config, r.array("factors")) for chunk, r in runs.items()}
     rows = []
-    for seed in sorted(found):
-        chunk, i = found[seed]
-        r, truth = runs[chunk], truths[chunk]
-        mu = np.asarray(r.mu[i], dtype=np.float64)
-        if not np.isfinite(mu).all():
-            continue
+    for seed, r, i, mu, truth in sprites.finite_codes(out, spec.model):
         ev = evaluate_seed(mu, truth, standard=False)
         names = list(truth.factor_sets)  # Blobs: cartesian, polar; a benchmark: factors, label_coordinates
         pred = r.array("label_pred")
