@@ -34,7 +34,7 @@ def test_the_plan_is_every_method_on_every_data_set_with_all_and_a_hundredth_of_
     # the twin: 2 + 3·10 = 32
     assert len(plan) == 32 and list(plan)[:3] == ["tcvae", "p2-wela", "p2-wela-f0.01"]
     assert list(plan)[-2:] == ["twin-ccvae", "twin-ccvae-f0.01"] and list(plan) == list(KEYS)
-    assert all(s.seeds == (0, 1, 2, 3) for s in plan.values())
+    assert all(s.seeds == (0, 1, 2) for s in plan.values())  # cut from 16 (table) and 8 (sprites) to fit the hour
     t, w = plan["tcvae"], plan["p3-wela-f0.01"]
     assert (t.kind, t.label_dim, t.hyper["latent_dim"], t.data.label_fraction) == ("tcvae", None, 5, 1.0)
     assert (w.kind, w.label_dim, w.hyper["latent_dim"], w.data.label_fraction, w.hyper["gamma"]) == \
@@ -42,10 +42,10 @@ def test_the_plan_is_every_method_on_every_data_set_with_all_and_a_hundredth_of_
     assert plan["p2-wela"].hyper["gamma"] == 200.0 and plan["twin-wela"].hyper["gamma"] == 200.0
     assert plan["p2-wela-auto"].hyper["gamma"] == "auto" and plan["twin-s2-embed"].hyper["supervised_loss"] == "embed"
     assert plan["p3-ccvae"].kind == "ccvae" and "gamma" not in plan["p3-ccvae"].hyper
-    # Blobs: the table preset's data and network, 60 epochs (cut from its 150)
+    # Blobs: the table preset's data, network and 150 epochs
     b = plan["p2-s2-xent"]
     assert (b.data.variants, b.data.shape, b.hyper["hidden"], b.hyper["train"].batch_size, b.hyper["train"].lr,
-            b.hyper["train"].epochs, b.hyper["tc_estimator"]) == (1, "disk", (64, 32), 256, 1e-3, 60, "mss")
+            b.hyper["train"].epochs, b.hyper["tc_estimator"]) == (1, "disk", (64, 32), 256, 1e-3, 150, "mss")
     # the twin: the sprites preset's subset, network and 25 epochs, K = 6, p = 2
     tw = plan["twin-ccvae-f0.01"]
     assert (tw.data.dataset, tw.data.subset, tw.data.weak_labels, tw.data.label_fraction) == \
