@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from fixtures import (
     LOCK_NAME,
     TINY,
@@ -29,9 +30,12 @@ from PIL import Image
 import welavae
 from welavae import __version__, cli
 from welavae.cli import main
+from welavae.data import to_float
 from welavae.experiments import presets
 from welavae.experiments.sweep import SweepFailed
 from welavae.metrics import pair_mse
+from welavae.objectives.ccvae import ccvae_predict
+from welavae.objectives.s2 import s2_predict
 from welavae.run import Run
 
 VERBS = ["data", "train", "evaluate", "plot", "reproduce", "bench"]
@@ -457,3 +461,71 @@ def test_cli_names_the_failed_models_in_one_line_and_exits_1(tmp_path, monkeypat
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("welavae: error: 2 models failed (wela_p3, wela_p5)")
     assert "run the same command again" in err[0]
+
+
+# ------------------------------------------------------------------ the peers (docs/peers.md)
+def test_the_peers_bad_input_is_one_sentence_and_writes_nothing(tmp_path, capsys):
+    npz = _tiny_npz(tmp_path / "d.npz")  # labels of 3 and 2 classes
+    unlabelled = tmp_path / "u.npz"
+    np.savez(unlabelled, images=np.load(npz)["images"])
+    out = tmp_path / "run"
+    s2 = ["train", "--model", "s2tcvae", "--npz", str(npz), *TINY, "--out", str(out)]
+    cc = ["train", "--model", "ccvae", "--npz", str(npz), *TINY, "--out", str(out)]
+    refused = [
+        (["train", "--model", "wela", "--npz", str(npz), *TINY, "--out", str(out), "--supervised-loss", "xent"],
+         "--supervised-loss goes with --model s2tcvae"),
+        (cc + ["--gamma-sup", "2"], "--gamma-sup goes with --model s2tcvae"),
+        (s2 + ["--npz", str(unlabelled)], "needs weak labels"),
+        (cc + ["--npz", str(unlabelled)], "needs weak labels"),
+        (s2 + ["--latent-dim", "1"], "K >= m = 2"),
+        (cc + ["--latent-dim", "1"], "K >= m = 2"),
+        (s2 + ["--encoder-input", "image+labels"], "reads the images only"),
+        (cc + ["--encoder-input", "image+labels"], "reads the images only"),
+        (s2 + ["--label-head", "diagonal"], "has no label decoder"),
+        (s2 + ["--gamma", "3"], "its labels' weight is --gamma-sup"),
+        (cc + ["--gamma", "auto"], "which CCVAE has not"),
+        (cc + ["--beta", "3"], "no total-correlation term"),
+        (s2 + ["--gamma-sup", "nan"], "gamma_sup"),
+    ]
+    for argv, needle in refused:
+        code = main(argv)
+        line = _error_line(capsys.readouterr().err)
+        assert code == 2 and needle in line, (argv, line)
+        assert not out.exists(), argv
+    with pytest.raises(SystemExit) as exit_:  # argparse: the four losses only
+        main(s2 + ["--supervised-loss", "hinge"])
+    assert exit_.value.code == 2 and "invalid choice: 'hinge'" in capsys.readouterr().err
+    assert main(s2 + ["--supervised-loss", "l2"]) == 0 and Run(out).finished()
+
+
+def test_the_peers_train_on_the_twin_in_colour_and_are_evaluated_with_their_own_predictors(tmp_path, capsys):
+    twin = tmp_path / "sprites.npz"
+    assert main(["data", "--dataset", "sprites", "--out", str(twin), *KEEP]) == 0
+    bench = ["--dataset", "sprites", "--data-path", str(twin), "--grid", GRID, "--weak-labels",
+             "angle(posX,posY):2, distance(posX,posY):2", "--seeds", "0-1", "--epochs", "2", "--batch-size", "4"]
+    runs = {"s2": ["--model", "s2tcvae", "--supervised-loss", "embed", "--hidden", "8", "--latent-dim", "3",
+                   "--label-fraction", "0.5"],
+            "cc": ["--model", "ccvae", "--arch", "conv", "--latent-dim", "3"]}
+    for name, argv in runs.items():
+        assert main(["train", *argv, *bench, "--out", str(tmp_path / name)]) == 0, capsys.readouterr().err
+        assert main(["evaluate", str(tmp_path / name), "--standard", "all"]) == 0
+        rows = json.loads((tmp_path / name / "metrics.json").read_text())["seeds"]
+        assert all(set(r["standard"]) == {"factors", "label_coordinates"} and "polar" in r for r in rows)
+        model = welavae.load(tmp_path / name)
+        mu = np.load(tmp_path / name / "mu.npy")
+        params = model.ensemble.label_side.objective_inputs()
+        with torch.no_grad():
+            want = (s2_predict("embed", torch.from_numpy(mu), label_sizes=(2, 2), embeddings=params["embeddings"])
+                    if name == "s2" else ccvae_predict(torch.from_numpy(mu), params["weight"], params["bias"]))
+        assert np.array_equal(np.load(tmp_path / name / "label_pred.npy"), want.numpy())
+        # the encoder reads the images only: encoding needs no labels
+        assert np.allclose(model.encode(to_float(Run(tmp_path / name).data().images)), mu, atol=1e-6)
+    observed = np.load(tmp_path / "s2" / "observed.npy")
+    assert 0 < observed.mean() < 1  # --label-fraction 0.5: the hidden labels' accuracy is reported apart
+    assert json.loads((tmp_path / "s2" / "metrics.json").read_text())["seeds"][0]["accuracy_hidden"] is not None
+    # colour: S2 on RGB images
+    images, labels = colour_blobs(64)
+    np.savez(tmp_path / "rgb.npz", images=images, labels=labels)
+    assert main(["train", "--model", "s2tcvae", "--npz", str(tmp_path / "rgb.npz"), *TINY,
+                 "--out", str(tmp_path / "rgb")]) == 0
+    assert json.loads((tmp_path / "rgb" / "config.json").read_text())["model"]["image_shape"] == [16, 16, 3]

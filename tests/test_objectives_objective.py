@@ -34,6 +34,7 @@ import torch
 
 from welavae.config import ObjectiveConfig
 from welavae.nn.heads import linear_bernoulli_nll
+from welavae.objectives.ccvae import ccvae_terms
 from welavae.objectives.likelihoods import bernoulli_nll
 from welavae.objectives.objective import objective_terms
 from welavae.objectives.tc import log_importance_weights
@@ -337,3 +338,34 @@ def test_objective_closed_form_known_answers():
                         **{**inp, "y": None, "label_logits": None})
     assert "label_nll" not in t
     assert torch.allclose(t["loss"], torch.full((2,), image + 1 + 4 * math.log(100)), rtol=1e-14)
+
+
+@pytest.mark.usefixtures("float64")
+def test_the_peers_compose_their_own_terms():
+    # S2-β-TCVAE (Locatello et al. 2020): loss = NLL + KL + β·TC + γ_sup·R_s, R_s per sample and averaged over
+    # all 4 samples.  xent on μ = (1, −1): BCE(l, t) = softplus(l) − l·t with targets c/p; the observed
+    # entries (0|2), (1|−), (−|0), (1|1) give 3 softplus(1) + 3 softplus(−1) + (−0 + 2/3 − 1/2 − 1/2 + 1/3)
+    # = 3 log(2 + e + 1/e) (softplus(1) + softplus(−1) = log((1 + e)(1 + 1/e))), mean ¾ log(2 + e + 1/e).
+    inp = {**_closed_form_batch(), "label_logits": None}
+    image, xent = 6 * math.log(2), 0.75 * math.log(2 + math.e + 1 / math.e)
+    cfg = ObjectiveConfig(regulariser="tc", beta=4.0, tc_estimator="mss", supervised_loss="xent", gamma_sup=5.0)
+    t = objective_terms(cfg, **inp, label_params={"label_sizes": (2, 3)})
+    assert torch.allclose(t["label_nll"], torch.full((2,), xent), rtol=1e-14)
+    assert torch.allclose(t["loss"], torch.full((2,), image + 1 + 5 * xent), rtol=1e-14)  # TC_MSS = 0 here
+    # cov is a batch statistic: μ constant over the batch has no covariance with any label.
+    t = objective_terms(ObjectiveConfig(regulariser="tc", beta=4.0, supervised_loss="cov", gamma_sup=5.0), **inp,
+                        label_params={})
+    assert t["label_nll"].shape == (2,) and (t["label_nll"] == 0).all()
+    # CCVAE (Joy et al. 2021): the negative bound replaces NLL + KL (+ labels); its batch mean per seed.
+    params = {"weight": [torch.tensor([[0.0, 1.0]] * 2), torch.tensor([[0.0, 1.0, 2.0]] * 2)],
+              "bias": [torch.zeros(2, 2), torch.tensor([[0.0, 1.0, 0.0]] * 2)],
+              "prior_mu": [torch.tensor([[-2.0, 2.0]] * 2), torch.tensor([[-2.0, 0.0, 2.0]] * 2)],
+              "prior_logvar": [torch.zeros(2, 2), torch.zeros(2, 3)]}
+    draws = torch.randn(2, 5, 4, 2, generator=torch.Generator().manual_seed(2))
+    t = objective_terms(ObjectiveConfig(regulariser="ccvae", beta=0.0), **inp, label_params=params, z_draws=draws)
+    ref = ccvae_terms(image_nll=inp["image_nll"], mu=inp["mu"], logvar=inp["logvar"], z=inp["z"], z_draws=draws,
+                      y=inp["y"], **params)
+    assert set(t) == {"image_nll", "kl", "label_nll", "reg", "loss"} and (t["reg"] == 0).all()
+    for name, value in (("loss", ref["loss"]), ("kl", ref["kl"]), ("label_nll", ref["classifier_nll"])):
+        assert torch.equal(t[name], value.mean(1)), name
+    assert torch.allclose(t["image_nll"], torch.full((2,), image), rtol=1e-14)

@@ -13,21 +13,23 @@ No host wait in a training step, proved on the ``meta`` device (issue 24): a
 on ``meta`` reads nothing back from the device, which on a GPU is what keeps
 the step from waiting for the host.
 """
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 import torch
-from fixtures import as_dataset, cfg16, small_cfg, train_interrupted
+from fixtures import SIZE, as_dataset, cfg16, small_cfg, train_interrupted
 from fixtures import blobs_cfg as cfg
 
 from welavae.checkpoint import load_checkpoint, save_checkpoint
 from welavae.config import DataConfig, TrainConfig, make_run_config
 from welavae.data import Dataset
-from welavae.data.dataset import to_float
+from welavae.data.dataset import from_arrays, hide_labels, to_float
 from welavae.nn import EnsembleVAE
 from welavae.nn.encode import encode_dataset
 from welavae.objectives.tc import log_importance_weights
+from welavae.resolve import resolve
 from welavae.run import Run
 from welavae.train import train, trainer
 from welavae.train.rundir import train_run
@@ -621,3 +623,85 @@ def test_auto_gamma_runs_end_to_end_into_history_status_and_metrics(blobs16, tmp
     assert [float(r["gamma"]) for r in rows] == pytest.approx(result.gamma.reshape(-1).tolist(), rel=1e-5)
     assert run.gamma == pytest.approx(result.gamma[-1].tolist())
     assert json.loads((tmp_path / "run" / "config.json").read_text())["objective"]["gamma_target"] == "acc:0.99"
+
+
+# ------------------------------------------------------------------ the peers: S2-β-TCVAE and CCVAE (docs/peers.md)
+PEERS = [("s2tcvae", dict(supervised_loss="xent")), ("s2tcvae", dict(supervised_loss="embed")),
+         ("s2tcvae", dict(supervised_loss="l2")), ("ccvae", {})]
+
+
+def peer_cfg(model, kw, *, epochs=3, lr=1e-3, latent_dim=3, **train_kw):
+    """A peer on 16×16 Blobs (conftest's ``blobs16``), K = 3 (one free latent), checkpointed every epoch."""
+    return make_run_config(model, label_dim=2, latent_dim=latent_dim, hidden=(16, 8),
+                           data=DataConfig(variants=1, size=SIZE),
+                           train=TrainConfig(epochs=epochs, batch_size=32, lr=lr, checkpoint_every=1, **train_kw),
+                           **kw)
+
+
+@pytest.mark.parametrize("model,kw", PEERS, ids=["s2-xent", "s2-embed", "s2-l2", "ccvae"])
+def test_a_peer_seed_alone_equals_the_seed_beside_others(blobs16, model, kw):
+    # Every seed's parameters (the label side's too) and draws (CCVAE's R draws included) are its own.
+    images, labels, _ = blobs16
+    labels = labels.copy()
+    labels[::3, 0] = -1  # partial labels
+    c = peer_cfg(model, kw, lr=1e-4)
+    together = train(c, [0, 1, 2], images, labels, progress=False)
+    alone = train(c, [1], images, labels, progress=False)
+    mu3, _, pred3 = encode_dataset(together.model, images)  # the encoder reads images only: no labels given
+    mu1, _, pred1 = encode_dataset(alone.model, images)
+    assert np.abs(mu3[1] - mu1[0]).max() < 1e-5 and np.abs(mu3[0] - mu1[0]).max() > 1e-3
+    assert np.array_equal(pred3[1], pred1[0])
+    np.testing.assert_allclose(together.history[:, 1], alone.history[:, 0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("model,kw", PEERS[1:2] + PEERS[3:], ids=["s2-embed", "ccvae"])
+def test_a_peer_resumes_into_the_uninterrupted_run_bit_for_bit(blobs16, tmp_path, model, kw):
+    images, labels, _ = blobs16
+    c = peer_cfg(model, kw, epochs=4)
+    full = train(c, [0, 1], images, labels, progress=False)
+    train_interrupted(c, [0, 1], images, labels, tmp_path / "last.pt", after_epoch=2)
+    resumed = train(c, [0, 1], images, labels, checkpoint=tmp_path / "last.pt", progress=False)
+    assert resumed.resumed_from == 2
+    for (k, va), vb in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert np.array_equal(full.history, resumed.history)
+
+
+@pytest.mark.parametrize("loss", ["xent", "l2", "embed", "cov"])
+def test_s2_with_every_label_missing_trains_as_beta_tcvae_bit_for_bit(blobs16, loss):
+    # A missing label adds exactly 0 to R_s and to every gradient, so S2-β-TCVAE without a single label is
+    # β-TCVAE on the same network (its label side, which no gradient reaches, stays where it started).
+    images, labels, _ = blobs16
+    s2 = peer_cfg("s2tcvae", dict(supervised_loss=loss), epochs=2)
+    tcvae = make_run_config("tcvae", latent_dim=3, hidden=(16, 8), data=s2.data, train=s2.train)
+    a = train(s2, [0, 1], images, np.full_like(labels, -1), progress=False)
+    b = train(tcvae, [0, 1], images, None, progress=False)
+    side = {k: v for k, v in a.model.state_dict().items() if k.startswith("label_side.")}
+    for k, v in b.model.state_dict().items():
+        assert torch.equal(a.model.state_dict()[k], v), k
+    start = EnsembleVAE(s2.model, [0, 1], label_side=s2.objective.label_side).state_dict()
+    assert all(torch.equal(v, start[k]) for k, v in side.items())
+    cols = [trainer.TERMS.index(t) for t in ("loss", "image_nll", "kl", "tc")]
+    assert np.array_equal(a.history[..., cols], b.history[..., cols])
+    assert (a.history[..., trainer.TERMS.index("label_nll")] == 0).all()
+
+
+@pytest.mark.parametrize("model,kw", PEERS[:1] + PEERS[3:], ids=["s2-xent", "ccvae"])
+def test_the_value_of_a_masked_label_changes_nothing(blobs16, tmp_path, model, kw):
+    # --label-fraction 0.5 hides half the samples' labels; what they held is never read: two data sets that
+    # differ only there train into the same weights, bit for bit.
+    images, labels, factors = blobs16
+    c = peer_cfg(model, kw, epochs=1)
+    data = dataclasses.replace(c.data, label_fraction=0.5, label_seed=3)
+    _, hidden = hide_labels(labels, 0.5, 3)
+    other = labels.copy()
+    other[hidden] = 1 - other[hidden]  # every hidden label changed
+    runs = []
+    for i, y in enumerate((labels, other)):
+        arrays = from_arrays(images, y, label_dims=(2, 2), factors=factors)
+        config, ds = resolve(dataclasses.replace(data, source="arrays"), model, arrays=arrays, latent_dim=3,
+                             hidden=(16, 8), train=c.train, **kw)
+        runs.append(train_run(config, [0], tmp_path / f"r{i}", data=ds, progress=False))
+    for (k, va), vb in zip(runs[0].model.state_dict().items(), runs[1].model.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert not np.array_equal(labels, other) and hidden.any()

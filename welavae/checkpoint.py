@@ -140,7 +140,7 @@ def model_from_checkpoint(state: dict, device="cpu") -> tuple[EnsembleVAE, RunCo
     """
     config = RunConfig.from_json(state["config"])
     with torch.device("meta"):
-        model = EnsembleVAE(config.model, state["seeds"].tolist())
+        model = EnsembleVAE(config.model, state["seeds"].tolist(), label_side=config.objective.label_side)
     model.load_state_dict(state["model"], assign=True)
     return model.to(device), config
 

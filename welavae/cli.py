@@ -33,10 +33,11 @@ from . import __version__
 from .config import (
     ARCHS,
     COLORS,
+    DECODER_HEADS,
     ENCODER_INPUTS,
     ENCODERS,
-    LABEL_HEADS,
     PAPER_GAMMA,
+    SUPERVISED_LOSSES,
     TC_ESTIMATORS,
     DataConfig,
     TrainConfig,
@@ -266,7 +267,8 @@ def _cmd_train(args) -> int:
                          gamma_target=args.gamma_target,
                          hidden=args.hidden or (1200, 1200), arch=args.arch, encoder=args.encoder,
                          encoder_input=args.encoder_input, label_head=args.label_head,
-                         tc_estimator=args.tc_estimator)
+                         tc_estimator=args.tc_estimator, supervised_loss=args.supervised_loss,
+                         gamma_sup=args.gamma_sup)
     result = train_run(config, seeds, args.out, device=args.device, data=ds, tf32=args.tf32,
                        tensorboard=args.tensorboard, tensorboard_every=args.tensorboard_every,
                        seed_layout=args.seed_layout)
@@ -402,10 +404,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=_positive_int, default=10, help="epochs between checkpoints")
     p.add_argument("--checkpoint-minutes", type=_positive_float, default=None,
                    help="instead: minutes of wall time between checkpoints (and one at the end)")
-    p.add_argument("--encoder-input", choices=ENCODER_INPUTS, default="image+labels",
-                   help="image+labels: the paper's q(z|x,y) (default); image: a label-free encoder q(z|x)")
-    p.add_argument("--label-head", choices=LABEL_HEADS, default="dense",
-                   help="dense: labels decoded from all of z (paper); diagonal: label j from latent j alone")
+    p.add_argument("--encoder-input", choices=ENCODER_INPUTS, default=None,
+                   help="image+labels: the paper's q(z|x,y) (default); image: a label-free encoder q(z|x) "
+                        "(s2tcvae and ccvae: always)")
+    p.add_argument("--label-head", choices=DECODER_HEADS, default=None,
+                   help="dense: labels decoded from all of z (paper, default); diagonal: label j from latent j "
+                        "alone (s2tcvae and ccvae decode no label)")
+    p.add_argument("--supervised-loss", choices=SUPERVISED_LOSSES, default=None,
+                   help="with --model s2tcvae: S2's supervised regulariser R_s on the encoder means, label j tied "
+                        "to latent j (default xent; docs/peers.md)")
+    p.add_argument("--gamma-sup", type=float, default=None, metavar="G",
+                   help="with --model s2tcvae: γ_sup, R_s's weight (default: disentanglement_lib's 4 in our "
+                        "per-sample reduction: 4 x batch size for xent and l2, 4 for embed and cov)")
     p.add_argument("--label-fraction", type=float, default=1.0,
                    help="keep the labels of this fraction of the samples (a seeded subset; the rest are missing)")
     p.add_argument("--label-seed", type=int, default=0, help="seed of the labelled subset (--label-fraction)")

@@ -33,11 +33,15 @@ __all__ = [
     "TrainConfig",
     "RunConfig",
     "REGULARISERS",
+    "SUPERVISED_LOSSES",
     "paper_gamma",
+    "s2_gamma_sup",
     "make_run_config",
 ]
 
-REGULARISERS = ("tc", "kl", "dip-i", "dip-ii", "none")
+REGULARISERS = ("tc", "kl", "dip-i", "dip-ii", "none", "ccvae")  # ccvae: CCVAE's bound (docs/peers.md)
+#: S2's supervised regularisers R_s (``--supervised-loss``; welavae.objectives.s2).
+SUPERVISED_LOSSES = ("xent", "l2", "embed", "cov")
 ENCODERS = ("mlp", "conv")
 ARCHS = ("mlp", "conv")
 COLORS = ("gray", "rgb")
@@ -130,7 +134,24 @@ def _fail(cls: str, field_: str, msg: str):
 
 SOURCES = ("blobs", "npz", "images", "arrays", "benchmark")  # arrays: given in memory (welavae.fit)
 ENCODER_INPUTS = ("image+labels", "image")
-LABEL_HEADS = ("dense", "diagonal")
+#: The label decoders p(y_j|z) of the WeLa models (``--label-head``); ``"none"``: S2 and CCVAE decode no label.
+DECODER_HEADS = ("dense", "diagonal")
+LABEL_HEADS = DECODER_HEADS + ("none",)
+
+#: γ_sup in disentanglement_lib's reduction: its S2 code has no default (``gin.REQUIRED``); its one gin
+#: config that sets it (``config/tests/methods/semi_supervised/train_test.gin``, and every model of
+#: ``train_semi_supervised_test.py``) uses 4.
+DLIB_GAMMA_SUP = 4.0
+
+
+def s2_gamma_sup(loss: str, batch_size: int) -> float:
+    """The default γ_sup of ``--supervised-loss loss``: :data:`DLIB_GAMMA_SUP` in our per-sample reduction.
+
+    disentanglement_lib sums ``xent`` and ``l2`` over its labelled batch and averages ``embed`` (and ``cov``
+    is a batch statistic); here R_s is a per-sample value averaged over the batch (docs/peers.md), so
+    with every sample labelled γ_sup = B · 4 for xent and l2, and 4 for embed and cov.
+    """
+    return DLIB_GAMMA_SUP * (batch_size if loss in ("xent", "l2") else 1)
 
 
 @dataclass(frozen=True)
@@ -207,8 +228,10 @@ class ModelConfig:
     that §5 proposes.  ``label_head``: ``"dense"`` (the paper's: every label
     decoded from all of z) or ``"diagonal"`` (label j from latent j alone
     through a per-class affine map, as in CCVAE, Joy et al. 2021; needs
-    K ≥ m).  ``label_names`` / ``label_classes`` name the labels and, for
-    labels read as strings, their classes in index order.
+    K ≥ m) or ``"none"`` (S2 and CCVAE, which decode no label: their labels'
+    parameters are the objective's, :attr:`ObjectiveConfig.label_side`).
+    ``label_names`` / ``label_classes`` name the labels and, for labels read
+    as strings, their classes in index order.
 
     ``image_shape`` = (H, W, C); a 0.2.0 config's (H, W) reads as C = 1.
     ``arch``: ``"mlp"`` (``hidden`` sizes; ``encoder="conv"`` puts the conv
@@ -308,6 +331,10 @@ class ObjectiveConfig:
     ``gamma_target``: None, γ is ``gamma`` throughout; a target (``"acc:0.99"``,
     ``"nll:0.05"``, :class:`GammaTarget`), γ is found during training, per seed,
     starting from ``gamma`` (``--gamma auto``, :mod:`welavae.train.gamma`).
+
+    The peers of docs/peers.md: ``supervised_loss`` (one of :data:`SUPERVISED_LOSSES`) adds S2's
+    γ_sup · R_s(μ, y) with ``gamma_sup``; ``regulariser="ccvae"`` is CCVAE's bound instead of the
+    VAE's terms.  Either decodes no label (:attr:`label_side`).
     """
 
     regulariser: str = "tc"
@@ -317,10 +344,20 @@ class ObjectiveConfig:
     dip_lambda_od: float = 10.0
     dip_lambda_d: float = 10.0
     gamma_target: str | None = None
+    supervised_loss: str | None = None
+    gamma_sup: float = 0.0
 
     @property
     def gamma_auto(self) -> bool:
         return self.gamma_target is not None
+
+    @property
+    def label_side(self) -> str | None:
+        """The labels' parameters without a label decoder (:class:`welavae.nn.labelside.LabelSide`):
+        ``"s2-<loss>"``, ``"ccvae"``, or None (a label decoder weighed by γ, or no labels)."""
+        if self.regulariser == "ccvae":
+            return "ccvae"
+        return None if self.supervised_loss is None else f"s2-{self.supervised_loss}"
 
     def __post_init__(self):
         if self.gamma_target is not None:
@@ -329,7 +366,13 @@ class ObjectiveConfig:
             _fail("objective", "regulariser", f"must be one of {REGULARISERS}, got {self.regulariser!r}")
         if self.tc_estimator not in TC_ESTIMATORS:
             _fail("objective", "tc_estimator", f"must be one of {TC_ESTIMATORS}, got {self.tc_estimator!r}")
-        for name in ("beta", "gamma", "dip_lambda_od", "dip_lambda_d"):  # NaN fails every comparison: isfinite
+        if self.supervised_loss is not None and self.supervised_loss not in SUPERVISED_LOSSES:
+            _fail("objective", "supervised_loss", f"must be one of {SUPERVISED_LOSSES}, got {self.supervised_loss!r}")
+        if self.supervised_loss is not None and self.regulariser == "ccvae":
+            _fail("objective", "supervised_loss", "S2's supervised loss does not go with CCVAE's bound")
+        if self.supervised_loss is None and self.gamma_sup != 0:
+            _fail("objective", "gamma_sup", f"weighs S2's supervised loss, and there is none (got {self.gamma_sup})")
+        for name in ("beta", "gamma", "dip_lambda_od", "dip_lambda_d", "gamma_sup"):  # NaN fails every comparison
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 _fail("objective", name, f"must be a finite number >= 0, got {value}")
@@ -401,6 +444,22 @@ class RunConfig:
             _fail("run", "kind", f"must be one of {sorted(MODELS)}, got {self.kind!r}")
         if self.train.label_epochs is not None and not self.model.has_labels:
             _fail("train", "label_epochs", f"model {self.name!r} has no weak labels to observe in a window")
+        side, m = self.objective.label_side, self.model
+        if side is not None and (not m.has_labels or m.labels_in_encoder or m.label_head != "none"):
+            _fail("model", "label_head", f"an S2 or CCVAE objective ({side}) needs weak labels, a label-free encoder "
+                  "(encoder_input 'image') and no label decoder (label_head 'none')")
+        if side is None and m.has_labels and m.label_head == "none":
+            _fail("model", "label_head", "'none' (no label decoder) goes with an S2 or CCVAE objective only")
+        if side is not None and self.objective.gamma_auto:
+            _fail("objective", "gamma_target", "--gamma auto finds the γ of a label decoder; S2 and CCVAE have none")
+
+    @property
+    def label_weight(self) -> float | None:
+        """The weight of the labels' term: γ (a label decoder), γ_sup (S2), or None (no labels; CCVAE,
+        whose bound weighs its labels itself)."""
+        if not self.model.has_labels or self.objective.regulariser == "ccvae":
+            return None
+        return self.objective.gamma_sup if self.objective.supervised_loss else self.objective.gamma
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -484,7 +543,7 @@ def _as_0_2_0(d: dict) -> dict:
 #: TrainConfig fields added after 0.2.0 with their 0.2.0 behaviour (left out of the hash when they hold it).
 _LATER_TRAIN_FIELDS = {"label_epochs": None, "init_from": None, "track_every": 0}
 #: ObjectiveConfig fields added after 0.2.0 with their 0.2.0 behaviour (left out of the hash when they hold it).
-_LATER_OBJECTIVE_FIELDS = {"gamma_target": None}
+_LATER_OBJECTIVE_FIELDS = {"gamma_target": None, "supervised_loss": None, "gamma_sup": 0.0}
 #: DataConfig fields added after 0.2.0 with their 0.2.0 behaviour (left out of the hash when they hold it).
 _LATER_DATA_FIELDS = {"color": "gray", "dataset": None, "data_path": None, "subset": None, "subset_seed": 0,
                       "weak_labels": None, "grid": None}
@@ -527,9 +586,11 @@ def make_run_config(
     hidden=(1200, 1200),
     encoder: str = "mlp",
     arch: str = "mlp",
-    encoder_input: str = "image+labels",
-    label_head: str = "dense",
+    encoder_input: str | None = None,
+    label_head: str | None = None,
     tc_estimator: str = "mss",
+    supervised_loss: str | None = None,
+    gamma_sup: float | None = None,
     image_shape=None,
     label_names=(),
     label_classes=(),
@@ -546,7 +607,13 @@ def make_run_config(
     given (their WeLa versions).  ``image_shape`` defaults to the Blobs size.
     ``gamma="auto"``: γ found during training (:mod:`welavae.train.gamma`) to keep the
     labels at ``gamma_target`` (default :data:`DEFAULT_GAMMA_TARGET`), starting from
-    :func:`auto_gamma_start`.
+    :func:`auto_gamma_start`.  ``encoder_input`` and ``label_head`` default to the paper's
+    (``"image+labels"``, ``"dense"``).
+
+    The peers (docs/peers.md): ``s2tcvae`` takes ``supervised_loss`` (default ``"xent"``) and
+    ``gamma_sup`` (default :func:`s2_gamma_sup`), ``ccvae`` neither; both read images only
+    (``encoder_input="image"``) and decode no label (``label_head="none"``), so γ, ``--label-head``
+    and, for CCVAE, β are refused.
     """
     kind = model_kind(model)
     if label_dims is not None and label_dim:
@@ -556,6 +623,15 @@ def make_run_config(
         raise ValueError(f"model {model!r} needs weak labels: give label_dim >= 2 (or label_dims)")
     if kind.labels == "never" and dims:
         raise ValueError(f"model {model!r} is the unsupervised baseline and takes no labels; use 'wela'")
+    _check_peer_options(kind, encoder_input=encoder_input, label_head=label_head, gamma=gamma, beta=beta,
+                        supervised_loss=supervised_loss, gamma_sup=gamma_sup)
+    peer = kind.supervision != "decoder"
+    encoder_input = encoder_input or ("image" if peer else "image+labels")
+    label_head = label_head or ("none" if peer else "dense")
+    if kind.supervision == "s2":
+        supervised_loss = supervised_loss or "xent"
+        if gamma_sup is None:
+            gamma_sup = s2_gamma_sup(supervised_loss, (train or TrainConfig()).batch_size)
     data = data or DataConfig()
     shape = tuple(image_shape) if image_shape is not None else (data.size, data.size)
     mcfg = ModelConfig(
@@ -583,10 +659,33 @@ def make_run_config(
         gamma_target = str(GammaTarget.parse(gamma_target or DEFAULT_GAMMA_TARGET))
         gamma = auto_gamma_start(dims, mcfg.image_dim)
     elif gamma is None:
-        gamma = paper_gamma(sum(dims) / len(dims), mcfg.image_dim) if dims else 1.0
+        gamma = paper_gamma(sum(dims) / len(dims), mcfg.image_dim) if dims and not peer else 1.0
     obj = ObjectiveConfig(regulariser=kind.regulariser, beta=float(beta), gamma=float(gamma), tc_estimator=tc_estimator,
-                          gamma_target=gamma_target)
+                          gamma_target=gamma_target, supervised_loss=supervised_loss,
+                          gamma_sup=float(gamma_sup or 0.0))
     if name is None:
         p = mcfg.label_dim
         name = f"{model}_p{p}" if p and len(dims) == 2 else model
     return RunConfig(name=name, kind=model, data=data, model=mcfg, objective=obj, train=train or TrainConfig())
+
+
+def _check_peer_options(kind, *, encoder_input, label_head, gamma, beta, supervised_loss, gamma_sup) -> None:
+    """Refuse, in one sentence, an option that does not fit the kind's use of its labels (docs/peers.md)."""
+    if kind.supervision != "s2":
+        for flag, value in (("--supervised-loss", supervised_loss), ("--gamma-sup", gamma_sup)):
+            if value is not None:
+                raise ValueError(f"{flag} goes with --model s2tcvae (S2's supervised regulariser), not {kind.name!r}")
+    if kind.supervision == "decoder":
+        return
+    if encoder_input == "image+labels":
+        raise ValueError(f"--encoder-input image+labels: {kind.display}'s encoder reads the images only, q(z|x) "
+                         "(drop the flag)")
+    if label_head is not None and label_head != "none":
+        raise ValueError(f"--label-head {label_head}: {kind.display} has no label decoder (its labels enter "
+                         "through its own objective; drop the flag)")
+    if gamma is not None:
+        instead = (": its labels' weight is --gamma-sup" if kind.supervision == "s2"
+                   else " (its bound weighs its labels)")
+        raise ValueError(f"--gamma weighs a label decoder, which {kind.display} has not{instead}")
+    if kind.supervision == "ccvae" and beta is not None:
+        raise ValueError("--beta: CCVAE's bound has no total-correlation term to weigh")

@@ -116,11 +116,15 @@ class TrainedModel:
 
     @torch.no_grad()
     def predict_labels(self, z, *, seed=None) -> np.ndarray:
-        """z (N, K) or (S, N, K) → the most probable class of each label, (S, N, m), or (N, m) for ``seed``."""
+        """z (N, K) or (S, N, K) → the most probable class of each label, (S, N, m), or (N, m) for ``seed``
+        (S2 and CCVAE: each method's own predictor, docs/peers.md)."""
         if not self.config.model.has_labels:
             raise ValueError(f"model {self.config.name!r} has no weak labels to predict")
         t, net = self._latents(z, seed)
-        pred = torch.stack([lg.argmax(-1) for lg in net.label_logits(t)], dim=-1).cpu().numpy()
+        logits = net.label_logits(t)
+        if logits is None:
+            raise ValueError(f"model {self.config.name!r} (S2 with the cov regulariser) has no label predictor")
+        pred = torch.stack([lg.argmax(-1) for lg in logits], dim=-1).cpu().numpy()
         return pred if seed is None else pred[0]
 
     def select(self, by: str | None = None, **kwargs):

@@ -5,7 +5,8 @@ options it accepts beyond the common ones, the report it writes and how it
 runs: most run their plan through :func:`welavae.experiments.sweep.run_plan`
 and report ``table.md``; a preset that needs more than a plan (two sweeps, its
 own tables) lives in its own module and registers its :class:`Preset` here
-(:mod:`~welavae.experiments.conjectures`, :mod:`~welavae.experiments.sprites`).
+(:mod:`~welavae.experiments.conjectures`, :mod:`~welavae.experiments.sprites`,
+:mod:`~welavae.experiments.peers`).
 The sweep engine knows no preset; the command line looks them up here.
 Adding a preset is one entry in :data:`PRESETS` (and, for one with its own
 report, its module).
@@ -32,7 +33,7 @@ report, its module).
            input, K = 3, 4 latents with the dense or the diagonal label
            head, and β-TCVAE with K = 2 as the no-label control
            (:data:`VARIANTS`).
-``conjectures``, ``sprites``, ``gamma``  see their modules.
+``conjectures``, ``sprites``, ``gamma``, ``peers``  see their modules.
 
 ``quick``, ``table``, ``open-questions`` and ``conjectures`` estimate the total correlation by
 minibatch stratified sampling (see :mod:`welavae.config` for why).  Each preset's measured wall
@@ -41,7 +42,7 @@ docs/results.md (with their commands).
 """
 from __future__ import annotations
 
-from . import conjectures, gamma, sprites
+from . import conjectures, gamma, peers, sprites
 from .plan import PAPER_MODELS, QUICK, TABLE, Preset, blobs_plan
 from .sweep import run_plan
 
@@ -84,6 +85,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     conjectures.PRESET,
     sprites.PRESET,
     gamma.PRESET,
+    peers.PRESET,
 )}
 
 

@@ -54,8 +54,8 @@ from .report import rows_csv, rows_md
 from .sweep import run_plan
 from .sweepdir import SweepDir
 
-__all__ = ["run", "sprites_plan", "twin_path", "model_rows", "write_report", "MODELS", "SETTINGS", "SPEC",
-           "FREE_FACTORS", "PRESET"]
+__all__ = ["run", "sprites_plan", "twin_path", "model_rows", "write_report", "free_nmi", "finite_codes", "MODELS",
+           "SETTINGS", "SPEC", "FREE_FACTORS", "PRESET"]
 
 NAME = "sprites"
 SPEC = "angle(posX,posY):{p}, distance(posX,posY):{p}"
@@ -146,7 +146,7 @@ PRESET = Preset(NAME, "β-TCVAE and WeLa-VAE on a subset of the dSprites twin (o
 
 
 # ----------------------------------------------------------------------------------- report
-def _free_nmi(mu, factors, names, position_channels) -> dict[str, float]:
+def free_nmi(mu, factors, names, position_channels) -> dict[str, float]:
     """For each of :data:`FREE_FACTORS`: max over the latents not in ``position_channels`` of MI(z_k; f)/H(f)."""
     free = [k for k in range(mu.shape[1]) if k not in position_channels]
     if not free:
@@ -162,6 +162,19 @@ def _mean(values) -> float:
     return float(v.mean()) if v.size else math.nan
 
 
+def finite_codes(out, model: str):
+    """Yield (seed, its run, its index there, μ (N, K) float64, the run's ground truth) for each seed of ``model``
+    under ``out`` whose code is finite, by seed; one Run (its arrays read once) and truth per chunk."""
+    found = SweepDir(out).chunks_by_seed(model)
+    runs = {chunk: Run(chunk) for chunk, _ in found.values()}
+    truths = {chunk: ground_truth(r.config, r.array("factors")) for chunk, r in runs.items()}
+    for seed in sorted(found):
+        chunk, i = found[seed]
+        mu = np.asarray(runs[chunk].mu[i], dtype=np.float64)
+        if np.isfinite(mu).all():
+            yield seed, runs[chunk], i, mu, truths[chunk]
+
+
 def model_rows(out, spec: RunSpec) -> tuple[list[dict], dict | None]:
     """(one row per seed, the model's summary row) from the model's run directories under ``out``.
 
@@ -170,16 +183,8 @@ def model_rows(out, spec: RunSpec) -> tuple[list[dict], dict | None]:
     of the lower of the two MSEs).  Summary: lowest and mean over the seeds, and DCI of the seed
     of lowest MSE on the model's task (polar with labels, Cartesian without).
     """
-    found = SweepDir(out).chunks_by_seed(spec.model)
-    runs = {chunk: Run(chunk) for chunk, _ in found.values()}  # one Run (its arrays read once) and truth per chunk
-    truths = {chunk: ground_truth(r.config, r.array("factors")) for chunk, r in runs.items()}
     rows, best = [], None
-    for seed in sorted(found):
-        chunk, i = found[seed]
-        r, truth = runs[chunk], truths[chunk]
-        mu = np.asarray(r.mu[i], dtype=np.float64)
-        if not np.isfinite(mu).all():
-            continue
+    for seed, r, i, mu, truth in finite_codes(out, spec.model):
         pred = r.array("label_pred")
         ev = evaluate_seed(mu, truth, label_pred=None if pred is None else pred[i], labels=r.array("labels"),
                            logvar=r.array("logvar")[i], standard=False)
@@ -191,7 +196,7 @@ def model_rows(out, spec: RunSpec) -> tuple[list[dict], dict | None]:
                "acc_distance": (ev["accuracy"] or [math.nan, math.nan])[1],
                "active_latents": ev["active_latents"],
                "mig_factors": mig(mu, f), "mig_label_coords": mig(mu, discretize_factors(lf, continuous=cont).codes),
-               **{f"free_nmi_{k}": v for k, v in _free_nmi(mu, f, names, ev[position]["channels"]).items()}}
+               **{f"free_nmi_{k}": v for k, v in free_nmi(mu, f, names, ev[position]["channels"]).items()}}
         rows.append(row)
         task = "polar" if r.config.model.has_labels else "cartesian"
         if best is None or ev[task]["mse"] < best[0]:

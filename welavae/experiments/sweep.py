@@ -228,7 +228,7 @@ def _register(store: ResultsStore, plan: list[RunSpec]) -> None:
         cfg = spec.config
         store.register_model(
             spec.model, cfg.hash(), cfg.to_json(), beta=cfg.objective.beta,
-            gamma=cfg.objective.gamma if cfg.model.has_labels else None,
+            gamma=cfg.label_weight,  # γ, or S2's γ_sup
             label_dim=cfg.model.label_dim or None, latent_dim=cfg.model.latent_dim,
             regulariser=cfg.objective.regulariser, gamma_target=cfg.objective.gamma_target,
         )

@@ -20,7 +20,9 @@ def encode_dataset(model: EnsembleVAE, images, labels=None, *, batch_size: int =
     """Encoder means over a whole data set, and label predictions decoded at those means.
 
     Returns mu (S, N, K) float32 numpy, logvar (S, N, K) float32, and
-    label_pred (S, N, m) int64 (argmax of each label head at z = μ; ``predict``) or None.
+    label_pred (S, N, m) int64 (argmax of each label head at z = μ, or of S2's and CCVAE's own
+    predictor, :meth:`EnsembleVAE.label_logits`; ``predict``) or None (none asked for, no labels, or
+    S2's ``cov``, which has no predictor).
     Labels may hold −1 (missing); a label-free encoder ignores them.
     """
     device = device or next(model.parameters()).device
@@ -37,8 +39,9 @@ def encode_dataset(model: EnsembleVAE, images, labels=None, *, batch_size: int =
         mu, logvar = model.encode(x, y)
         mus.append(mu.float().cpu())
         lvs.append(logvar.float().cpu())
-        if predict and model.label_out:
-            preds.append(torch.stack([lg.argmax(-1) for lg in model.label_logits(mu)], dim=-1).cpu())
+        logits = model.label_logits(mu) if predict and model.label_out else None
+        if logits is not None:
+            preds.append(torch.stack([lg.argmax(-1) for lg in logits], dim=-1).cpu())
     mu = torch.cat(mus, dim=1).numpy()
     logvar = torch.cat(lvs, dim=1).numpy()
     pred = torch.cat(preds, dim=1).numpy() if preds else None

@@ -19,6 +19,11 @@ dense layer (256 units, a function of z alone), the diagonal head z.  With
 ``arch="mlp"`` and ``encoder="conv"`` (0.2.0's ``--encoder conv``) the conv
 network's encoder feeds the MLP's dense layers.
 
+The peers S2 and CCVAE (``label_side``, docs/peers.md) decode no label
+(``label_head="none"``, a label-free encoder): their labels' parameters are a
+:class:`~welavae.nn.labelside.LabelSide`, and :meth:`EnsembleVAE.label_logits`
+returns its class scores (the method's own label predictor).
+
 Shapes: B samples, S seeds, D = H·W·C image values, m labels of p_1 … p_m classes.
 """
 from __future__ import annotations
@@ -32,14 +37,19 @@ from ..seeding import init_generators
 from .conv import ConvDecoder, ConvEncoder, to_chw, to_hwc
 from .ensemble import DiagonalLabelHeads, SharedInputLinear, StackedHeads, StackedLinear
 from .heads import bernoulli_nll, linear_bernoulli_nll
+from .labelside import LabelSide
 
 __all__ = ["EnsembleVAE", "plain_networks", "seed_parameters"]
 
 
 class EnsembleVAE(nn.Module):
-    """S independently initialised VAEs as one module; see the module docstring."""
+    """S independently initialised VAEs as one module; see the module docstring.
 
-    def __init__(self, config: ModelConfig, seeds):
+    ``label_side``: :attr:`welavae.config.ObjectiveConfig.label_side` of an S2 or CCVAE run (its
+    labels' parameters), None for every other model.
+    """
+
+    def __init__(self, config: ModelConfig, seeds, *, label_side: str | None = None):
         super().__init__()
         self.config = config
         self.seeds = [int(s) for s in seeds]
@@ -51,6 +61,7 @@ class EnsembleVAE(nn.Module):
         conv_arch = c.arch == "conv"
         self.conv = ConvEncoder(gens, c.image_shape) if conv_arch or c.encoder == "conv" else None
         dense = self.label_out and c.label_head == "dense"
+        diagonal = self.label_out and c.label_head == "diagonal"
         if conv_arch:  # disentanglement_lib's dense sizes: 256, then 2K; decoder 256, 64·(H/16)·(W/16)
             self.encoder = nn.ModuleList([StackedLinear(self.conv.out_features + label_in, 256, gens),
                                           StackedLinear(256, 2 * k, gens)])
@@ -58,8 +69,9 @@ class EnsembleVAE(nn.Module):
                                           StackedLinear(256, self.conv.out_features, gens)])
             self.deconv = ConvDecoder(gens, c.image_shape)
             self.label_head = StackedLinear(256, self.label_out, gens) if dense else None
-            self.diagonal = DiagonalLabelHeads(c.label_dims, gens) if self.label_out and not dense else None
+            self.diagonal = DiagonalLabelHeads(c.label_dims, gens) if diagonal else None
             self.label_in = label_in
+            self._label_side(label_side, gens)
             return
         self.deconv = self.label_head = None
         enc_sizes = list(c.hidden) + [2 * k]
@@ -77,8 +89,13 @@ class EnsembleVAE(nn.Module):
             [*(StackedLinear(a, b, gens) for a, b in zip(dec_sizes[:-1], dec_sizes[1:])),
              StackedHeads(dec_sizes[-1], heads, gens)]
         )
-        self.diagonal = DiagonalLabelHeads(c.label_dims, gens) if self.label_out and not dense else None
+        self.diagonal = DiagonalLabelHeads(c.label_dims, gens) if diagonal else None
         self.label_in = label_in
+        self._label_side(label_side, gens)
+
+    def _label_side(self, kind: str | None, gens) -> None:
+        """The peers' label parameters, built last so that every other weight's draws stay as they were."""
+        self.label_side = None if kind is None else LabelSide(kind, self.config.label_dims, gens)
 
     @property
     def num_seeds(self) -> int:
@@ -140,7 +157,12 @@ class EnsembleVAE(nn.Module):
         """z (S, B, K) → m label logits (S, B, p_j), or None for a model without labels.
 
         ``h``: the decoder's last hidden layer for z, when already computed (dense head).
+        S2 and CCVAE: their :meth:`LabelSide.scores <welavae.nn.labelside.LabelSide.scores>`, whose argmax is
+        the method's own predictor (None for S2's ``cov``); they are not a decoder's, so :meth:`decode` and
+        :meth:`decode_nll` leave them out.
         """
+        if self.label_side is not None:
+            return self.label_side.scores(z)
         if not self.label_out:
             return None
         if self.diagonal is not None:
@@ -152,14 +174,18 @@ class EnsembleVAE(nn.Module):
         h = self._decoder_hidden(z) if h is None else h
         return torch.baddbmm(head.bias1, h, head.weight1).split(self.config.label_dims, dim=-1)
 
+    def _decoded_labels(self, z: torch.Tensor, h: torch.Tensor):
+        """The label decoder's logits p(y_j|z), or None (no labels; S2 and CCVAE decode none)."""
+        return None if self.label_side is not None else self.label_logits(z, h)
+
     def decode(self, z: torch.Tensor):
         """z (S, B, K) → image logits (S, B, D) in the data's (H, W, C) order, m label logits (S, B, p_j) or None."""
         if self.deconv is not None:
             h, logits = self._conv_decode(z)
-            return to_hwc(logits, self.config.image_shape), self.label_logits(z, h)
+            return to_hwc(logits, self.config.image_shape), self._decoded_labels(z, h)
         h = self._decoder_hidden(z)
         head = self.decoder[-1]
-        return torch.baddbmm(head.bias0, h, head.weight0), self.label_logits(z, h)
+        return torch.baddbmm(head.bias0, h, head.weight0), self._decoded_labels(z, h)
 
     def decode_nll(self, z: torch.Tensor, x: torch.Tensor, *, compiled: bool = False):
         """z (S, B, K), x (B, D) → −log p(x|z) (S, B) and m label logits (S, B, p_j) or None.
@@ -173,11 +199,11 @@ class EnsembleVAE(nn.Module):
             h, logits = self._conv_decode(z)
             shape = self.config.image_shape
             target = x if shape[2] == 1 else to_chw(x, shape).view(len(x), -1)
-            return bernoulli_nll(logits, target), self.label_logits(z, h)
+            return bernoulli_nll(logits, target), self._decoded_labels(z, h)
         h = self._decoder_hidden(z)
         head = self.decoder[-1]
         nll = linear_bernoulli_nll(h, head.weight0, head.bias0, x, compiled=compiled)
-        return nll, self.label_logits(z, h)
+        return nll, self._decoded_labels(z, h)
 
     def parameter_seed_dims(self):
         """Yield (parameter, seed axis) for every parameter."""
@@ -208,7 +234,8 @@ class EnsembleVAE(nn.Module):
         if missing:
             raise ValueError(f"seeds {missing} are not in this model (seeds: {self.seeds})")
         device = next(self.parameters()).device
-        out = EnsembleVAE(self.config, seeds).to(device)
+        side = None if self.label_side is None else self.label_side.kind
+        out = EnsembleVAE(self.config, seeds, label_side=side).to(device)
         for (p_out, dim), (p_all, dim_all) in zip(out.parameter_seed_dims(), self.parameter_seed_dims()):
             for j, s in enumerate(seeds):  # a grouped conv's seed axis counts this model's seeds, not out's
                 out.seed_slice(p_out, dim, j).copy_(self.seed_slice(p_all, dim_all, self.seeds.index(s)))
@@ -222,7 +249,9 @@ def seed_parameters(model: EnsembleVAE, i: int) -> dict[str, torch.Tensor]:
     ``decoder.j`` (``nn.Linear``: weight (out, in)), ``deconv.j``
     (``nn.ConvTranspose2d``: weight (c_in, c_out, 4, 4)), ``labels`` (the conv
     network's dense label head, ``nn.Linear`` from the decoder's first layer),
-    ``label_head`` (the diagonal head: label j's class c is weight[c]·z_j + bias[c]).
+    ``label_head`` (the diagonal head: label j's class c is weight[c]·z_j + bias[c]),
+    ``label_side.<name>`` (S2's and CCVAE's label parameters, :mod:`welavae.nn.labelside`: ``scale`` (),
+    or (Σ p_j,) label after label).
     The layout of ``model.safetensors`` (prefixed ``seed_<S>.``) and of :func:`plain_networks`.
     """
     out = {}
@@ -240,6 +269,9 @@ def seed_parameters(model: EnsembleVAE, i: int) -> dict[str, torch.Tensor]:
     if model.diagonal is not None:
         out["label_head.weight"] = model.diagonal.weight[i, 0]
         out["label_head.bias"] = model.diagonal.bias[i, 0]
+    if model.label_side is not None:
+        for name, p in model.label_side.named_parameters():
+            out[f"label_side.{name}"] = p[i]
     return out
 
 

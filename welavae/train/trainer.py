@@ -20,6 +20,10 @@ seed.  Design points:
   and at the end; a run resumes from the last.
 * **Partial labels.** A missing weak label (−1) adds nothing to the loss or
   its gradient (:func:`welavae.objectives.likelihoods.categorical_nll`).
+* **The peers' label parameters** (S2, CCVAE; docs/peers.md): the network's
+  :class:`~welavae.nn.labelside.LabelSide` hands them to the objective, and CCVAE's
+  R draws of the label latents come from ``(seed, epoch, step)``
+  (:func:`welavae.seeding.classifier_noise`), like every other draw.
 * **Label window** (``label_epochs = (A, B)``, issue 23): the weak labels are
   observed in epochs A … B−1 only; in every other epoch each label is missing
   (−1), which adds exactly 0 to the loss and to every gradient, as partial
@@ -59,9 +63,10 @@ from ..config import TERMS, GammaTarget, RunConfig, TrainConfig
 from ..data.dataset import to_float
 from ..nn.conv import LAYOUTS, time_layouts
 from ..nn.vae import EnsembleVAE
+from ..objectives.ccvae import CLASSIFIER_DRAWS
 from ..objectives.objective import objective_terms
 from ..objectives.tc import log_importance_weights
-from ..seeding import epoch_noise, epoch_permutation
+from ..seeding import classifier_noise, epoch_noise, epoch_permutation
 from .gamma import GammaController
 from .init_from import init_from_run
 from .platform import describe_change, environment_record, speed_settings
@@ -229,18 +234,24 @@ def _seed_mask(dead: torch.Tensor, t: torch.Tensor, dim) -> torch.Tensor:
 
 
 def _step(model, optimizer, guard: _Divergence, config: RunConfig, x, y, noise, *, epoch, n, log_w, compiled,
-          gamma: GammaController | None = None):
+          gamma: GammaController | None = None, draws: torch.Tensor | None = None):
     """One optimisation step of every seed on the batch x (B, D), y (B, m); returns the terms, each (S,).
 
     ``gamma``: the per-seed γ of ``--gamma auto``, read for this step's loss and updated after it.
+    ``draws``: CCVAE's noise (S, R, B, m) for the R draws of the label latents (:func:`_classifier_draws`).
     """
     mu, logvar = model.encode(x, y)  # (S, B, K)
     z = mu + torch.exp(0.5 * logvar) * noise
     image_nll, label_logits = model.decode_nll(z, x, compiled=compiled)
+    side, z_draws = model.label_side, None
+    if draws is not None:  # reparameterised, so q̂(y|x) passes gradients to μ and log σ²
+        m = draws.shape[-1]
+        z_draws = mu[:, None, :, :m] + torch.exp(0.5 * logvar[:, None, :, :m]) * draws  # (S, R, B, m)
     terms = objective_terms(
         config.objective, image_nll=image_nll, mu=mu, logvar=logvar, z=z,
         dataset_size=n, y=y, label_logits=label_logits, log_w=log_w,
         gamma=None if gamma is None else gamma.gamma,
+        label_params=None if side is None else side.objective_inputs(), z_draws=z_draws,
     )
     if gamma is not None and gamma.target.kind == "grad" and y is not None:  # before the backward frees the graph
         gamma.balance(image_nll, label_logits, y, z, guard.alive)
@@ -252,6 +263,14 @@ def _step(model, optimizer, guard: _Divergence, config: RunConfig, x, y, noise, 
     if gamma is not None and gamma.target.kind != "grad" and y is not None:  # no gradient through γ: it moves
         gamma.observe(label_logits, y, terms["label_nll"], guard.alive)  # after the step
     return terms
+
+
+def _classifier_draws(config: RunConfig, seeds, epoch: int, step: int, device) -> torch.Tensor | None:
+    """CCVAE's noise (S, R, B, m) of this step (:func:`welavae.seeding.classifier_noise`); None for other models."""
+    if config.objective.regulariser != "ccvae":
+        return None
+    b, m = config.train.batch_size, config.model.num_labels
+    return classifier_noise(seeds, epoch, step, CLASSIFIER_DRAWS, b, m).to(device, non_blocking=True)
 
 
 class _EpochDraws:
@@ -303,7 +322,8 @@ def _train_epoch(model, optimizer, guard, config: RunConfig, x_all, y_all, *, ep
         idx = perm[t * b : (t + 1) * b]
         y = y_all[idx] if y_all is not None else None
         terms = _step(model, optimizer, guard, config, to_float(x_all[idx]), y, noise[:, t],
-                      epoch=epoch, n=n, log_w=log_w, compiled=compiled, gamma=gamma)
+                      epoch=epoch, n=n, log_w=log_w, compiled=compiled, gamma=gamma,
+                      draws=_classifier_draws(config, model.seeds, epoch, t, device))
         with torch.no_grad():
             zero = torch.zeros_like(terms["loss"])
             sums += guard.masked(torch.stack([terms.get(name, zero).detach() for name in TERMS]).double())
@@ -333,8 +353,9 @@ def _resume(ckpt_path: Path, config: RunConfig, seeds: list[int], model, optimiz
 
 
 def _fixed_gammas(config: RunConfig, shape) -> np.ndarray:
-    """(epochs, S) γ of a run with a fixed γ (NaN for a model without labels): its history's γ column."""
-    return np.full(shape, config.objective.gamma if config.model.has_labels else np.nan)
+    """(epochs, S) γ of a run with a fixed γ (S2: γ_sup; NaN without labels, and for CCVAE): its history's γ column."""
+    weight = config.label_weight
+    return np.full(shape, np.nan if weight is None else weight)
 
 
 def _checkpoint_due(tcfg, done: int, seconds_since_last: float) -> bool:
@@ -451,7 +472,7 @@ def train(
     x_all, y_all = _to_tensors(images, labels if config.model.has_labels else None, device)
     n, b = len(x_all), tcfg.batch_size
 
-    model = EnsembleVAE(config.model, seeds).to(device)
+    model = EnsembleVAE(config.model, seeds, label_side=config.objective.label_side).to(device)
     optimizer = _make_optimizer(model, tcfg, device)
     gamma = _gamma_controller(config, len(seeds), device)
     history = np.zeros((0, len(seeds), len(TERMS)))
