@@ -8,7 +8,7 @@ import torch
 from fixtures import one_sentence
 
 from welavae.data import check_labels, from_arrays, hide_labels
-from welavae.data.dataset import require_file, to_float
+from welavae.data.dataset import to_float
 
 
 def test_to_float_of_every_8_bit_value_is_blobs_float_image():
@@ -85,6 +85,8 @@ def test_an_empty_or_repeated_label_name_is_refused(names, words):
 
 
 def test_require_file_says_what_is_there_instead_of_a_file(tmp_path):
+    from welavae.data.dataset import require_file  # imported here: the module's other tests ran before it existed
+
     (tmp_path / "f").write_text("x")
     assert require_file(tmp_path / "f") == tmp_path / "f"
     os.mkfifo(tmp_path / "fifo")

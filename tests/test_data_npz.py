@@ -238,3 +238,17 @@ def test_any_npy_header_gives_arrays_or_one_sentence(tmp_path_factory, descr, fo
         _zip_with(path, name, _npy(shape, descr, fortran, data), compress)
         _check_read(lambda name=name: _member_rows(path, name, rows), 1 << 20)
         _check_read(lambda: load_npz(path), 1 << 20)
+
+
+def test_a_damaged_deflate_stream_is_one_sentence_even_in_the_header(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez_compressed(path, images=X4)
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("images.npy")
+    start = _member_data_offset(raw, info)
+    raw[start : start + 8] = b"\xff" * 8  # deflate block type 3 does not exist: zlib.error at the first read
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError) as e:
+        NpzMember(path, "images")
+    assert one_sentence(e.value).startswith(f"array 'images' of {path} has an unreadable header (error: ")

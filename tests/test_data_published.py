@@ -353,7 +353,7 @@ def test_a_negative_subset_seed_is_refused_naming_the_flag(tmp_path, ds_entry, c
           suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.sampled_from([0, 1, 144, 145]), image_shape=st.sampled_from([(64, 64, 3), (64, 64), (8, 8, 3)]),
        image_dtype=st.sampled_from([np.uint8, np.float32, np.int64]),
-       labels=st.sampled_from(["grid", "one value", "nan", "strings", "wide", "missing"]),
+       labels=st.sampled_from(["grid", "one value", "nan", "strings", "wide", "missing", "external link"]),
        rows=st.sampled_from([None, 7]))
 def test_any_shapes3d_file_gives_arrays_or_one_sentence(tmp_path_factory, n, image_shape, image_dtype, labels, rows):
     h5py = pytest.importorskip("h5py")
@@ -364,7 +364,9 @@ def test_any_shapes3d_file_gives_arrays_or_one_sentence(tmp_path_factory, n, ima
               "nan": np.full((len(classes), 6), np.nan), "strings": np.array([["a"] * 6] * len(classes), dtype="S1")}
     with h5py.File(path, "w") as f:
         f.create_dataset("images", data=np.zeros((n,) + image_shape, image_dtype))
-        if labels != "missing":
+        if labels == "external link":
+            f["labels"] = h5py.ExternalLink(str(path.parent / "nowhere.h5"), "/labels")
+        elif labels != "missing":
             f.create_dataset("labels", data=values[labels])
     with bounded_allocation(10**7):
         try:

@@ -289,8 +289,10 @@ def load_image_folder(images_dir, labels_csv=None, *, label_names=None, label_cl
     folder (``../x.png``, an absolute path, a link leading out), an image with
     no row, a duplicate row, a label column named twice, a non-integer number
     in a numeric column, a class outside the known ones, a label column with a
-    single class, no labelled sample — is one ``ValueError`` naming the file
-    and row.
+    single class, no labelled sample, a numeric class index far beyond the
+    values that occur, nan/inf among numbers, an unnamed label column, an
+    image over Pillow's pixel limit, a CSV that is a FIFO or a link loop — is
+    one ``ValueError`` naming the file and row.
     """
     folder = Path(images_dir)
     files = _image_files(folder)

@@ -33,10 +33,11 @@ because a file of MPI3D's real size, 12.7 GB, cannot be written in a test.)
 for colour — from the file to the batch; :func:`welavae.data.dataset.to_float` converts one batch
 (bool → 0.0/1.0, uint8 k → k/255).  A subset (:func:`subset_indices`: seeded,
 uniform, sorted) is gathered block by block, so the peak memory is the subset
-plus one block: an uncompressed npz member is read at its offset in the file,
-from the first to the last chosen row of each block; a compressed one (DeepMind's dSprites file) is
-decompressed as a stream, keeping only the chosen rows; an HDF5 dataset is
-sliced around the chosen rows only.
+plus one block: an npz member, stored or compressed (DeepMind's dSprites file),
+is read as a stream to its end, keeping only the chosen rows, its CRC-32 checked
+(:class:`welavae.data.npz.NpzMember`); an HDF5 dataset is sliced around the
+chosen rows only, and data kept outside the file (an external link, external
+storage, a virtual dataset) is refused before it is followed.
 """
 from __future__ import annotations
 
