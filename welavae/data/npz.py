@@ -117,8 +117,9 @@ def gather_rows(read_rows: Callable[[int, int], np.ndarray], n: int, indices, ro
         out[s:e] = rows if hi - lo == e - s else rows[idx[s:e] - lo]  # a full span copies as a slice
     return out
 
-#: Deflate's largest expansion (RFC 1951: a 258-byte match costs at least 2 bits): a member whose
-#: directory entry claims more than this per compressed byte lies, and is refused before its size is allocated.
+#: Deflate's largest expansion (RFC 1951: a 258-byte match costs at least 2 bits): a deflated member
+#: (np.savez_compressed) whose entry claims more than this per compressed byte lies, and is refused before
+#: its size is allocated.  (bzip2 and lzma members, which numpy never writes, are taken at their word.)
 _DEFLATE_RATIO = 1032
 #: What zipfile, zlib and numpy's header reader raise on a damaged file (OSError: a read that fails).
 _CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error, OverflowError)
@@ -162,7 +163,8 @@ class NpzMember:
         if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
             raise ValueError(f"{what} is corrupt (stored, yet its zip entry records {info.compress_size} bytes "
                              f"holding {info.file_size})")
-        if info.file_size > _DEFLATE_RATIO * info.compress_size + (1 << 16):
+        deflated = info.compress_type == zipfile.ZIP_DEFLATED
+        if deflated and info.file_size > _DEFLATE_RATIO * info.compress_size + (1 << 16):
             raise ValueError(f"{what} is corrupt (its zip entry claims {info.file_size} bytes from "
                              f"{info.compress_size} compressed ones, more than any compression yields)")
         try:
