@@ -2,7 +2,9 @@
 
 Pytest fixtures shared by several files are in ``tests/conftest.py``; sweep plans in ``tests/plans.py``.
 """
+import contextlib
 import csv
+import math
 import os
 import subprocess
 import sys
@@ -140,3 +142,61 @@ def fake_gpus(monkeypatch, count):
     """This machine as one with ``count`` CUDA devices (torch.cuda monkeypatched)."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+
+
+# ------------------------------------------------------------------------------------ hostile input
+
+def cli_refuses(capsys, *argv, out=None) -> str:
+    """``welavae ARGV`` in this process: exit status 2, one line on stderr naming no traceback, and ``out``
+    (the output it was asked to write) not there afterwards.  Returns the line."""
+    from welavae.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse's refusal of a flag
+        code = e.code
+    line = _error_line(capsys.readouterr().err)
+    assert code == 2, line
+    assert out is None or not Path(out).exists(), f"{out} was written"
+    return line
+
+
+class AllocationRefused(AssertionError):
+    """An array larger than the test's bound was asked for."""
+
+
+@contextlib.contextmanager
+def bounded_allocation(max_elements: int):
+    """numpy's allocating constructors (empty, zeros, ones, full, arange) refuse, while inside, any array of
+    more than ``max_elements`` elements: a reader must refuse hostile input before it allocates for it."""
+    def guard(fn, size_of):
+        def guarded(*args, **kwargs):
+            n = size_of(*args, **kwargs)
+            if n > max_elements:
+                raise AllocationRefused(f"np.{fn.__name__} of {n} elements (bound {max_elements})")
+            return fn(*args, **kwargs)
+        return guarded
+
+    def shape_size(shape, *args, **kwargs):
+        return math.prod(shape) if isinstance(shape, (tuple, list)) else int(shape)
+
+    def arange_size(*args, **kwargs):
+        start, stop, step = (0, args[0], 1) if len(args) == 1 else (tuple(args) + (1,))[:3]
+        stop = kwargs.get("stop", stop)
+        return max(0, math.ceil((stop - start) / (kwargs.get("step") or step)))
+
+    saved = {name: getattr(np, name) for name in ("empty", "zeros", "ones", "full", "arange")}
+    try:
+        for name, fn in saved.items():
+            setattr(np, name, guard(fn, arange_size if name == "arange" else shape_size))
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(np, name, fn)
+
+
+def one_sentence(e: BaseException) -> str:
+    """The message of a refusal, checked to be one line; returns it."""
+    text = str(e)
+    assert text and "\n" not in text and "Traceback" not in text, text
+    return text

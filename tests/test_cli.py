@@ -357,7 +357,8 @@ def test_dataset_excludes_npz_and_images_and_its_options_need_it(tmp_path, capsy
     base = ["train", "--model", "tcvae", "--epochs", "1", "--out", str(tmp_path / "run")]
     for extra, msg in (
         (["--dataset", "sprites", "--data-path", "s.npz", "--npz", "x.npz"], "not both"),
-        (["--weak-labels", "bins(posX):2"], "--weak-labels goes with --dataset NAME"),
+        (["--weak-labels", "bins(posX):2", "--npz", "x.npz"], "--weak-labels goes with --dataset NAME (or Blobs"),
+        (["--weak-labels", "bins(c1):2"], "--weak-labels: model 'tcvae' (β-TCVAE) takes no weak labels"),
         (["--dataset", "sprites", "--data-dir", str(tmp_path / "nodata")],  # the published name in the data dir
          f"{tmp_path / 'nodata' / 'sprites.npz'} does not exist: the dSprites twin is the file sprites.npz"),
     ):

@@ -4,11 +4,15 @@ Every defect must be refused with one sentence naming the file (and row).
 Known answers: pixel values written into PNG files read back exactly (/255);
 alpha composited onto black by hand.
 """
+import os
 import warnings
+from unittest import mock
 
 import numpy as np
 import pytest
-from fixtures import write_png
+from fixtures import TINY, bounded_allocation, cli_refuses, one_sentence, write_png
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from welavae.data import load_image_folder
@@ -186,3 +190,150 @@ def test_rgba_is_flattened_onto_black_with_one_warning(tmp_path):
     assert np.array_equal(x[0], [200, 100, 50])  # opaque: unchanged
     assert np.array_equal(x[1], [0, 0, 0])  # transparent: black
     assert np.abs(x[2] - np.array([200, 100, 50]) * 128 / 255).max() <= 1.0  # value·α, up to Pillow's rounding
+
+
+# ------------------------------------------------------------------ refusals at the edges (issue 31)
+
+def _bounded_range(*args):
+    """range() in welavae.data.folder while a test runs: a class per integer up to 10^30 must never be built."""
+    r = range(*args)
+    assert len(r) <= 10**6, f"range of {len(r)} classes built"
+    return r
+
+
+@pytest.mark.parametrize("cell, classes", [("1000000000000000000000000000000", 10**30 + 1),
+                                           ("1e30", int(1e30) + 1),  # the float 1e30 is 10^30 + 19884624838656
+                                           ("1000000", 1000001)])
+def test_a_numeric_label_far_beyond_the_values_that_occur_is_refused_before_its_classes_are_built(
+        tmp_path, monkeypatch, cell, classes):
+    import welavae.data.folder as folder_module
+
+    monkeypatch.setattr(folder_module, "range", _bounded_range, raising=False)
+    d, csv = _folder(tmp_path, ["0.png,0", "1.png,1", f"2.png,{cell}", "3.png,1"])
+    with pytest.raises(ValueError) as e:
+        load_image_folder(d, csv)
+    # 3 distinct values: at most max(2·3, 1000) = 1000 classes.
+    assert one_sentence(e.value) == (
+        f"{csv}, row 4: label 'a' = {cell} would make {classes} classes (0 to {classes - 1}) of which 3 occur; a "
+        "column of numbers holds class indices 0, 1, 2, ... (at most 1000 classes here): renumber them, or name "
+        "the classes with words")
+
+
+def test_a_numbering_within_the_bound_keeps_every_class():
+    from welavae.data.folder import _label_columns
+
+    # Two values 0 and 999 → 1000 classes (the bound max(2·2, 1000)); 1000 would make 1001.
+    labels, dims, _ = _label_columns([["0", "999"]], ["a"], "x.csv")
+    assert dims == (1000,) and labels[:, 0].tolist() == [0, 999]
+    with pytest.raises(ValueError, match="would make 1001 classes"):
+        _label_columns([["0", "1000"]], ["a"], "x.csv")
+    # 600 distinct values of 0..1199: 2·600 = 1200 classes allowed.
+    assert _label_columns([[str(2 * i) for i in range(600)]], ["a"], "x.csv")[1] == (1199,)
+
+
+@pytest.mark.parametrize("cell", ["nan", "NaN", "inf", "-inf", "Infinity"])
+def test_nan_or_inf_in_a_column_of_numbers_is_refused(tmp_path, cell):
+    d, csv = _folder(tmp_path, ["0.png,0", "1.png,1", f"2.png,{cell}", "3.png,1"])
+    with pytest.raises(ValueError) as e:
+        load_image_folder(d, csv)
+    assert one_sentence(e.value) == (f"{csv}, row 4: label 'a' = {cell} is not a number in a column of numbers "
+                                     "(class indices 0, 1, 2, ...); leave the cell empty for a missing label")
+
+
+def test_nan_among_words_stays_a_class_name(tmp_path):
+    d, csv = _folder(tmp_path, ["0.png,cat", "1.png,nan", "2.png,dog", "3.png,cat"])
+    assert load_image_folder(d, csv).label_classes == (("cat", "dog", "nan"),)
+
+
+def test_an_unnamed_label_column_is_refused(tmp_path):
+    d, csv = _folder(tmp_path, [f"{i}.png,{i % 2},{i % 2}" for i in range(4)], header="file, ,b")
+    with pytest.raises(ValueError) as e:
+        load_image_folder(d, csv)
+    assert one_sentence(e.value) == f"{csv}: the header's column 2 has no name; name every label column"
+
+
+def png_header(path, w, h):
+    """A PNG whose header says w × h (8-bit gray) with a tiny IDAT: Pillow reads its size without decoding it."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(16)))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("side", [20000, 10000])  # beyond Pillow's error (2 × limit); beyond its warning
+def test_an_image_over_pillows_pixel_limit_is_refused_with_its_size(tmp_path, side):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    png_header(d / "big.png", side, side)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DecompressionBombWarning either: one sentence
+        with pytest.raises(ValueError) as e:
+            load_image_folder(d)
+    assert one_sentence(e.value) == (f"{d / 'big.png'} is {side}x{side} = {side * side:,} pixels, more than "
+                                     "Pillow's limit of 89,478,485 (PIL.Image.MAX_IMAGE_PIXELS, a guard against "
+                                     "decompression bombs)")
+
+
+def test_cli_refuses_a_decompression_bomb_and_a_huge_label_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    import welavae.data.folder as folder_module
+
+    monkeypatch.setattr(folder_module, "range", _bounded_range, raising=False)
+    d, csv = _folder(tmp_path, ["0.png,0", "1.png,1", "2.png,1e30", "3.png,1"])
+    out = tmp_path / "run"
+    line = cli_refuses(capsys, "train", "--model", "wela", "--images", d, "--labels", csv, *TINY, "--out", out, out=out)
+    assert "row 4: label 'a' = 1e30 would make" in line
+    csv.write_text("file,a\n0.png,0\n1.png,1\n2.png,1\n3.png,0\n")
+    png_header(d / "3.png", 20000, 20000)
+    line = cli_refuses(capsys, "train", "--model", "wela", "--images", d, "--labels", csv, *TINY, "--out", out, out=out)
+    assert "3.png is 20000x20000 = 400,000,000 pixels, more than Pillow's limit" in line
+
+
+def test_a_label_file_that_is_a_fifo_or_a_link_loop_is_named_as_such(tmp_path):
+    d, csv = _folder(tmp_path, [f"{i}.png,{i % 2}" for i in range(4)])
+    fifo, loop = tmp_path / "fifo.csv", tmp_path / "loop.csv"
+    os.mkfifo(fifo)
+    loop.symlink_to(tmp_path / "loop2.csv")
+    (tmp_path / "loop2.csv").symlink_to(loop)
+    for path, kind in ((fifo, "a FIFO"), (loop, "a symbolic link loop")):
+        with pytest.raises(ValueError) as e:
+            load_image_folder(d, path)
+        assert one_sentence(e.value) == f"{path} is {kind}, not a file"
+    with pytest.raises(ValueError, match="image folder .*fifo.csv is a FIFO, not a folder"):
+        load_image_folder(fifo, csv)
+
+
+# A CSV of any cells: numerals of every spelling, nan/inf, words, blanks, quotes, huge and negative numbers.
+_CELL = st.one_of(st.sampled_from(["", "0", "1", "01", "1.0", "2", "1.5", "-1", "nan", "inf", "1e30", "1e3",
+                                   "999", "cat", "dog", " ", '"', "a,b", "\x00"]),
+                  st.integers(-5, 10**40).map(str), st.text(alphabet="01e.-+xn", max_size=6))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(header=st.lists(st.sampled_from(["a", "b", "", "a "]), min_size=1, max_size=3),
+       cells=st.lists(st.lists(_CELL, min_size=3, max_size=3), min_size=4, max_size=4))
+def test_any_label_csv_gives_bounded_classes_or_one_sentence(tmp_path_factory, header, cells):
+    d = tmp_path_factory.getbasetemp() / "hostile_csv"
+    if not d.exists():
+        d.mkdir()
+        for i in range(4):
+            Image.fromarray(np.full((4, 4), 60 * i, np.uint8)).save(d / f"{i}.png")
+    csv = d.parent / "hostile_labels.csv"
+    rows = [",".join(["file"] + header)] + [",".join([f"{i}.png"] + row[:len(header)]) for i, row in enumerate(cells)]
+    csv.write_text("\n".join(rows) + "\n")
+    import welavae.data.folder as folder_module
+
+    with bounded_allocation(10**5), mock.patch.object(folder_module, "range", _bounded_range, create=True):
+        try:
+            ds = load_image_folder(d, csv)
+        except ValueError as e:
+            assert str(csv) in one_sentence(e) or str(d) in str(e)
+            return
+    for j, p in enumerate(ds.label_dims):
+        observed = ds.labels[:, j][ds.labels[:, j] >= 0]
+        assert 2 <= p <= 1000 and len(ds.label_classes[j]) == p and observed.max() < p

@@ -1,7 +1,11 @@
 """welavae.data.load: one function from a config to a Dataset (Blobs, npz, benchmarks), checked against the model."""
+import json
+
 import numpy as np
 import pytest
+from fixtures import TINY, cli_refuses
 
+from welavae.cli import main
 from welavae.config import DataConfig, make_run_config
 from welavae.data import load, make_blobs, weak_labels
 from welavae.data.dataset import to_float
@@ -80,3 +84,57 @@ def test_a_benchmark_is_refused_in_one_sentence(tmp_path):
     d = DataConfig(source="benchmark", dataset="sprites", data_path=path, grid=SPRITE_GRID, weak_labels="bins(posX):2")
     with pytest.raises(ValueError, match=r"have \(2,\) classes, the model expects \(3,\)"):
         load(make_run_config("wela", label_dims=(3,), image_shape=(64, 64), data=d))
+
+
+# ------------------------------------------------------------------ Blobs with a weak-label spec (issue 31)
+
+ROTATED = "sum(c1,c2):3, diff(c1,c2):3"
+
+
+def test_blobs_take_a_weak_label_spec_over_their_centre(tmp_path):
+    ds = load(DataConfig(variants=1, size=16, weak_labels=ROTATED), data_dir=tmp_path)
+    f = ds.factors.astype(int)
+    at = {(a, b): i for i, (a, b) in enumerate(f)}
+    # sum = c1 + c2 over [0, 32], diff = c1 − c2 over [−16, 16]: bins of 32/3, edges in the lower bin.
+    # (0,0): sum 0 → 0, diff +16 → 1 · (5,5): 10 → 0, 16 → 1 · (6,5): 11 → 1, 17 → 1 · (15,15): 30 → 2
+    # (0,15): 15 → 1, diff 1 → 0 · (15,0): 15 → 1, 31 → 2
+    expected = {(0, 0): [0, 1], (5, 5): [0, 1], (6, 5): [1, 1], (15, 15): [2, 1], (0, 15): [1, 0], (15, 0): [1, 2]}
+    for point, labels in expected.items():
+        assert ds.labels[at[point]].tolist() == labels, point
+    assert ds.label_dims == (3, 3) and ds.label_names == ("sum(c1,c2)", "diff(c1,c2)")
+    np.testing.assert_array_equal(ds.label_coordinates[:, 0], f.sum(axis=1))
+    # The paper's labels by spec are the paper's labels by p.
+    polar = load(DataConfig(variants=1, size=16, weak_labels="angle(c1,c2):3, distance(c1,c2):3"), data_dir=tmp_path)
+    np.testing.assert_array_equal(polar.labels, weak_labels(ds.factors, 3, size=16))
+
+
+def test_a_blobs_config_without_a_spec_keeps_its_hash_and_a_spec_is_refused_elsewhere(tmp_path):
+    # The 0.2.0 hash of wela_p2 on the paper's Blobs (tests/test_config.py pins it too).
+    assert make_run_config("wela", label_dim=2).hash() == make_run_config(
+        "wela", label_dim=2, data=DataConfig(weak_labels=None)).hash()
+    with pytest.raises(ValueError, match="data.weak_labels: a weak-label spec goes with source 'benchmark' or 'blobs'"):
+        DataConfig(source="npz", path="d.npz", weak_labels=ROTATED)
+
+
+def test_cli_blobs_with_weak_labels_trains_and_evaluate_reports_the_rotated_system(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--model", "wela", "--weak-labels", ROTATED, "--variants", "1", "--data-dir", tmp_path / "cache"]
+    assert main(["train", *map(str, args), *TINY, "--batch-size", "256", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["weak_labels"] == ROTATED and config["model"]["label_dims"] == [3, 3]
+    assert config["model"]["label_names"] == ["sum(c1,c2)", "diff(c1,c2)"]
+    assert main(["evaluate", str(out), "--standard", "none"]) == 0
+    assert "rotated MSE" in capsys.readouterr().out
+    seed = json.loads((out / "metrics.json").read_text())["seeds"][0]
+    assert {"cartesian", "polar", "rotated"} <= set(seed)
+    assert 0 < seed["rotated"]["mse"] < 64**2
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--label-dim", "3"], "give --label-dim P (Blobs' angle and distance, p classes each) or --weak-labels SPEC"),
+    (["--npz", "d.npz"], "--weak-labels goes with --dataset NAME (or Blobs, without --npz and --images)"),
+])
+def test_cli_refuses_weak_labels_with_label_dim_or_own_data(tmp_path, capsys, extra, words):
+    line = cli_refuses(capsys, "train", "--model", "wela", "--weak-labels", ROTATED, *extra, "--variants", "1",
+                       "--data-dir", tmp_path / "cache", *TINY, "--out", tmp_path / "run", out=tmp_path / "run")
+    assert words in line

@@ -4,9 +4,14 @@ Each file has the published array names, dtypes, image shapes and factor-grid or
 factor grid is smaller (the registry entry is swapped for one with smaller sizes, the documented hook).
 """
 import math
+import struct
+import zipfile
 
 import numpy as np
 import pytest
+from fixtures import TINY, bounded_allocation, cli_refuses, one_sentence
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from welavae.data.published import (
     BENCHMARKS,
@@ -126,7 +131,7 @@ def test_missing_file_names_the_file_and_where_it_is_published(tmp_path):
         ({"latents_classes": np.zeros((360, 6), np.float64)}, "array 'latents_classes' .* must be integer"),
         ({"latents_values": np.zeros((360, 5))}, "array 'latents_values' .* must be float of shape \\(N, 6\\)"),
         ({"latents_classes": grid(DS_SIZES)[::-1].copy()}, "'latents_classes' .* is not dSprites' factor grid in C order"),
-        ({"imgs": np.array([None] * 360, dtype=object)}, "array 'imgs' .* is an object array"),
+        ({"imgs": np.array([None] * 360, dtype=object)}, "array 'imgs' .* holds an object array \\(pickled data\\), which welavae never unpickles"),
     ],
 )
 def test_dsprites_refusals_name_the_array(tmp_path, ds_entry, override, words):
@@ -279,3 +284,94 @@ def test_shapes3d_without_h5py_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "h5py", None)  # import h5py now raises ImportError
     with pytest.raises(ModuleNotFoundError, match=r"3dshapes.h5 needs the optional package h5py: pip install 'wela-vae\[benchmarks\]'"):
         load_benchmark("shapes3d", tmp_path)
+
+
+# ------------------------------------------------------------------ refusals at the edges (issue 31)
+
+def test_without_h5py_the_refusal_is_a_sentence_the_command_line_prints(tmp_path, monkeypatch):
+    (tmp_path / "3dshapes.h5").write_bytes(b"")
+    monkeypatch.setitem(__import__("sys").modules, "h5py", None)
+    with pytest.raises(ValueError) as e:  # a ValueError as well as a ModuleNotFoundError: exit 2, one line
+        load_benchmark("shapes3d", tmp_path)
+    assert isinstance(e.value, ModuleNotFoundError) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("how", ["external link", "external storage", "virtual"])
+def test_shapes3d_data_kept_outside_the_file_is_refused_before_it_is_followed(tmp_path, how):
+    h5py = pytest.importorskip("h5py")
+    entry = small_grid("shapes3d", S3D_SIZES)
+    _, values, images = write_shapes3d(tmp_path / "real.h5")
+    path = tmp_path / "3dshapes.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("labels", data=values)
+        if how == "external link":  # to a file that is not there: h5py's KeyError once followed
+            f["images"] = h5py.ExternalLink(str(tmp_path / "elsewhere.h5"), "/images")
+        elif how == "external storage":
+            raw = tmp_path / "raw.bin"
+            raw.write_bytes(images.tobytes())
+            f.create_dataset("images", shape=images.shape, dtype=np.uint8, external=[(str(raw), 0, images.nbytes)])
+        else:
+            layout = h5py.VirtualLayout(shape=images.shape, dtype=np.uint8)
+            layout[:] = h5py.VirtualSource(str(tmp_path / "real.h5"), "images", shape=images.shape)
+            f.create_virtual_dataset("images", layout)
+    with pytest.raises(ValueError) as e:
+        load_benchmark(entry, path)
+    kind = {"external link": f"is an HDF5 external link (to {tmp_path / 'elsewhere.h5'}:/images)",
+            "external storage": "keeps its data in external files",
+            "virtual": "is a virtual dataset (mapped from other files)"}[how]
+    assert one_sentence(e.value) == f"{path}: 'images' {kind}; welavae reads only data stored in the file itself"
+
+
+@pytest.mark.parametrize("subset", [None, 5])
+def test_a_corrupt_stored_member_of_a_benchmark_is_refused(tmp_path, ds_entry, subset):
+    path = write_dsprites(tmp_path / "d.npz", compressed=False)
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("imgs.npy")
+    # The image data ends at the member's end: flip a pixel of the last image (not in a 5-image subset).
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26 : info.header_offset + 30])
+    raw[info.header_offset + 30 + name_len + extra_len + info.file_size - 1] ^= 1
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError) as e:
+        load_benchmark(ds_entry, path, subset=subset, seed=0)
+    assert one_sentence(e.value).startswith(f"array 'imgs' of {path} is corrupt: its bytes do not match the CRC-32")
+
+
+def test_a_negative_subset_seed_is_refused_naming_the_flag(tmp_path, ds_entry, capsys):
+    with pytest.raises(ValueError) as e:
+        subset_indices(10, 5, seed=-1)
+    assert one_sentence(e.value) == "subset_seed (--subset-seed) must be a non-negative integer, got -1"
+    path = write_dsprites(tmp_path / "d.npz")
+    line = cli_refuses(capsys, "train", "--model", "tcvae", "--dataset", "dsprites", "--data-path", path, "--grid",
+                       ",".join(map(str, DS_SIZES)), "--subset", "5", "--subset-seed", "-1", *TINY,
+                       "--out", tmp_path / "run", out=tmp_path / "run")
+    assert "--subset-seed" in line and "expected an integer >= 0, got -1" in line
+
+
+# A Shapes3D file of hostile shapes, dtypes and values: arrays within the bound, or one sentence.
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.sampled_from([0, 1, 144, 145]), image_shape=st.sampled_from([(64, 64, 3), (64, 64), (8, 8, 3)]),
+       image_dtype=st.sampled_from([np.uint8, np.float32, np.int64]),
+       labels=st.sampled_from(["grid", "one value", "nan", "strings", "wide", "missing", "external link"]),
+       rows=st.sampled_from([None, 7]))
+def test_any_shapes3d_file_gives_arrays_or_one_sentence(tmp_path_factory, n, image_shape, image_dtype, labels, rows):
+    h5py = pytest.importorskip("h5py")
+    entry = small_grid("shapes3d", S3D_SIZES)
+    path = tmp_path_factory.getbasetemp() / "hostile.h5"
+    classes = grid(S3D_SIZES)[: n or 1]
+    values = {"grid": classes * 0.5, "one value": np.zeros((len(classes), 6)), "wide": np.zeros((len(classes), 9)),
+              "nan": np.full((len(classes), 6), np.nan), "strings": np.array([["a"] * 6] * len(classes), dtype="S1")}
+    with h5py.File(path, "w") as f:
+        f.create_dataset("images", data=np.zeros((n,) + image_shape, image_dtype))
+        if labels == "external link":
+            f["labels"] = h5py.ExternalLink(str(path.parent / "nowhere.h5"), "/labels")
+        elif labels != "missing":
+            f.create_dataset("labels", data=values[labels])
+    with bounded_allocation(10**7):
+        try:
+            data = load_benchmark(entry, path, subset=rows)
+        except ValueError as e:
+            one_sentence(e)
+            return
+    assert data.images.shape == ((rows or 144),) + image_shape and data.factors.max(axis=0).tolist() == [1, 1, 2, 1, 1, 2]

@@ -3,7 +3,9 @@ import math
 
 import numpy as np
 import pytest
-from fixtures import SPEC
+from fixtures import SPEC, TINY, bounded_allocation, cli_refuses, one_sentence
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from welavae.data.blobs import weak_labels as blobs_weak_labels
 from welavae.data.spec import (
@@ -148,3 +150,94 @@ def test_label_pair_names_the_pair_and_its_system():
     assert label_pair("angle(posX,posY,origin=centre):4") == LabelPair(("posX", "posY"), "polar", "centre")
     assert label_pair("bins(posY):3, bins(scale):2") == LabelPair(("posY", "scale"), "cartesian")
     assert label_pair("bins(shape):3") is None
+
+
+# ------------------------------------------------------------------ refusals at the edges (issue 31)
+
+POS = np.stack(np.unravel_index(np.arange(32 * 32), (32, 32)), 1).astype(float)  # dSprites' posX × posY grid
+
+
+@pytest.mark.parametrize("spec, p, k, where", [
+    ("bins(posX):1000000", 1000000, 32, "on the factor grid"),  # posX has 32 classes
+    ("bins(posX):100000000", 100000000, 32, "on the factor grid"),  # p = 10^8 asked for 47.7 GiB
+    ("bins(posX):99999999999999999999999", 99999999999999999999999, 32, "on the factor grid"),  # beyond int64
+    ("sum(posX,posY):64", 64, 63, "on the factor grid"),  # 0 … 62: n_a + n_b − 1 values
+])
+def test_p_beyond_the_distinct_values_of_its_coordinate_is_refused_before_allocating(spec, p, k, where):
+    with bounded_allocation(10**6), pytest.raises(ValueError) as e:
+        weak_labels_from_spec(POS, spec, ["posX", "posY"], factor_sizes=[32, 32])
+    assert one_sentence(e.value) == (f"the weak-label term {spec.replace(' ', '')} asks for {p} classes but its "
+                                     f"coordinate takes only {k} distinct values {where}; choose p <= {k}")
+
+
+def test_p_up_to_the_bound_is_taken_and_the_bound_is_the_factor_grid_not_the_subset():
+    # 32 classes, p = 32: class k → bin k (step 31/32 < 1).  A subset of 5 rows still allows the grid's 32.
+    assert weak_labels_from_spec(POS, "bins(posX):32", ["posX", "posY"], factor_sizes=[32, 32]).dims == (32,)
+    sub = POS[::200]  # 6 rows, posX 0, 6, 12, 18, 25, 31
+    assert weak_labels_from_spec(sub, "bins(posX):32", ["posX", "posY"], factor_sizes=[32, 32]).dims == (32,)
+    # Without the grid (observed ranges) the bound is the data's: 6 distinct values.
+    with pytest.raises(ValueError, match="takes only 6 distinct values in the data; choose p <= 6"):
+        weak_labels_from_spec(sub, "bins(posX):7", ["posX", "posY"])
+
+
+@pytest.mark.parametrize("spec", ["angle(posX,posX):2", "diff(posX,posX):3", "sum(posY,posY):2",
+                                  "distance(posX,posX,origin=centre):2"])
+def test_a_two_factor_term_naming_one_factor_twice_is_refused(spec):
+    # angle(a,a) = π/4 everywhere and diff(a,a) = 0: one class; sum and distance of (a,a) are bins(a) rescaled.
+    with pytest.raises(ValueError) as e:
+        weak_labels_from_spec(POS, spec, ["posX", "posY"], factor_sizes=[32, 32])
+    assert "names the factor" in one_sentence(e.value) and "twice" in str(e.value)
+    with pytest.raises(ValueError, match="twice"):
+        Term("angle", ("a", "a"), 2)
+
+
+def test_factor_names_given_twice_are_refused():
+    with pytest.raises(ValueError) as e:
+        weak_labels_from_spec(POS, "bins(posX):2", ["posX", "posX"], factor_sizes=[32, 32])
+    assert one_sentence(e.value) == "factor_names names 'posX' twice; each factor column needs its own name"
+
+
+@pytest.mark.parametrize("p", [1, 0, True, 2.5])
+def test_a_term_object_needs_an_integer_p_of_at_least_two(p):
+    with pytest.raises(ValueError, match="a weak label needs p >= 2 classes"):
+        weak_labels_from_spec(POS, [Term("bins", ("posX",), p)], ["posX", "posY"], factor_sizes=[32, 32])
+
+
+def test_cli_refuses_a_p_beyond_the_factor_and_writes_nothing(tmp_path, capsys):
+    from welavae.data.sprites import write_sprites_npz
+
+    twin = write_sprites_npz(tmp_path / "twin.npz", keep={"scale": [0], "orientation": [0], "posX": [0, 1, 2, 3],
+                                                          "posY": [0, 1]}, compress=False)
+    line = cli_refuses(capsys, "train", "--model", "wela", "--dataset", "sprites", "--data-path", twin,
+                       "--grid", "1,3,1,1,4,2", "--weak-labels", "bins(posX):1000000", *TINY,
+                       "--out", tmp_path / "run", out=tmp_path / "run")
+    assert line.endswith("bins(posX):1000000 asks for 1000000 classes but its coordinate takes only 4 distinct "
+                         "values on the factor grid; choose p <= 4")
+
+
+# A spec of any text over the spec's alphabet, and of terms with any kind, factors, origin and p.
+_TERMS = st.builds(
+    "{}({}{}):{}".format,
+    st.sampled_from(["bins", "angle", "distance", "sum", "diff", "polar", ""]),
+    st.one_of(st.sampled_from(["a", "b", "a,b", "b,a", "a,a", "a,c"]),
+              st.lists(st.sampled_from(["a", "b", "c", "a b", "1x", ""]), max_size=3).map(",".join)),
+    st.sampled_from(["", "", ",origin=centre", ",origin=middle", ",p=3"]),
+    st.one_of(st.integers(0, 40), st.integers(10**6, 10**30)),
+)
+_SPECS = st.one_of(st.text(alphabet="abcdefginorstuxm(),:= 0123456789", max_size=40),
+                   st.lists(_TERMS, min_size=1, max_size=3).map(", ".join))
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(spec=_SPECS, sizes=st.sampled_from([None, (4, 5, 1)]))
+def test_any_spec_gives_valid_labels_or_one_sentence(spec, sizes):
+    f = np.stack(np.unravel_index(np.arange(20), (4, 5, 1)), 1).astype(float)  # a 4 × 5 grid; c constant
+    with bounded_allocation(10**5):  # the grid is 20 points: nothing of size p may be built
+        try:
+            res = weak_labels_from_spec(f, spec, ["a", "b", "c"], factor_sizes=sizes)
+        except ValueError as e:
+            one_sentence(e)
+            return
+    assert res.labels.shape == (20, len(res.dims)) and res.coordinates.shape == res.labels.shape
+    for j, p in enumerate(res.dims):
+        assert 2 <= p <= 20 and 0 <= res.labels[:, j].min() and res.labels[:, j].max() < p

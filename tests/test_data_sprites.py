@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+from fixtures import cli_refuses, one_sentence
 
 from welavae.data.published import load_benchmark, small_grid
 from welavae.data.sprites import render_sprites, sprite_grid, sprite_template, sprite_values, write_sprites_npz
@@ -124,3 +125,24 @@ def test_refusals():
         render_sprites(np.array([[0, 0, 0, 40, 0, 0]]))
     with pytest.raises(ValueError, match=r"classes must be integer \(N, 6\)"):
         render_sprites(np.zeros((2, 5), np.int64))
+
+
+# ------------------------------------------------------------------ refusals at the edges (issue 31)
+
+def test_keep_with_a_class_beyond_int64_is_refused(tmp_path, capsys):
+    with pytest.raises(ValueError) as e:
+        sprite_grid({"posX": [99999999999999999999999]})
+    assert one_sentence(e.value) == ("keep['posX'] must be distinct class indices in 0..31, "
+                                     "got [99999999999999999999999]")
+    out = tmp_path / "twin.npz"
+    line = cli_refuses(capsys, "data", "--dataset", "sprites", "--keep", "posX=99999999999999999999999", "--out", out,
+                       out=out)
+    assert line.endswith("keep['posX'] must be distinct class indices in 0..31, got [99999999999999999999999]")
+
+
+def test_keep_given_twice_for_one_factor_is_refused(tmp_path, capsys):
+    out = tmp_path / "twin.npz"  # the rest of the grid kept tiny, so the old behaviour (the last wins) is quick
+    line = cli_refuses(capsys, "data", "--dataset", "sprites", "--keep", "shape=0", "--keep", "scale=0", "--keep",
+                       "orientation=0", "--keep", "posX=0,1", "--keep", "posY=0", "--keep", "shape=1", "--out", out,
+                       out=out)
+    assert "--keep" in line and "the factor 'shape' is given twice; list all its classes in one --keep shape=I,J" in line

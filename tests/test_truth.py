@@ -62,3 +62,18 @@ def test_blobs_truth_is_the_papers_eqs_and_factor_sets():
     assert t.mse(mu, "polar") == polar_mse(mu, f) and t.mse(mu, "cartesian") == cartesian_mse(mu, f)
     assert t.factor_sets["cartesian"][1] == ("c1", "c2") and t.factor_sets["polar"][2] == (0, 1)
     assert len(np.unique(t.groups)) == 64 * 64 and math.isclose(t.widths[0], 64)
+
+
+def test_blobs_with_sum_diff_labels_report_and_are_scored_on_the_rotated_system():
+    f = make_blobs(1, size=16).factors
+    t = blobs_truth(f, size=16, spec="sum(c1,c2):3, diff(c1,c2):3")
+    assert t.systems == ("cartesian", "polar", "rotated") and t.task == "rotated" and t.paper
+    # The rotated system is pair_mse's on the canvas [0, 16]² (the centres are 0 … 15, so even the code
+    # (s, t) = (c1 + c2, c1 − c2) keeps the canvas-versus-centres error the paper's eqs. 5–7 have: 0.69,
+    # against 49.0 for the Cartesian code (c1, c2)).
+    code = np.stack([f.sum(1), f[:, 0] - f[:, 1]], 1)
+    assert t.mse(code, "rotated").mse == pair_mse(code, f, widths=(16, 16), system="rotated").mse
+    assert t.mse(code, "rotated").mse < 1 < 40 < t.mse(f, "rotated").mse
+    assert t.mse(code, "polar").mse == polar_mse(code, f).mse
+    plain = blobs_truth(f, size=16)
+    assert plain.systems == ("cartesian", "polar") and plain.task == "polar"

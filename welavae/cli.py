@@ -82,14 +82,22 @@ def _int_list(text: str) -> tuple[int, ...]:
     return vals
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
-    return v
+def _int_at_least(low: int):
+    """The argparse type of an integer >= ``low``: anything else refused saying what was expected."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {v}")
+        return v
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
 
 
 def _model_help() -> str:
@@ -166,10 +174,12 @@ def _add_benchmark_args(p):
                    "published name (default: the data directory, --data-dir or $WELAVAE_DATA_DIR)")
     p.add_argument("--subset", type=_positive_int, default=None, metavar="N",
                    help="with --dataset: train on N images drawn uniformly (seeded by --subset-seed)")
-    p.add_argument("--subset-seed", type=int, default=0, help="with --subset: the seed of the draw (default 0)")
+    p.add_argument("--subset-seed", type=_non_negative_int, default=0,
+                   help="with --subset: the seed of the draw (default 0)")
     p.add_argument("--weak-labels", default=None, metavar="SPEC",
                    help='with --dataset: weak labels from its factors, e.g. '
-                        '"angle(posX,posY):3, distance(posX,posY):3" '
+                        '"angle(posX,posY):3, distance(posX,posY):3"; on Blobs (no --dataset) from its centre '
+                        '(c1, c2), e.g. "sum(c1,c2):3, diff(c1,c2):3", instead of --label-dim '
                         "(bins(f):p, angle, distance, sum, diff; see docs/benchmarks.md)")
     p.add_argument("--grid", type=_int_list, default=None, metavar="N1,...",
                    help="with --dataset: the factor sizes of a reduced grid (a twin written with --keep)")
@@ -186,8 +196,9 @@ def _data_source(args) -> dict | None:
                     grid=tuple(args.grid) if args.grid else None)
     given = [f"--{n.replace('_', '-')}" for n in ("data_path", "subset", "weak_labels", "grid")
              if getattr(args, n, None) is not None]
-    if given:
-        raise ValueError(f"{given[0]} goes with --dataset NAME")
+    if given and (given != ["--weak-labels"] or args.npz or args.images):
+        blobs_too = " (or Blobs, without --npz and --images)" if given[0] == "--weak-labels" else ""
+        raise ValueError(f"{given[0]} goes with --dataset NAME{blobs_too}")
     if args.npz and args.images:
         raise ValueError("give --npz or --images, not both")
     if args.color and not args.images:
@@ -224,6 +235,19 @@ def _keep_arg(text: str) -> tuple[str, list[int]]:
     return name, classes
 
 
+class _KeepAction(argparse.Action):
+    """--keep FACTOR=I,J,... repeated: factor → classes; a factor given twice is refused (not the last one kept)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        keep = dict(getattr(namespace, self.dest) or {})
+        name, classes = value
+        if name in keep:
+            raise argparse.ArgumentError(self, f"the factor {name!r} is given twice; list all its classes in one "
+                                               f"--keep {name}=I,J,...")
+        keep[name] = classes
+        setattr(namespace, self.dest, keep)
+
+
 def _cmd_data(args) -> int:
     t = time.perf_counter()
     if args.dataset or args.keep:  # the dSprites twin (or a reduced grid of it)
@@ -231,7 +255,7 @@ def _cmd_data(args) -> int:
             raise ValueError("--keep goes with --dataset sprites")
         if not args.out:
             raise ValueError("--dataset sprites needs --out FILE.npz, the file to write")
-        keep = dict(args.keep) if args.keep else None
+        keep = args.keep or None
         sizes = sprite_grid(keep)[1]  # refuses an unknown factor or class before anything is rendered
         path = write_sprites_npz(args.out, keep=keep)
         grid = "" if keep is None else f"; a reduced grid: train on it with --grid {','.join(map(str, sizes))}"
@@ -256,7 +280,7 @@ def _cmd_train(args) -> int:
     seeds = parse_seeds(args.seeds)
     if args.arch == "conv" and (args.hidden is not None or args.encoder != "mlp"):
         raise ValueError("--arch conv has disentanglement_lib's fixed layers: drop --hidden and --encoder")
-    source = _data_source(args) or dict(variants=args.variants, shape=args.shape)
+    source = _data_source(args) or dict(variants=args.variants, shape=args.shape, weak_labels=args.weak_labels)
     data = DataConfig(**source, label_fraction=args.label_fraction, label_seed=args.label_seed)
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                         checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes,
@@ -369,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "with --dataset sprites: the .npz file to write")
     p.add_argument("--dataset", choices=("sprites",), default=None,
                    help="sprites: render the dSprites twin (737,280 images, dSprites' npz layout) into --out")
-    p.add_argument("--keep", type=_keep_arg, action="append", default=None, metavar="FACTOR=I,J,...",
+    p.add_argument("--keep", type=_keep_arg, action=_KeepAction, default=None, metavar="FACTOR=I,J,...",
                    help="with --dataset sprites: keep only these classes of a factor (repeatable): a reduced grid")
     p.set_defaults(func=_cmd_data)
 

@@ -172,7 +172,10 @@ class DataConfig:
     ``subset_seed`` (None = all), weak labels from the ``weak_labels`` spec
     (:mod:`welavae.data.spec`; None = no labels); ``grid``: the factor sizes of
     a reduced grid (a twin written with ``write_sprites_npz(keep=...)``), None =
-    the published grid.
+    the published grid.  Blobs takes a ``weak_labels`` spec too, over its centre
+    (c1, c2) on the canvas [0, size] (e.g. ``"sum(c1,c2):3, diff(c1,c2):3"``),
+    instead of the model's p for angle and distance; without one a Blobs config
+    (and its hash) is what it was.
     """
 
     source: str = "blobs"
@@ -202,10 +205,12 @@ class DataConfig:
             _fail("data", "path", f"a {self.source!r} data set needs a path")
         if self.source == "benchmark" and not self.dataset:
             _fail("data", "dataset", "a 'benchmark' data set needs a dataset name")
-        if self.source != "benchmark" and (self.dataset or self.data_path or self.weak_labels or self.grid
-                                           or self.subset is not None):
-            _fail("data", "dataset", f"dataset, data_path, subset, weak_labels and grid go with source "
+        if self.source != "benchmark" and (self.dataset or self.data_path or self.grid or self.subset is not None):
+            _fail("data", "dataset", f"dataset, data_path, subset and grid go with source "
                                      f"'benchmark', not {self.source!r}")
+        if self.weak_labels is not None and self.source not in ("benchmark", "blobs"):
+            _fail("data", "weak_labels", f"a weak-label spec goes with source 'benchmark' or 'blobs', "
+                                         f"not {self.source!r} (its labels are its own)")
         if self.subset is not None and (isinstance(self.subset, bool) or int(self.subset) < 1):
             _fail("data", "subset", f"must be an integer >= 1 or None, got {self.subset!r}")
         if self.grid is not None:

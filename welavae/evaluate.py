@@ -150,6 +150,8 @@ def seed_lines(rows: list[dict]) -> list[str]:
         line = f"seed {row['seed']:3d}"
         if "polar" in row:
             line += f"  polar MSE {row['polar']['mse']:9.2f}  Cartesian MSE {row['cartesian']['mse']:9.2f}"
+        if "rotated" in row:
+            line += f"  rotated MSE {row['rotated']['mse']:9.2f}"
         if acc:
             line += "  acc " + " ".join("-" if a is None else f"{a:.3f}" for a in acc)
         if hidden:

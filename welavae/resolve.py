@@ -4,7 +4,9 @@ are made, for the command line (``welavae train``), :func:`welavae.fit` and the 
 The data are always read first (and checked by their reader), and the model is
 then fitted to them: its weak labels (how many, how many classes each, their
 names) and its image shape are the data's.  Blobs has no labels of its own: p
-(``label_dim``) makes its two weak labels, angle and distance (paper §4.1).
+(``label_dim``) makes its two weak labels, angle and distance (paper §4.1), or a
+weak-label spec over its centre (``DataConfig.weak_labels``) makes others, whose
+classes and names are then the data's as for any other data set.
 Every file the data config names is made absolute here, once
 (:func:`welavae.data.load.resolve_paths`), so the run's ``config.json`` works
 from any working directory.
@@ -36,11 +38,15 @@ def resolve(data: DataConfig, model: str, *, label_dim: int | None = None, array
     blobs = data.source == "blobs"
     if label_dim is not None and not blobs:
         raise ValueError("--label-dim is for Blobs; with other data the classes come from the labels")
+    if label_dim is not None and data.weak_labels is not None:
+        raise ValueError("give --label-dim P (Blobs' angle and distance, p classes each) or --weak-labels SPEC "
+                         "(its classes are the spec's), not both")
     if kind.labels == "never" and (label_dim is not None or data.weak_labels):
         flag = "--label-dim" if label_dim is not None else "--weak-labels"
         raise ValueError(f"{flag}: model {model!r} ({kind.display}) takes no weak labels")
-    if kind.labels == "required" and blobs and not label_dim:
-        raise ValueError(f"model {model!r} needs weak labels: give --label-dim P (P >= 2 classes per label)")
+    if kind.labels == "required" and blobs and not label_dim and data.weak_labels is None:
+        raise ValueError(f"model {model!r} needs weak labels: give --label-dim P (P >= 2 classes per label) "
+                         "or --weak-labels SPEC")
     data = resolve_paths(data, data_dir=data_dir)
     if data.source == "arrays":
         if arrays is None:
@@ -48,7 +54,7 @@ def resolve(data: DataConfig, model: str, *, label_dim: int | None = None, array
         ds = arrays
     else:
         ds = read(data, label_dim) if read is not None else load(data, data_dir=data_dir, label_dim=label_dim)
-    if blobs:  # Blobs' labels are defined by p: the config keeps p, not the names it gives them
+    if blobs and data.weak_labels is None:  # Blobs' labels defined by p: the config keeps p, not their names
         config = make_run_config(model, label_dim=label_dim, data=data, **hyper)
     else:
         labelled = kind.labels != "never" and ds.labels is not None

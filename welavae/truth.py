@@ -66,7 +66,7 @@ class GroundTruth:
         """The coordinate MSE of (N, K) means in ``system``."""
         if self.pair is None:
             raise ValueError("this data set has no factor pair to score the coordinate MSE on")
-        if self.paper:
+        if self.paper and (system == "cartesian" or (system == "polar" and self.origin == "corner")):
             return cartesian_mse(mu, self.pair) if system == "cartesian" else polar_mse(mu, self.pair)
         return pair_mse(mu, self.pair, widths=self.widths, system=system,
                         origin=self.origin if system == "polar" else "corner")
@@ -92,12 +92,17 @@ class GroundTruth:
         return means.T.reshape(mu.shape[1], *self.grid)
 
 
-def blobs_truth(factors, *, size: int = 64) -> GroundTruth:
+def blobs_truth(factors, *, size: int = 64, spec=None) -> GroundTruth:
     """Blobs' (c1, c2): the paper's eqs. 5–7; the standard metrics against (c1, c2) and the polar (φ, d)
-    binned 20, the variants of one position one split group."""
+    binned 20, the variants of one position one split group.  With a weak-label ``spec`` over (c1, c2)
+    its system is the task (``rotated`` for sum/diff, also reported; a polar system about the centre
+    scored by :func:`pair_mse` on the canvas [0, size])."""
     factors = np.asarray(factors, dtype=np.float64)
     groups = np.unique(factors, axis=0, return_inverse=True)[1].reshape(-1)
-    return GroundTruth(pair=factors, paper=True, groups=groups,
+    lp = label_pair(spec) if spec is not None else None
+    task = dict(task=lp.system, origin=lp.origin,
+                systems=("cartesian", "polar") + (("rotated",) if lp.system == "rotated" else ())) if lp else {}
+    return GroundTruth(pair=factors, paper=True, groups=groups, widths=(float(size), float(size)), **task,
                        factor_sets={"cartesian": (factors, ("c1", "c2"), ()),
                                     "polar": (polar_factors(factors, size=size), ("phi", "d"), (0, 1))})
 
@@ -147,5 +152,6 @@ def ground_truth(config, factors) -> GroundTruth | None:
     factors = np.asarray(factors)
     if factors.ndim != 2 or factors.shape[1] != 2:
         return None
-    return blobs_truth(factors, size=getattr(d, "size", 64) or 64)
+    return blobs_truth(factors, size=getattr(d, "size", 64) or 64,
+                       spec=d.weak_labels if d.source == "blobs" else None)
 

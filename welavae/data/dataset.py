@@ -14,14 +14,53 @@ converted one batch at a time by :func:`to_float`.
 """
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "MISSING", "check_images", "check_labels", "infer_label_dims", "image_shape", "to_float",
-           "hide_labels", "from_arrays"]
+__all__ = ["Dataset", "MISSING", "check_images", "check_labels", "check_label_names", "infer_label_dims",
+           "image_shape", "to_float", "hide_labels", "from_arrays", "path_kind", "require_file"]
 
 MISSING = -1
+
+#: What is at a path, by its st_mode type, as a reader says it.
+_KINDS = ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def path_kind(path) -> str | None:
+    """What is at ``path`` (links followed), as a phrase: "a file", "a directory", "a FIFO", "a socket",
+    "a character device", "a block device", "a symbolic link loop", "a broken symbolic link (to …)";
+    None when nothing is there.  Other OS errors (no permission) are raised as they are."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        if e.errno not in (errno.ENOENT, errno.ENOTDIR):
+            raise
+        return f"a broken symbolic link (to {os.readlink(path)})" if os.path.islink(path) else None
+    return next((kind for is_kind, kind in _KINDS if is_kind(mode)), "not a file")
+
+
+def require_file(path, missing: str | None = None) -> Path:
+    """``path`` if it is a regular file (links followed); else one sentence.
+
+    Nothing there: ``FileNotFoundError(missing)`` (default "PATH does not exist").  Something else
+    there: ``ValueError`` saying what — a FIFO (opening one for reading would wait for a writer
+    forever), a symbolic link loop, a broken link, a directory, a socket, a device.
+    """
+    path = Path(path)
+    kind = path_kind(path)
+    if kind is None:
+        raise FileNotFoundError(missing or f"{path} does not exist")
+    if kind != "a file":
+        raise ValueError(f"{path} is {kind}, not a file")
+    return path
 
 def check_images(images, *, name: str = "images", keep_pixels: bool = False) -> np.ndarray:
     """Return images as float32 (N, H, W), (N, H, W, C) or (N, D); refuse NaN/inf and values outside [0, 1].
@@ -59,9 +98,7 @@ def check_labels(labels, n: int, label_dims, *, name: str = "labels") -> np.ndar
 
     ``label_dims``: (p_1, …, p_m), or one int p for every column.
     """
-    y = np.asarray(labels)
-    if y.ndim == 1:
-        y = y[:, None]
+    y = _label_array(labels, name)
     if y.ndim != 2 or y.shape[0] != n:
         raise ValueError(f"{name} must have shape (N={n}, m), got {np.asarray(labels).shape}")
     dims = (int(label_dims),) * y.shape[1] if np.isscalar(label_dims) else tuple(int(p) for p in label_dims)
@@ -87,11 +124,31 @@ def check_labels(labels, n: int, label_dims, *, name: str = "labels") -> np.ndar
         raise ValueError(f"{name}: no sample has an observed label")
     return y
 
+def _label_array(labels, name: str) -> np.ndarray:
+    """labels as an array, (N,) as (N, 1); words refused before any comparison with numbers."""
+    y = np.asarray(labels)
+    if y.dtype.kind in "USO":
+        what = "strings" if y.dtype.kind in "US" else "Python objects"
+        raise ValueError(f"{name} must be integer class indices, got {what} (map class names to 0, 1, 2, ... first)")
+    return y[:, None] if y.ndim == 1 else y
+
+
+def check_label_names(names, m: int, *, name: str = "label_names") -> tuple[str, ...]:
+    """m label names as strings; an empty name, a name given twice or a wrong count is refused."""
+    names = tuple(str(s) for s in names)
+    if len(names) != m:
+        raise ValueError(f"{name} has {len(names)} names for {m} label columns")
+    for j, n in enumerate(names):
+        if not n.strip():
+            raise ValueError(f"{name}: label {j} has an empty name; give every label a name")
+        if n in names[:j]:
+            raise ValueError(f"{name} names the label {n!r} twice; give each label its own name")
+    return names
+
+
 def infer_label_dims(labels, *, name: str = "labels") -> tuple[int, ...]:
     """(p_1, …, p_m) = 1 + the largest class index of each column; refuses a column with one class."""
-    y = np.asarray(labels)
-    if y.ndim == 1:
-        y = y[:, None]
+    y = _label_array(labels, name)
     dims = []
     for j in range(y.shape[1]):
         col = y[:, j][y[:, j] >= 0]
@@ -190,13 +247,10 @@ def from_arrays(images, labels=None, *, label_dims=None, label_names=(), factors
         raise ValueError(f"images must have shape (N, H, W) or (N, H, W, C), got {x.shape}")
     dims, names = (), ()
     if labels is not None:
-        y = np.asarray(labels)
-        y = y[:, None] if y.ndim == 1 else y
+        y = _label_array(labels, "labels")
         dims = tuple(int(p) for p in label_dims) if label_dims is not None else infer_label_dims(y)
         labels = check_labels(y, len(x), dims)
-        names = tuple(str(n) for n in label_names)
-        if names and len(names) != len(dims):
-            raise ValueError(f"label_names has {len(names)} names for {len(dims)} label columns")
+        names = check_label_names(label_names, len(dims)) if len(label_names) else ()
     if factors is not None:
         factors = np.asarray(factors, dtype=np.float64)
         if factors.ndim != 2 or len(factors) != len(x):

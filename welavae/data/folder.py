@@ -10,19 +10,68 @@ sentence naming the file and the row.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
+import struct
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .dataset import MISSING, Dataset
+from .dataset import MISSING, Dataset, path_kind, require_file
 
 __all__ = ["load_image_folder", "read_images"]
 
 #: Pillow modes read as they are for ``color="gray"`` (one channel of integers or floats).
 _GRAY_MODES = ("L", "I;16", "I", "F")
+
+#: What Pillow raises on a damaged file: its own UnidentifiedImageError and OSError ("image file is
+#: truncated"), and what its decoders let through (SyntaxError "broken PNG file", struct.error, EOFError).
+_UNREADABLE = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError)
+
+
+class _TooLarge(ValueError):
+    """An image with more pixels than Pillow's limit: refused as it is, not as an unreadable file."""
+
+
+@contextlib.contextmanager
+def _open_image(path: Path):
+    """Pillow's image at ``path``, its size checked before any pixel is decoded: more pixels than Pillow's
+    limit (``PIL.Image.MAX_IMAGE_PIXELS``, against decompression bombs) is refused naming both."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, in one sentence
+            im = Image.open(path)
+    except Image.DecompressionBombError:
+        im = None
+    with contextlib.ExitStack() as stack:
+        if im is not None:
+            stack.enter_context(im)
+            w, h = im.size
+        else:  # Pillow refused before we could ask: read the size from the header alone
+            w, h = _header_size(path)
+        if limit is not None and (im is None or w * h > limit):
+            raise _TooLarge(f"{path} is {w}x{h} = {w * h:,} pixels, more than Pillow's limit of {limit:,} "
+                             "(PIL.Image.MAX_IMAGE_PIXELS, a guard against decompression bombs)")
+        yield im
+
+
+def _header_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file's header, Pillow's bomb check off (nothing is decoded)."""
+    from PIL import Image
+
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with Image.open(path) as im:
+            return im.size
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
 
 def _read_image(path: Path, color: str = "gray") -> np.ndarray:
     """One image file → float32 in [0, 1]: (H, W) for ``color="gray"``, (H, W, 3) for ``"rgb"``.
@@ -32,10 +81,10 @@ def _read_image(path: Path, color: str = "gray") -> np.ndarray:
     likelihood has no notion of transparency, and black is the background
     that a value of 0 already means.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with _open_image(path) as im:
             im.load()
             if im.mode == "P" and "transparency" in im.info:
                 im = im.convert("RGBA")
@@ -48,7 +97,9 @@ def _read_image(path: Path, color: str = "gray") -> np.ndarray:
             else:
                 g = im if im.mode in _GRAY_MODES else im.convert("L")
             a = np.asarray(g)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except _TooLarge:
+        raise
+    except _UNREADABLE as e:
         raise ValueError(f"{path} is not a readable image file ({type(e).__name__})") from None
     if a.dtype == np.uint8:
         return a.astype(np.float32) / 255.0
@@ -61,15 +112,15 @@ def _read_image(path: Path, color: str = "gray") -> np.ndarray:
 
 def _is_gray(path: Path) -> bool:
     """Whether an image file holds one channel (Pillow's mode; L, I, F, 1, LA, or a gray palette)."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as im:
+        with _open_image(path) as im:
             if im.mode == "P":
                 rgb = np.asarray(im.getpalette() or [], dtype=np.int64).reshape(-1, 3)
                 return bool((rgb == rgb[:, :1]).all())
             return im.mode in ("1", "L", "LA", "La", "I", "I;16", "F")
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except _TooLarge:
+        raise
+    except _UNREADABLE as e:
         raise ValueError(f"{path} is not a readable image file ({type(e).__name__})") from None
 
 def read_images(paths, *, color: str = "gray") -> np.ndarray:
@@ -103,8 +154,11 @@ def read_images(paths, *, color: str = "gray") -> np.ndarray:
     return np.stack(images)
 
 def _image_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
+    kind = path_kind(folder)
+    if kind is None:
         raise FileNotFoundError(f"image folder {folder} does not exist")
+    if kind != "a directory":
+        raise ValueError(f"image folder {folder} is {kind}, not a folder")
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise ValueError(f"image folder {folder} holds no files")
@@ -116,7 +170,17 @@ def _label_columns(columns: list[list[str]], names, csv_path: Path, label_classe
     A column of numerals holds class indices, read by value ('1', '01' and
     '1.0' are class 1; '1.5' is refused); any other column holds class names,
     in which two numerals of one value ('1' and '1.0') are refused as
-    ambiguous.
+    ambiguous.  'nan' or 'inf' among numerals is refused (a missing label is
+    an empty cell), not made a class name.
+
+    A column of numerals names the classes 0 … max: every index up to the
+    largest becomes a class, observed or not (the model's label head has one
+    output each).  So the largest index is bounded by the values that occur,
+    before the classes are built: at most max(2k, 1000) classes for k distinct
+    values.  2k lets half the classes go unobserved (a partly labelled column,
+    a subset of a numbered set); 1000 keeps any small numbering; beyond both
+    the column is an identifier or a typo (one cell of 10^30 would otherwise
+    build 10^30 classes), never a weak label.
     """
     labels = np.full((len(columns[0]) if columns else 0, len(columns)), MISSING, dtype=np.int64)
     dims, classes = [], []
@@ -128,6 +192,11 @@ def _label_columns(columns: list[list[str]], names, csv_path: Path, label_classe
 
         def row_of(cell, col=col):
             return col.index(cell) + 2
+
+        odd = next((v for v in sorted(nums, key=row_of) if nums[v] is None and _is_nonfinite(v)), None)
+        if odd is not None and all(n is not None or _is_nonfinite(v) for v, n in nums.items()):
+            raise ValueError(f"{csv_path}, row {row_of(odd)}: label {name!r} = {odd} is not a number in a column of "
+                             "numbers (class indices 0, 1, 2, ...); leave the cell empty for a missing label")
 
         if label_classes is not None:  # a trained model's classes (encode)
             cls = list(label_classes[j])
@@ -145,6 +214,13 @@ def _label_columns(columns: list[list[str]], names, csv_path: Path, label_classe
                 cell = next(v for v, n in nums.items() if n < 0)
                 raise ValueError(f"{csv_path}, row {row_of(cell)}: label {name!r} = {cell} is negative "
                                  "(class indices start at 0; leave the cell empty for a missing label)")
+            bound = max(2 * len(ints), _MIN_CLASS_BOUND)
+            if ints[-1] >= bound:
+                cell = next(v for v, n in nums.items() if n == ints[-1])
+                raise ValueError(f"{csv_path}, row {row_of(cell)}: label {name!r} = {cell} would make {ints[-1] + 1} "
+                                 f"classes (0 to {ints[-1]}) of which {len(ints)} occur; a column of numbers holds "
+                                 f"class indices 0, 1, 2, ... (at most {bound} classes here): renumber them, or "
+                                 "name the classes with words")
             cls = [str(i) for i in range(ints[-1] + 1)]
             known = dict(nums)  # '1', '01', '1.0' → 1
         else:
@@ -170,6 +246,18 @@ def _label_columns(columns: list[list[str]], names, csv_path: Path, label_classe
         dims.append(len(cls))
         classes.append(tuple(cls))
     return labels, tuple(dims), tuple(classes)
+
+#: A column of numbers may name at most max(2 × its distinct values, this) classes (see :func:`_label_columns`).
+_MIN_CLASS_BOUND = 1000
+
+
+def _is_nonfinite(text: str) -> bool:
+    """Whether a cell spells a float that is not finite ('nan', 'inf', '-Infinity', ...)."""
+    try:
+        return not math.isfinite(float(text))
+    except ValueError:
+        return False
+
 
 def _numeral(text: str):
     """The number a cell names: an int for '1', '01', '1.0'; a float for '1.5'; None for a word (or nan/inf)."""
@@ -201,16 +289,16 @@ def load_image_folder(images_dir, labels_csv=None, *, label_names=None, label_cl
     folder (``../x.png``, an absolute path, a link leading out), an image with
     no row, a duplicate row, a label column named twice, a non-integer number
     in a numeric column, a class outside the known ones, a label column with a
-    single class, no labelled sample — is one ``ValueError`` naming the file
-    and row.
+    single class, no labelled sample, a numeric class index far beyond the
+    values that occur, nan/inf among numbers, an unnamed label column, an
+    image over Pillow's pixel limit, a CSV that is a FIFO or a link loop — is
+    one ``ValueError`` naming the file and row.
     """
     folder = Path(images_dir)
     files = _image_files(folder)
     if labels_csv is None:
         return Dataset(images=read_images(files, color=color), labels=None, files=tuple(p.name for p in files))
-    csv_path = Path(labels_csv)
-    if not csv_path.is_file():
-        raise FileNotFoundError(f"label file {csv_path} does not exist")
+    csv_path = require_file(labels_csv, f"label file {labels_csv} does not exist")
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
@@ -220,6 +308,9 @@ def load_image_folder(images_dir, labels_csv=None, *, label_names=None, label_cl
         raise ValueError(f"{csv_path}: the header must be 'file,<label name>,...' with at least one label column")
     header = [h.strip() for h in rows[0]]
     names = header[1:]
+    blank = next((j for j, n in enumerate(names) if not n), None)
+    if blank is not None:
+        raise ValueError(f"{csv_path}: the header's column {blank + 2} has no name; name every label column")
     twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
     if twice is not None:
         raise ValueError(f"{csv_path}: the header names label column {twice!r} twice; give each label one column")

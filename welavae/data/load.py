@@ -6,7 +6,8 @@ run), so a data set is read, checked and labelled in one place:
 
 ``blobs``     the paper's Blobs set (§4.1, cached on disk; images kept as the
               cache's uint8 pixels) and, for a model with labels, its two weak
-              labels (angle, distance) of p classes each
+              labels (angle, distance) of p classes each, or the labels of a
+              weak-label spec over its centre (c1, c2)
 ``npz``       a user's ``.npz`` (:func:`welavae.data.npz.load_npz`)
 ``images``    a folder of image files and a CSV of labels
               (:func:`welavae.data.folder.load_image_folder`), read with the
@@ -34,10 +35,13 @@ from .dataset import Dataset
 from .folder import load_image_folder
 from .npz import load_npz
 from .published import benchmark, load_benchmark, small_grid
+from .spec import parse_spec, weak_labels_from_spec
 
 __all__ = ["load", "resolve_paths", "without_labels", "BLOBS_LABEL_NAMES"]
 
 BLOBS_LABEL_NAMES = ("angle", "distance")
+#: Blobs' factors as a weak-label spec names them: the centre's row and column.
+BLOBS_FACTORS = ("c1", "c2")
 
 
 def resolve_paths(data: DataConfig, *, data_dir=None) -> DataConfig:
@@ -125,9 +129,15 @@ def _load_blobs(d: DataConfig, label_dims, label_dim, data_dir) -> Dataset:
     or ``label_dim``), its two weak labels."""
     if label_dim is not None and (isinstance(label_dim, bool) or not isinstance(label_dim, int) or label_dim < 2):
         raise ValueError(f"label_dim (--label-dim): Blobs' labels need p >= 2 classes, got {label_dim!r}")
+    if d.weak_labels is not None:  # refused before the set is generated
+        if label_dim is not None:
+            raise ValueError("give --label-dim P or --weak-labels SPEC for Blobs' labels, not both")
+        parse_spec(d.weak_labels)
     blobs = load_blobs(d.variants, size=d.size, seed=d.seed, shape=d.shape, sigma_range=d.sigma_range,
                        data_dir=data_dir, pixels=True)
     ds = Dataset(images=blobs.images, labels=None, factors=blobs.factors)
+    if d.weak_labels is not None:
+        return _blobs_spec(ds, d, label_dims)
     if label_dims:
         if len(label_dims) != 2 or len(set(label_dims)) != 1:
             raise ValueError(f"Blobs has two weak labels (angle, distance) of p classes each, not {label_dims}")
@@ -138,6 +148,18 @@ def _load_blobs(d: DataConfig, label_dims, label_dim, data_dir) -> Dataset:
     return dataclasses.replace(ds, labels=weak_labels(blobs.factors, p, size=d.size), label_dims=(p, p),
                                label_names=BLOBS_LABEL_NAMES,
                                label_classes=tuple(tuple(str(c) for c in range(p)) for _ in range(2)))
+
+
+def _blobs_spec(ds: Dataset, d: DataConfig, label_dims) -> Dataset:
+    """Blobs with the weak labels of the spec ``d.weak_labels`` over its centre (c1, c2), each on the canvas
+    [0, size] (the paper's ranges: ``angle(c1,c2):p, distance(c1,c2):p`` are its angle and distance)."""
+    wl = weak_labels_from_spec(ds.factors, d.weak_labels, BLOBS_FACTORS, factor_ranges=((0, d.size), (0, d.size)))
+    if label_dims and tuple(label_dims) != wl.dims:
+        raise ValueError(f"the weak labels {d.weak_labels!r} of Blobs have {wl.dims} classes, the model expects "
+                         f"{tuple(label_dims)}")
+    return dataclasses.replace(ds, labels=wl.labels, label_dims=wl.dims, label_names=wl.names,
+                               label_classes=tuple(tuple(str(k) for k in range(p)) for p in wl.dims),
+                               label_coordinates=wl.coordinates)
 
 
 def _load_benchmark(d: DataConfig) -> Dataset:

@@ -5,10 +5,12 @@ optionally ``labels`` (N, m) (−1 = missing), ``label_names`` (m,) and
 ``factors`` (N, F): :func:`load_npz` reads it, :func:`save_npz` writes it
 (a run trained by :func:`welavae.fit` keeps its arrays this way).
 
-:class:`NpzMember` reads one member of a large npz (a published data set's,
-:mod:`welavae.data.published`) row block by row block: a stored member at its
-offset in the file, a deflated one as a stream.  Nothing is ever unpickled:
-object arrays are refused wherever they are asked for.
+:class:`NpzMember` reads one member of an npz (a published data set's,
+:mod:`welavae.data.published`, and each member :func:`load_npz` reads) as a
+stream, row block by row block, keeping only the rows asked for; its header is
+checked against the member's recorded size before anything of that size is
+allocated, and its CRC-32 is checked.  Nothing is ever unpickled: object arrays
+are refused wherever they are asked for.
 """
 from __future__ import annotations
 
@@ -23,41 +25,46 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_write
-from .dataset import Dataset, check_images, check_labels, infer_label_dims, to_float
+from .dataset import Dataset, check_images, check_label_names, check_labels, infer_label_dims, require_file, to_float
 
 __all__ = ["load_npz", "save_npz", "NpzMember", "gather_rows"]
+
+#: The members a data set npz may hold; others are never read.
+NPZ_MEMBERS = ("images", "labels", "label_names", "factors")
+
 
 def load_npz(path, *, label_dims=None) -> Dataset:
     """``images`` (N, H, W) or (N, H, W, C) and optional ``labels`` (N, m) (−1 = missing), ``factors``, ``label_names``.
 
-    ``label_dims`` defaults to 1 + the largest class index of each column.
+    ``label_dims`` defaults to 1 + the largest class index of each column.  Only the members named
+    in :data:`NPZ_MEMBERS` are read, each by :class:`NpzMember` (its size checked before it is
+    allocated, its CRC-32 checked, an object array refused: nothing is unpickled).
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"data file {path} does not exist")
+    path = require_file(path, f"data file {path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as e:
+        with zipfile.ZipFile(path) as z:
+            present, held = [k for k in NPZ_MEMBERS if f"{k}.npy" in z.namelist()], _npz_names(z)
+    except _CORRUPT as e:
         raise ValueError(f"{path} is not a readable .npz file ({type(e).__name__}: {e})") from None
+    arrays = {}
+    for k in present:
+        with NpzMember(path, k) as member:
+            arrays[k] = member.rows()
     if "images" not in arrays:
-        raise ValueError(f"{path} has no 'images' array (found: {sorted(arrays)})")
+        raise ValueError(f"{path} has no 'images' array (it holds {held})")
     images = check_images(arrays["images"], name=f"{path}: images")
     if images.ndim not in (3, 4):
         raise ValueError(f"{path}: images must have shape (N, H, W) or (N, H, W, C), got {images.shape}")
     labels, dims, names = arrays.get("labels"), (), ()
     if labels is not None:
-        labels = np.asarray(labels)
-        if labels.ndim == 1:
-            labels = labels[:, None]
         dims = tuple(label_dims) if label_dims is not None else infer_label_dims(labels, name=f"{path}: labels")
         labels = check_labels(labels, len(images), dims, name=f"{path}: labels")
-        names = tuple(str(s) for s in arrays["label_names"]) if "label_names" in arrays else \
-            tuple(f"label{j}" for j in range(len(dims)))
-        if len(names) != len(dims):
-            raise ValueError(f"{path}: label_names has {len(names)} names for {len(dims)} label columns")
+        names = check_label_names(arrays["label_names"], len(dims), name=f"{path}: label_names") \
+            if "label_names" in arrays else tuple(f"label{j}" for j in range(len(dims)))
     factors = arrays.get("factors")
     if factors is not None:
+        if factors.dtype.kind not in "biuf":
+            raise ValueError(f"{path}: factors must be numbers, got dtype {factors.dtype}")
         factors = np.asarray(factors, dtype=np.float64)
         if factors.ndim != 2 or len(factors) != len(images):
             raise ValueError(f"{path}: factors must have shape (N={len(images)}, F), got {factors.shape}")
@@ -92,9 +99,14 @@ def gather_rows(read_rows: Callable[[int, int], np.ndarray], n: int, indices, ro
 
     indices sorted (or None = all); each block reads only from its first to its last chosen row.
     """
-    idx = np.arange(n, dtype=np.int64) if indices is None else indices
-    out = np.empty((len(idx),) + tuple(row_shape), dtype=dtype)
     block = max(1, _BLOCK_BYTES // max(row_bytes, 1))
+    if indices is None:
+        out = np.empty((n,) + tuple(row_shape), dtype=dtype)
+        for lo in range(0, n, block):
+            out[lo : lo + block] = read_rows(lo, min(n, lo + block))
+        return out
+    idx = indices
+    out = np.empty((len(idx),) + tuple(row_shape), dtype=dtype)
     starts = np.searchsorted(idx, np.arange(0, n + block, block))
     for b in range(len(starts) - 1):
         s, e = starts[b], starts[b + 1]
@@ -105,46 +117,88 @@ def gather_rows(read_rows: Callable[[int, int], np.ndarray], n: int, indices, ro
         out[s:e] = rows if hi - lo == e - s else rows[idx[s:e] - lo]  # a full span copies as a slice
     return out
 
-class NpzMember:
-    """One ``.npy`` member of an npz, read without loading what is not asked for.
+#: Deflate's largest expansion (RFC 1951: a 258-byte match costs at least 2 bits): a deflated member
+#: (np.savez_compressed) whose entry claims more than this per compressed byte lies, and is refused before
+#: its size is allocated.  (bzip2 and lzma members, which numpy never writes, are taken at their word.)
+_DEFLATE_RATIO = 1032
+#: What zipfile, zlib and numpy's header reader raise on a damaged file (OSError: a read that fails).
+_CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, struct.error, OverflowError)
 
-    A stored (uncompressed, np.savez) member is read at its offset in the file,
-    span by span; a deflated one (np.savez_compressed) is read as a forward stream.
-    Object arrays are refused: nothing is ever unpickled.
+
+class NpzMember:
+    """One ``.npy`` member of an npz, read without keeping what is not asked for.
+
+    The member is read once, as a forward stream (stored or deflated alike), one bounded block at a
+    time: the chosen rows are kept, the others dropped, and the stream is read to its end so that
+    zipfile checks the member's CRC-32 — a damaged copy is refused, not trained on.  Before anything
+    of the member's size is allocated its header is checked against the size the zip directory
+    records (and that size against the file's): a header or directory that lies is refused, so
+    the memory spent is bounded by the file.  Object arrays are refused: nothing is ever unpickled.
     """
 
     def __init__(self, path: Path, name: str):
         self.path, self.name = path, name
         try:
             self._zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError) as e:
-            raise ValueError(f"{path} is not a readable .npz file ({e})") from None
+        except _CORRUPT as e:
+            raise ValueError(f"{path} is not a readable .npz file ({type(e).__name__}: {e})") from None
+        try:
+            self._open()
+        except BaseException:
+            self._zip.close()
+            raise
+
+    def _open(self) -> None:
+        path, name = self.path, self.name
         try:
             self._info = self._zip.getinfo(f"{name}.npy")
         except KeyError:
-            self._zip.close()
-            raise ValueError(f"{path} has no array {name!r} (it holds {_npz_names(path)})") from None
-        self._fp = self._zip.open(self._info)
+            raise ValueError(f"{path} has no array {name!r} (it holds {_npz_names(self._zip)})") from None
+        what = f"array {name!r} of {path}"
+        info = self._info
+        size = Path(path).stat().st_size
+        if info.header_offset + info.compress_size > size:
+            raise ValueError(f"{what} is corrupt (its zip entry records {info.compress_size} bytes at offset "
+                             f"{info.header_offset} of a {size}-byte file)")
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            raise ValueError(f"{what} is corrupt (stored, yet its zip entry records {info.compress_size} bytes "
+                             f"holding {info.file_size})")
+        deflated = info.compress_type == zipfile.ZIP_DEFLATED
+        if deflated and info.file_size > _DEFLATE_RATIO * info.compress_size + (1 << 16):
+            raise ValueError(f"{what} is corrupt (its zip entry claims {info.file_size} bytes from "
+                             f"{info.compress_size} compressed ones, more than any compression yields)")
+        try:
+            self._fp = self._zip.open(info)
+        except NotImplementedError:  # zipfile: "That compression method is not supported" (a RuntimeError too)
+            raise ValueError(f"{what} is compressed by a method Python's zipfile cannot read (method "
+                             f"{info.compress_type}); write it with np.savez or np.savez_compressed") from None
+        except RuntimeError:  # zipfile: "File ... is encrypted, password required for extraction"
+            raise ValueError(f"{what} is encrypted; welavae reads no password-protected data") from None
+        except _CORRUPT as e:
+            raise ValueError(f"{what} is corrupt ({type(e).__name__}: {e})") from None
         try:
             version = np.lib.format.read_magic(self._fp)
             if version == (1, 0):
-                self.shape, fortran, self.dtype = np.lib.format.read_array_header_1_0(self._fp)
+                self.shape, self._fortran, self.dtype = np.lib.format.read_array_header_1_0(self._fp)
             elif version == (2, 0):
-                self.shape, fortran, self.dtype = np.lib.format.read_array_header_2_0(self._fp)
+                self.shape, self._fortran, self.dtype = np.lib.format.read_array_header_2_0(self._fp)
             else:
                 raise ValueError(f"npy format version {version}")
-        except ValueError as e:
-            self.close()
-            raise ValueError(f"array {name!r} of {path} has an unreadable header ({e})") from None
-        if not self.shape:
-            self.close()
-            raise ValueError(f"array {name!r} of {path} is a single value; expected an array of rows")
-        if self.dtype.hasobject or fortran:
-            self.close()
-            what = "an object array (needs unpickling)" if self.dtype.hasobject else "stored in Fortran order"
-            raise ValueError(f"array {name!r} of {path} is {what}; expected a plain C-order array")
-        self._header = self._fp.tell()
+        except _CORRUPT as e:
+            self._fp.close()
+            raise ValueError(f"{what} has an unreadable header ({type(e).__name__}: {e})") from None
         self._pos = 0  # rows already consumed from the stream
+        if self.dtype.hasobject:
+            self._fp.close()
+            raise ValueError(f"{what} holds an object array (pickled data), which welavae never unpickles")
+        if not self.shape:
+            self._fp.close()
+            raise ValueError(f"{what} is a single value; expected an array of rows")
+        data = info.file_size - self._fp.tell()
+        if min(self.shape) < 0 or math.prod(self.shape) * self.dtype.itemsize != data:
+            self._fp.close()
+            raise ValueError(f"{what} is corrupt (its header describes {self.dtype} {tuple(self.shape)}, "
+                             f"but it holds {data} bytes of data)")
 
     def close(self) -> None:
         self._fp.close()
@@ -160,19 +214,11 @@ class NpzMember:
     def row_bytes(self) -> int:
         return math.prod(self.shape[1:]) * self.dtype.itemsize
 
-    def _data_offset(self) -> int:
-        # Local file header: 30 bytes, then the name and the extra field (their lengths at 26..30).
-        with open(self.path, "rb") as f:
-            f.seek(self._info.header_offset)
-            head = f.read(30)
-        name_len, extra_len = struct.unpack("<HH", head[26:30])
-        return self._info.header_offset + 30 + name_len + extra_len + self._header
-
     def _stream_rows(self, lo: int, hi: int) -> np.ndarray:
         if lo < self._pos:
-            raise AssertionError("rows of a compressed member are read in increasing order")
-        while self._pos < lo:  # skip: decompress and drop, a bounded block at a time
-            step = min(lo - self._pos, max(1, _BLOCK_BYTES // self.row_bytes))
+            raise AssertionError("rows of a member are read in increasing order")
+        while self._pos < lo:  # skip: read and drop, a bounded block at a time
+            step = min(lo - self._pos, max(1, _BLOCK_BYTES // max(self.row_bytes, 1)))
             self._rows_from(self._fp.read(step * self.row_bytes), step)
             self._pos += step
         rows = self._rows_from(self._fp.read((hi - lo) * self.row_bytes), hi - lo)
@@ -182,31 +228,44 @@ class NpzMember:
     def _rows_from(self, buf: bytes, n_rows: int) -> np.ndarray:
         if len(buf) != n_rows * self.row_bytes:
             raise ValueError(f"array {self.name!r} of {self.path} is truncated")
-        return np.frombuffer(buf, dtype=self.dtype).reshape((n_rows,) + self.shape[1:])
+        return np.frombuffer(buf, dtype=self.dtype).reshape((n_rows,) + tuple(self.shape[1:]))
 
-    def rows(self, indices) -> np.ndarray:
-        """The whole array (indices None) or its rows at sorted ``indices``, as an in-memory array."""
+    def rows(self, indices=None) -> np.ndarray:
+        """The whole array (indices None) or its rows at sorted ``indices``, as an in-memory array.
+
+        A member is read once.  Its CRC-32 is checked (the rest of the stream is read for it): a
+        mismatch is refused naming the file and the member.  An array stored in Fortran order is
+        read whole only.
+        """
         try:
-            return self._rows(indices)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+            out = self._rows(indices)
+            while self._fp.read(_BLOCK_BYTES):  # to the end: zipfile compares the CRC-32 there
+                pass
+        except zipfile.BadZipFile as e:
+            if "CRC" not in str(e):
+                raise ValueError(f"array {self.name!r} of {self.path} is corrupt ({e})") from None
+            raise ValueError(f"array {self.name!r} of {self.path} is corrupt: its bytes do not match the CRC-32 "
+                             "its zip entry records (a damaged copy: download or write the file again)") from None
+        except (zlib.error, EOFError, OSError, struct.error) as e:
             raise ValueError(f"array {self.name!r} of {self.path} is corrupt ({type(e).__name__}: {e})") from None
+        return out
 
     def _rows(self, indices) -> np.ndarray:
         n = self.shape[0]
-        if self._info.compress_type != zipfile.ZIP_STORED:
-            return gather_rows(self._stream_rows, n, indices, self.shape[1:], self.dtype, self.row_bytes)
-        # A stored member is read at its offset, one bounded span at a time.  (A memory map would
-        # read the same bytes, but every page the kernel maps around a touched row counts in the
-        # process's resident set: 3.4 GB peak RSS for a 391 MB subset of the twin, docs/benchmarks.md.)
-        offset = self._data_offset()
-        with open(self.path, "rb") as f:
+        if self._fortran:  # column-major bytes: only the whole array is a contiguous read
+            if indices is not None:
+                raise ValueError(f"array {self.name!r} of {self.path} is stored in Fortran order; "
+                                 "a subset of rows needs C order (save it with np.ascontiguousarray)")
+            flat = gather_rows(self._stream_rows_flat, math.prod(self.shape), None, (), self.dtype,
+                               self.dtype.itemsize)
+            return flat.reshape(self.shape, order="F")
+        return gather_rows(self._stream_rows, n, indices, self.shape[1:], self.dtype, self.row_bytes)
 
-            def read(lo: int, hi: int) -> np.ndarray:
-                f.seek(offset + lo * self.row_bytes)
-                return self._rows_from(f.read((hi - lo) * self.row_bytes), hi - lo)
+    def _stream_rows_flat(self, lo: int, hi: int) -> np.ndarray:
+        buf = self._fp.read((hi - lo) * self.dtype.itemsize)
+        if len(buf) != (hi - lo) * self.dtype.itemsize:
+            raise ValueError(f"array {self.name!r} of {self.path} is truncated")
+        return np.frombuffer(buf, dtype=self.dtype)
 
-            return gather_rows(read, n, indices, self.shape[1:], self.dtype, self.row_bytes)
-
-def _npz_names(path: Path) -> str:
-    with zipfile.ZipFile(path) as z:
-        return ", ".join(n[:-4] for n in z.namelist() if n.endswith(".npy")) or "no arrays"
+def _npz_names(z: zipfile.ZipFile) -> str:
+    return ", ".join(n[:-4] for n in z.namelist() if n.endswith(".npy")) or "no arrays"

@@ -33,10 +33,11 @@ because a file of MPI3D's real size, 12.7 GB, cannot be written in a test.)
 for colour — from the file to the batch; :func:`welavae.data.dataset.to_float` converts one batch
 (bool → 0.0/1.0, uint8 k → k/255).  A subset (:func:`subset_indices`: seeded,
 uniform, sorted) is gathered block by block, so the peak memory is the subset
-plus one block: an uncompressed npz member is read at its offset in the file,
-from the first to the last chosen row of each block; a compressed one (DeepMind's dSprites file) is
-decompressed as a stream, keeping only the chosen rows; an HDF5 dataset is
-sliced around the chosen rows only.
+plus one block: an npz member, stored or compressed (DeepMind's dSprites file),
+is read as a stream to its end, keeping only the chosen rows, its CRC-32 checked
+(:class:`welavae.data.npz.NpzMember`); an HDF5 dataset is sliced around the
+chosen rows only, and data kept outside the file (an external link, external
+storage, a virtual dataset) is refused before it is followed.
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Dataset
+from .dataset import Dataset, require_file
 from .npz import NpzMember, gather_rows
 from .spec import WeakLabels, weak_labels_from_spec
 
@@ -62,6 +63,7 @@ __all__ = [
     "DSPRITES_FACTORS",
     "DSPRITES_SIZES",
     "small_grid",
+    "MissingPackage",
 ]
 
 
@@ -168,6 +170,8 @@ def subset_indices(n: int, subset: int | None, seed: int = 0) -> np.ndarray | No
         return None
     if isinstance(subset, bool) or not isinstance(subset, (int, np.integer)) or not 1 <= subset <= n:
         raise ValueError(f"subset must be an integer in 1..{n} (the images in the file), got {subset!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"subset_seed (--subset-seed) must be a non-negative integer, got {seed!r}")
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n, size=int(subset), replace=False)).astype(np.int64)
 
@@ -249,7 +253,7 @@ def _read_shapes3d(path: Path, entry: Benchmark, indices):
     try:
         import h5py
     except ImportError:
-        raise ModuleNotFoundError(
+        raise MissingPackage(
             f"reading {entry.file_name} needs the optional package h5py: pip install 'wela-vae[benchmarks]'"
         ) from None
     try:
@@ -259,16 +263,37 @@ def _read_shapes3d(path: Path, entry: Benchmark, indices):
     try:
         with h5:
             return _read_shapes3d_arrays(h5, h5py, path, entry, indices)
-    except OSError as e:  # h5py's error for a chunk it cannot read or decompress
-        raise ValueError(f"{path} is a corrupt HDF5 file ({e})") from None
+    # h5py: OSError for a chunk it cannot read or decompress, KeyError for an object it cannot open,
+    # RuntimeError for a damaged structure.
+    except (OSError, KeyError, RuntimeError) as e:
+        raise ValueError(f"{path} is a corrupt HDF5 file ({type(e).__name__}: {e})") from None
+
+
+class MissingPackage(ModuleNotFoundError, ValueError):
+    """An optional package a reader needs is not installed.  A ModuleNotFoundError (what Python code
+    catches for a missing package) and a ValueError (what the command line prints as one sentence
+    with exit status 2: the input asks for what this installation cannot read)."""
+
+
+def _h5_dataset(h5, h5py, path: Path, key: str):
+    """The dataset ``key`` of an open file, its link checked before it is followed: an external link (the
+    data in another file, wherever it points), external raw storage or a virtual dataset is refused."""
+    link = h5.get(key, getlink=True)
+    if isinstance(link, h5py.ExternalLink):
+        raise ValueError(f"{path}: {key!r} is an HDF5 external link (to {link.filename}:{link.path}); "
+                         "welavae reads only data stored in the file itself")
+    if link is None or key not in h5 or not isinstance(h5[key], h5py.Dataset):
+        raise ValueError(f"{path} has no array {key!r}; a Shapes3D file holds images and labels")
+    d = h5[key]
+    if d.external or d.is_virtual:
+        kind = "keeps its data in external files" if d.external else "is a virtual dataset (mapped from other files)"
+        raise ValueError(f"{path}: {key!r} {kind}; welavae reads only data stored in the file itself")
+    return d
 
 
 def _read_shapes3d_arrays(h5, h5py, path: Path, entry: Benchmark, indices):
     """The checked arrays of an open 3dshapes.h5: (images, classes, values) at ``indices``."""
-    for key in ("images", "labels"):
-        if key not in h5 or not isinstance(h5[key], h5py.Dataset):
-            raise ValueError(f"{path} has no array {key!r}; a Shapes3D file holds images and labels")
-    images, labels = h5["images"], h5["labels"]
+    images, labels = (_h5_dataset(h5, h5py, path, key) for key in ("images", "labels"))
     f = len(entry.factor_sizes)
     _check_array(path, "labels", labels.shape, labels.dtype, (None, f), "float")
     _check_array(path, "images", images.shape, images.dtype, (None,) + entry.image_shape, "uint8")
@@ -379,10 +404,7 @@ def load_benchmark(dataset: str | Benchmark, path, *, subset: int | None = None,
     p = Path(path)
     if p.is_dir():
         p = p / entry.file_name
-    if not p.is_file():
-        raise FileNotFoundError(
-            f"{p} does not exist: {entry.title} is the file {entry.file_name}, {entry.where}"
-        )
+    require_file(p, f"{p} does not exist: {entry.title} is the file {entry.file_name}, {entry.where}")
     indices = subset_indices(entry.n, subset, seed)
     images, factors, values = entry.reader(p, entry, indices)
     return BenchmarkData(

@@ -161,6 +161,15 @@ class Term:
     def __str__(self) -> str:
         return f"{self.name}:{self.p}"
 
+    def __post_init__(self):
+        if isinstance(self.p, bool) or not isinstance(self.p, (int, np.integer)) or self.p < 2:
+            raise ValueError(f"a weak label needs p >= 2 classes, got {self.p!r} in the weak-label term {self}")
+        # angle(a,a) is π/4 everywhere and diff(a,a) is 0: one class; sum(a,a) and distance(a,a) are bins(a)
+        # rescaled.  A two-factor coordinate is a system of a *pair*.
+        if len(self.factors) == 2 and self.factors[0] == self.factors[1]:
+            raise ValueError(f"the weak-label term {self} names the factor {self.factors[0]!r} twice; {self.kind} "
+                             f"takes two different factors (for one factor use bins({self.factors[0]}):p)")
+
 
 @dataclass(frozen=True)
 class CustomTerm:
@@ -237,8 +246,6 @@ def _parse_term(token: str) -> Term:
             f"{kind} takes {arity} factor{'s' * (arity > 1)}, got {len(names)} in the weak-label term {t!r}; "
             f"valid terms: {_VALID_FORMS}"
         )
-    if p < 2:
-        raise ValueError(f"a weak label needs p >= 2 classes, got {p} in the weak-label term {t!r}")
     return Term(kind, tuple(names), p, origin)
 
 
@@ -336,6 +343,36 @@ def bin_coordinate(values, lo: float, hi: float, p: int, *, name: str = "coordin
     return _bin(v, edges)
 
 
+#: The largest factor grid (points) whose coordinate values are enumerated to bound p; a larger grid
+#: is bounded by the values in the data instead (the enumeration must cost no more than the data).
+_GRID_POINTS = 1 << 16
+
+
+def _check_classes(term, values: np.ndarray, columns: dict, names: tuple, factor_sizes) -> None:
+    """Refuse a term whose p exceeds the distinct values its coordinate takes, before anything of size p exists.
+
+    Equal-width bins of a coordinate with k distinct values leave at least p − k classes empty, so
+    p > k is a mistake (``bins(posX):1000000`` for posX's 32 classes), and it is the only way a
+    spec's memory (the p − 1 bin edges, the label head's p outputs) could outgrow its data.  The
+    values counted are those of the factor grid where the factors are class indices
+    (``factor_sizes``: ``bins`` of a factor with n classes allows p ≤ n, ``sum``/``diff`` of n_a
+    and n_b classes p ≤ n_a + n_b − 1), so a subset allows the p of its whole set; otherwise (Blobs'
+    canvas, observed ranges, a :class:`CustomTerm`) those the data take.
+    """
+    where = "in the data"
+    if isinstance(term, Term) and factor_sizes is not None:
+        sizes = [int(factor_sizes[names.index(n)]) for n in term.factors]
+        if math.prod(sizes) <= max(len(values), _GRID_POINTS):
+            grid = np.meshgrid(*(np.arange(s, dtype=np.float64) for s in sizes), indexing="ij")
+            lattice = [_Factor(g.ravel(), columns[n].lo, columns[n].hi) for g, n in zip(grid, term.factors)]
+            values, where = COORDINATES[term.kind][2](*lattice, term.origin)[0], "on the factor grid"
+    k = len(np.unique(values))
+    if term.p > k:
+        text = str(term) if isinstance(term, Term) else f"{term.name}:{term.p}"
+        raise ValueError(f"the weak-label term {text} asks for {term.p} classes but its coordinate takes only {k} "
+                         f"distinct value{'s' * (k != 1)} {where}; choose p <= {k}")
+
+
 def weak_labels_from_spec(
     factors, spec, factor_names: Sequence[str], *, factor_sizes=None, factor_ranges=None
 ) -> WeakLabels:
@@ -356,10 +393,18 @@ def weak_labels_from_spec(
     names = tuple(str(n) for n in factor_names)
     if len(names) != f.shape[1]:
         raise ValueError(f"{len(names)} factor names given for {f.shape[1]} factor columns")
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise ValueError(f"factor_names names {twice!r} twice; each factor column needs its own name")
     ranges = _resolve_ranges(f, factor_sizes, factor_ranges)
     columns = {n: _Factor(f[:, j], *ranges[j]) for j, n in enumerate(names)}
-    labels, coords, label_names, dims = [], [], [], []
-    for term in _terms(spec):
+    terms = _terms(spec)
+    label_names = [t.name for t in terms]
+    dup = next((n for i, n in enumerate(label_names) if n in label_names[:i]), None)
+    if dup is not None:
+        raise ValueError(f"the weak label {dup} appears twice in the spec")
+    labels, coords, dims = [], [], []
+    for term in terms:
         if isinstance(term, CustomTerm):
             if isinstance(term.p, bool) or not isinstance(term.p, (int, np.integer)) or term.p < 2:
                 raise ValueError(f"the weak label {term.name} needs an integer p >= 2, got {term.p!r}")
@@ -381,13 +426,10 @@ def weak_labels_from_spec(
                 )
             _, _, fn = COORDINATES[term.kind]
             values, lo, hi = fn(*(columns[n] for n in term.factors), term.origin)
+        _check_classes(term, values, columns, names, factor_sizes)
         labels.append(bin_coordinate(values, lo, hi, term.p, name=term.name))
         coords.append(values)
-        label_names.append(term.name)
         dims.append(int(term.p))
-    dup = {n for n in label_names if label_names.count(n) > 1}
-    if dup:
-        raise ValueError(f"the weak label {sorted(dup)[0]} appears twice in the spec")
     return WeakLabels(
         labels=np.stack(labels, axis=1).astype(np.int64),
         names=tuple(label_names),

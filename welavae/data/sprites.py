@@ -147,9 +147,13 @@ def sprite_grid(keep: dict | None = None) -> tuple[np.ndarray, tuple[int, ...]]:
         raise ValueError(f"unknown factor {sorted(unknown)[0]!r} in keep; valid: {', '.join(DSPRITES_FACTORS)}")
     per = []
     for name, size in zip(DSPRITES_FACTORS, DSPRITES_SIZES):
-        k = np.asarray(keep.get(name, range(size)), dtype=np.int64)
-        if k.ndim != 1 or not len(k) or len(np.unique(k)) != len(k) or k.min() < 0 or k.max() >= size:
+        given = list(np.ravel(keep.get(name, range(size))))
+        # Checked as Python integers first: 10^23 is out of range, not an OverflowError of int64.
+        if (not given or len(set(given)) != len(given)
+                or not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) and 0 <= i < size
+                           for i in given)):
             raise ValueError(f"keep[{name!r}] must be distinct class indices in 0..{size - 1}, got {keep[name]!r}")
+        k = np.asarray(given, dtype=np.int64)
         per.append(np.sort(k))
     sizes = tuple(len(k) for k in per)
     local = np.stack(np.unravel_index(np.arange(math.prod(sizes)), sizes), axis=1)
