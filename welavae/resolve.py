@@ -7,12 +7,17 @@ names) and its image shape are the data's.  Blobs has no labels of its own: p
 (``label_dim``) makes its two weak labels, angle and distance (paper §4.1).
 Every file the data config names is made absolute here, once
 (:func:`welavae.data.load.resolve_paths`), so the run's ``config.json`` works
-from any working directory.
+from any working directory, and the data read are fingerprinted here, once
+(:func:`welavae.data.fingerprint.fingerprint`, recorded in the config), so a
+run directory can refuse data that changed since.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from .config import DataConfig, RunConfig, make_run_config
 from .data.dataset import Dataset
+from .data.fingerprint import fingerprint
 from .data.load import load, resolve_paths, without_labels
 from .models import model_kind
 
@@ -58,11 +63,14 @@ def resolve(data: DataConfig, model: str, *, label_dim: int | None = None, array
             label_classes=_named_classes(ds.label_classes) if labelled else (), **hyper)
     if kind.labels == "required" and not config.model.has_labels:
         raise ValueError(f"model {model!r} needs weak labels and the data set has none")
-    return config, (ds if config.model.has_labels else without_labels(ds))
+    ds = ds if config.model.has_labels else without_labels(ds)
+    # The data as this model reads them (Run.data reads them so again): their fingerprint.
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, fingerprint=fingerprint(data, ds)))
+    return config, ds
+
 
 
 def _named_classes(classes) -> tuple:
     """A label's class names, or () when every label's classes are just their indices 0 … p − 1."""
     numbered = all(tuple(c) == tuple(str(i) for i in range(len(c))) for c in classes)
     return () if numbered else tuple(classes)
-
