@@ -107,3 +107,14 @@ def test_a_file_that_is_not_a_zip_is_fingerprinted_by_its_size_and_sampled_block
     path.write_bytes(data + b"x")  # the size is always counted
     assert file_digest(path) != first
 
+
+def test_a_benchmark_subset_that_cannot_fit_is_refused_before_anything_is_read(tmp_path):
+    # --subset 1000000000 with --grid mistyped (posX and posY 3200 for 32): 7.4 billion images in the grid; by hand,
+    # 10^9 rows × (4,096 pixels + 6 factors × 16 bytes + 24 bytes of the draw) = 4.216e12 bytes = 3.8 TiB.  The file
+    # need not even exist: nothing is opened before the refusal.
+    data = DataConfig(source="benchmark", dataset="sprites", data_path=str(tmp_path / "absent.npz"),
+                      grid=(1, 3, 6, 40, 3200, 3200), subset=1_000_000_000)
+    with pytest.raises(ValueError, match=r"^--subset 1000000000: reading 1,000,000,000 images of .* needs about "
+                                         r"3\.8 TiB of memory .*--grid 1,3,6,40,3200,3200 is a grid of "
+                                         r"7,372,800,000 images"):
+        resolve(data, "tcvae", **TINY)

@@ -10,15 +10,23 @@ Every file the data config names is made absolute here, once
 from any working directory, and the data read are fingerprinted here, once
 (:func:`welavae.data.fingerprint.fingerprint`, recorded in the config), so a
 run directory can refuse data that changed since.
+
+A published data set's size is known before it is read (its grid, or
+``--subset``): rows that could not fit in memory are refused before the read
+allocates them (:func:`check_read_size`).  Everything else about memory is the
+run's gate's (:func:`welavae.train.preflight.check_memory`).
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 
+from . import memory
 from .config import DataConfig, RunConfig, make_run_config
 from .data.dataset import Dataset
 from .data.fingerprint import fingerprint
 from .data.load import load, resolve_paths, without_labels
+from .data.published import benchmark, small_grid
 from .models import model_kind
 
 __all__ = ["resolve"]
@@ -47,6 +55,7 @@ def resolve(data: DataConfig, model: str, *, label_dim: int | None = None, array
     if kind.labels == "required" and blobs and not label_dim:
         raise ValueError(f"model {model!r} needs weak labels: give --label-dim P (P >= 2 classes per label)")
     data = resolve_paths(data, data_dir=data_dir)
+    check_read_size(data)
     if data.source == "arrays":
         if arrays is None:
             raise ValueError("a data set of in-memory arrays (source 'arrays') needs the arrays")
@@ -69,8 +78,33 @@ def resolve(data: DataConfig, model: str, *, label_dim: int | None = None, array
     return config, ds
 
 
+#: Bytes per drawn row of a subset besides its image: numpy's draw without replacement holds the indices and a
+#: hash set of them (Floyd's algorithm); the factor classes (int64) and values (float64) of each row.
+_DRAW_BYTES, _FACTOR_BYTES = 24, 16
+
+
+def check_read_size(data: DataConfig) -> None:
+    """Refuse a published data set whose rows (``--subset`` N, or its whole ``--grid``) cannot fit in this
+    machine's memory, before they are read; one sentence naming the flag."""
+    if data.source != "benchmark":
+        return
+    entry = small_grid(data.dataset, data.grid) if data.grid is not None else benchmark(data.dataset)
+    rows = entry.n if data.subset is None else min(int(data.subset), entry.n)
+    per_row = math.prod(entry.image_shape) + _FACTOR_BYTES * len(entry.factor_names)
+    need = rows * per_row + (0 if data.subset is None else _DRAW_BYTES * rows)
+    have, where = memory.available("cpu")
+    if need <= have:
+        return
+    grid = "" if data.grid is None else (f" (--grid {','.join(map(str, data.grid))} is a grid of {entry.n:,} "
+                                         "images: check it against the file)")
+    flag = f"--subset {data.subset}" if data.subset is not None else "--subset"
+    raise ValueError(f"{flag}: reading {rows:,} images of {entry.title} "
+                     f"({'x'.join(map(str, entry.image_shape))}) needs about {memory.size_text(need)} of memory and "
+                     f"{memory.size_text(have)} is {where}; train on a smaller --subset N{grid}")
+
 
 def _named_classes(classes) -> tuple:
     """A label's class names, or () when every label's classes are just their indices 0 … p − 1."""
     numbered = all(tuple(c) == tuple(str(i) for i in range(len(c))) for c in classes)
     return () if numbered else tuple(classes)
+
