@@ -89,13 +89,16 @@ def test_a_lock_held_on_another_host_is_never_judged_stale(tmp_path):
             pass
 
 
-def test_an_unreadable_lock_is_refused_naming_the_file(tmp_path):
+@pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n\xff\xfe", b"\xff" * 64])  # empty; binary, not UTF-8
+def test_an_unreadable_lock_is_refused_naming_the_file(tmp_path, content):
+    # A binary lock file used to escape as a UTF-8 decode error that named no file.
     d = tmp_path / "run"
     d.mkdir()
-    (d / LOCK_NAME).write_text("")
-    with pytest.raises(Locked, match="delete .*" + LOCK_NAME):
+    (d / LOCK_NAME).write_bytes(content)
+    with pytest.raises(Locked, match=f"its lock file {d / LOCK_NAME} is unreadable.*delete .*" + LOCK_NAME):
         with lock_dir(d):
             pass
+    assert holder(d) == {}
 
 
 def test_the_lock_is_reentrant_within_one_process(tmp_path):

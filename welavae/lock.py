@@ -79,14 +79,14 @@ def holder(path) -> dict | None:
     """The record in ``path/.welavae.lock`` (``pid``, ``host``, ``command``, ``started``), {} if unreadable, None
     if unlocked."""
     try:
-        text = (Path(path) / LOCK_NAME).read_text()
+        data = (Path(path) / LOCK_NAME).read_bytes()
     except FileNotFoundError:
         return None
     except OSError:
         return {}
     try:
-        rec = json.loads(text)
-    except ValueError:
+        rec = json.loads(data)
+    except ValueError:  # not JSON, or not text at all (UnicodeDecodeError): unreadable, named by the refusal
         return {}
     return rec if isinstance(rec, dict) else {}
 
@@ -240,12 +240,13 @@ def locking(param: str, *, create: bool = True):
 
 
 def mark_during_work(e: BaseException) -> None:
-    """Mark an OS error raised while a lock was held: the command had begun writing (exit 1, not 2).
+    """Mark an error of the machine raised while a lock was held: the command had begun writing (exit 1, not 2).
 
     Only errors of the operating system (with an errno: a full disk, an I/O
-    error); a refusal raised as ``FileNotFoundError(message)`` stays a refusal.
+    error) and of memory (``MemoryError``, torch's allocator's ``RuntimeError``);
+    a refusal (a ``ValueError``, or ``FileNotFoundError(message)``) stays a refusal.
     """
-    if isinstance(e, OSError) and e.errno is not None:
+    if (isinstance(e, OSError) and e.errno is not None) or isinstance(e, (MemoryError, RuntimeError)):
         with contextlib.suppress(AttributeError):
             e.welavae_during_work = True
 
