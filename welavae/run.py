@@ -64,10 +64,11 @@ class Run:
 
     # ------------------------------------------------------------ writing ---
 
-    def locked(self, command: str | None = None, *, create: bool = True):
+    def locked(self, command: str | None = None, *, create: bool = True, owner: str | None = None):
         """Context manager: hold the directory's exclusive lock (:func:`welavae.lock.lock_dir`) while writing it,
-        or while reading it whole (``create=False``: a missing directory is not made, its reader says so)."""
-        return lock_dir(self.path, command=command, create=create)
+        or while reading it whole (``create=False``: a missing directory is not made, its reader says so);
+        ``owner``: the work it is held for, whose retries may take it over (:func:`~welavae.lock.lock_dir`)."""
+        return lock_dir(self.path, command=command, create=create, owner=owner)
 
     def is_run(self) -> bool:
         """Whether the directory holds a run (its config.json, and a checkpoint or status.json), finished or not."""
