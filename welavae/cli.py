@@ -13,7 +13,12 @@ expected failure into one line ``welavae: error: …`` and an exit status:
 * 130 / 143  interrupted by SIGINT / SIGTERM: the last checkpoint is kept (it
   is written atomically), and the same command again resumes from it.
 
-docs/reliability.md lists the guarantees behind these.
+What becomes a sentence is decided by the kind of cause (:func:`_one_sentence`):
+bad input (``ValueError``, ``OSError``), the machine's memory (``MemoryError``,
+torch's allocator), a missing optional extra, an integer too large, a file's
+bytes (an exception raised inside a file-reading library).  Anything else is a
+bug in welavae and keeps its traceback.  docs/reliability.md lists the
+guarantees behind these, each with its test.
 """
 from __future__ import annotations
 
