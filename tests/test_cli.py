@@ -18,6 +18,7 @@ from fixtures import (
     TINY,
     _env,
     _error_line,
+    _files,
     _tiny_npz,
     _tracking,
     _wait_for,
@@ -530,3 +531,189 @@ def test_the_peers_train_on_the_twin_in_colour_and_are_evaluated_with_their_own_
     assert main(["train", "--model", "s2tcvae", "--npz", str(tmp_path / "rgb.npz"), *TINY,
                  "--out", str(tmp_path / "rgb")]) == 0
     assert json.loads((tmp_path / "rgb" / "config.json").read_text())["model"]["image_shape"] == [16, 16, 3]
+
+
+# ------------------------------------------------------------------------ issue 31: refusals before the first write
+
+def _refused(argv, out, capsys, needle):
+    """main(argv) refuses: exit 2, one line holding ``needle``, and ``out`` does not exist."""
+    try:
+        code = main(argv)
+    except SystemExit as e:  # a flag argparse refuses: its one line, exit 2
+        code = e.code
+    line = _error_line(capsys.readouterr().err)
+    assert code == 2 and needle in line, line
+    assert not Path(out).exists()
+    return line
+
+
+def test_a_run_that_cannot_fit_in_memory_is_refused_before_anything_is_written(tmp_path, capsys):
+    # Each of these reached the allocator before (a traceback, or the OOM killer): now one sentence naming the flag.
+    npz = _tiny_npz(tmp_path / "d.npz", n=16, size=64)
+    out = tmp_path / "run"
+    base = ["train", "--model", "tcvae", "--npz", str(npz), "--epochs", "1", "--batch-size", "8", "--out", str(out)]
+    _refused(base + ["--seeds", "0-99999"], out, capsys, "--seeds (100,000 seeds): this run needs about")
+    line = _refused(base + ["--hidden", "100000000"], out, capsys, "--hidden 100000000: this run needs about")
+    assert "use smaller --hidden layers" in line
+    big = tmp_path / "big.npz"
+    np.savez_compressed(big, images=np.zeros((2, 4096, 4096), np.float32))  # two 4096 × 4096 images
+    line = _refused(["train", "--model", "tcvae", "--npz", str(big), "--batch-size", "2", "--out", str(out)], out,
+                    capsys, "--hidden 1200,1200: this run needs about")
+    assert "each unit of the first reads all 16,777,216 values of an image" in line
+    # --subset 1000000000 with a mistyped --grid: refused before the file is opened (here it does not even exist).
+    _refused(["train", "--model", "tcvae", "--dataset", "sprites", "--data-path", str(tmp_path / "twin.npz"),
+              "--grid", "1,3,6,40,3200,3200", "--subset", "1000000000", "--out", str(out)], out, capsys,
+             "--subset 1000000000: reading 1,000,000,000 images")
+
+
+def test_flags_that_would_be_ignored_or_write_into_the_working_directory_are_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    npz = _tiny_npz(tmp_path / "d.npz")
+    line = _refused(["train", "--model", "wela", "--npz", str(npz), *TINY, "--out", ""], tmp_path / "never",
+                    capsys, "argument --out: expected a path, got an empty string")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz"], line  # nothing written into "."
+    twin = tmp_path / "twin.npz"
+    assert main(["data", "--dataset", "sprites", "--out", str(twin), *KEEP]) == 0
+    capsys.readouterr()
+    bench = ["train", "--dataset", "sprites", "--data-path", str(twin), "--grid", GRID, "--epochs", "1",
+             "--batch-size", "4", "--hidden", "8", "--out", str(tmp_path / "run")]
+    _refused([*bench, "--model", "tcvae", "--weak-labels", "bins(posX):2, bins(shape):2"], tmp_path / "run", capsys,
+             "--weak-labels: model 'tcvae' (β-TCVAE) takes no weak labels")
+    _refused([*bench, "--model", "tcvae", "--subset-seed", "3"], tmp_path / "run", capsys,
+             "--subset-seed goes with --subset N")
+    _refused([*bench, "--model", "tcvae", "--subset", "8", "--subset-seed", "-1"], tmp_path / "run", capsys,
+             "argument --subset-seed: expected an integer >= 0, got -1")
+
+
+def test_encode_refuses_an_out_that_is_its_input_or_in_a_run_and_a_run_being_trained(tmp_path, capsys):
+    npz = _tiny_npz(tmp_path / "d.npz")
+    run = tmp_path / "run"
+    assert main(["train", "--model", "wela", "--npz", str(npz), *TINY, "--encoder-input", "image",
+                 "--out", str(run)]) == 0
+    capsys.readouterr()
+    data, files = npz.read_bytes(), _files(run)
+    for out, needle in [(npz, f"--out {npz} is the input --npz {npz}; it would be replaced by the encodings"),
+                        (run / "mu.npy", f"--out {run / 'mu.npy'} lies in the run directory {run}"),
+                        (run / "checkpoints" / "z.npy", f"lies in the run directory {run}")]:
+        assert main(["encode", str(run), "--npz", str(npz), "--out", str(out)]) == 2, out
+        assert needle in _error_line(capsys.readouterr().err)
+    assert npz.read_bytes() == data and _files(run) == files
+    # A run another process is writing (its lock, held by a live process on this host) is not read.
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / LOCK_NAME).write_text(json.dumps({"pid": holder.pid, "host": __import__("socket").gethostname(),
+                                                 "command": "welavae train", "started": "now", "token": "t"}))
+        z = tmp_path / "z.npy"
+        assert main(["encode", str(run), "--npz", str(npz), "--out", str(z)]) == 2
+        assert f"is in use by PID {holder.pid}" in _error_line(capsys.readouterr().err) and not z.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    (run / LOCK_NAME).unlink()
+    assert main(["encode", str(run), "--npz", str(npz), "--out", str(tmp_path / "z.npy")]) == 0
+    assert not (run / LOCK_NAME).exists()  # read under its lock, released
+
+
+def test_plot_and_evaluate_work_from_another_working_directory(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    _tiny_npz(a / "d.npz")
+    r = run_in(a, "train", "--model", "wela", "--npz", "d.npz", *TINY, "--out", "R")  # relative paths
+    assert r.returncode == 0, r.stderr
+    assert json.loads((a / "R" / "config.json").read_text())["data"]["path"] == str(a / "d.npz")
+    for verb in (["evaluate", "../a/R", "--standard", "none"], ["plot", "../a/R", "--out", "fig"]):
+        r = run_in(b, *verb)
+        assert r.returncode == 0, r.stderr
+    assert (a / "R" / "metrics.json").exists() and list((b / "fig").glob("*.png"))
+
+
+# ------------------------------------------------------------------------ issue 31: one error boundary
+
+def _boundary(monkeypatch, capsys, exc, argv, where="resolve"):
+    """Run main(argv) with ``exc`` raised by the step named ``where`` (resolve: before anything is written;
+    train: inside the locked run directory); (exit status, the one line)."""
+    def fail(*args, **kwargs):
+        raise exc() if callable(exc) else exc
+
+    if where == "resolve":
+        monkeypatch.setattr(cli, "resolve", fail)
+    else:
+        import welavae.train.rundir as rundir
+
+        monkeypatch.setattr(rundir, "train", fail)
+    code = main(argv)
+    return code, _error_line(capsys.readouterr().err)
+
+
+ALLOCATOR = ("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to "
+             "allocate 1649267441664 bytes. Error code 12 (Cannot allocate memory)")
+
+
+@pytest.mark.parametrize("exc,status,needle", [
+    (MemoryError, 2, "out of memory: this machine could not allocate what the run asked for; use fewer --seeds"),
+    (RuntimeError(ALLOCATOR), 2, "out of memory: this machine could not allocate 1.5 TiB; use fewer --seeds, smaller "
+                                 "--hidden layers, a smaller --batch-size or a --subset of the data"),
+    (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 23.65 GiB total capacity)"), 2,
+     "out of memory: the CUDA device could not allocate 2.00 GiB"),
+    (ModuleNotFoundError("reading 3dshapes.h5 needs the optional package h5py: pip install 'wela-vae[benchmarks]'"),
+     2, "error: reading 3dshapes.h5 needs the optional package h5py: pip install 'wela-vae[benchmarks]'"),
+    (ModuleNotFoundError("No module named 'ray'", name="ray"), 2, "pip install 'wela-vae[ray]'"),
+    (OverflowError("Python int too large to convert to C long"), 2, "a number is too large for the machine"),
+    (__import__("zlib").error("Error -3 while decompressing data: invalid stored block lengths"), 2,
+     "--npz {npz}: a file could not be read (error: Error -3 while decompressing data"),
+    (Image.DecompressionBombError("Image size (400000000 pixels) exceeds limit"), 2,
+     "a file could not be read (DecompressionBombError"),
+])
+def test_every_error_a_user_can_cause_is_one_sentence(tmp_path, monkeypatch, capsys, exc, status, needle):
+    npz = _tiny_npz(tmp_path / "d.npz")
+    out = tmp_path / "run"
+    code, line = _boundary(monkeypatch, capsys, exc, ["train", "--model", "wela", "--npz", str(npz), *TINY,
+                                                      "--out", str(out)])
+    assert (code, line.count("welavae: error:")) == (status, 1) and needle.format(npz=npz) in line, line
+    assert not out.exists()
+
+
+def test_out_of_memory_while_training_exits_1_keeping_what_was_written(tmp_path, monkeypatch, capsys):
+    npz = _tiny_npz(tmp_path / "d.npz")
+    out = tmp_path / "run"
+    code, line = _boundary(monkeypatch, capsys, RuntimeError(ALLOCATOR),
+                           ["train", "--model", "wela", "--npz", str(npz), *TINY, "--out", str(out)], where="train")
+    assert code == 1 and "out of memory" in line
+    assert (out / "config.json").exists() and not (out / LOCK_NAME).exists()
+
+
+def test_an_encrypted_zip_member_reaching_the_boundary_is_a_file_that_could_not_be_read(tmp_path, monkeypatch,
+                                                                                           capsys):
+    import zipfile
+
+    npz = _tiny_npz(tmp_path / "d.npz")
+    raw = bytearray(npz.read_bytes())
+    with zipfile.ZipFile(npz) as z:
+        first = z.infolist()[0]
+    central = raw.index(b"PK\x01\x02")  # the central directory's first entry: the first member's (file name at 46)
+    assert raw[central + 46:central + 46 + len(first.filename)] == first.filename.encode()
+    raw[first.header_offset + 6] |= 1  # the "encrypted" flag (APPNOTE 4.4.4, bit 0), in the local header
+    raw[central + 8] |= 1  # and in the central directory, which zipfile reads
+    npz.write_bytes(bytes(raw))
+
+    def read(*args, **kwargs):  # as a reader that opens the member without catching zipfile's own errors
+        with zipfile.ZipFile(npz) as z:
+            z.open(first.filename).read()
+
+    monkeypatch.setattr(cli, "resolve", read)
+    assert main(["train", "--model", "wela", "--npz", str(npz), "--out", str(tmp_path / "run")]) == 2
+    assert f"--npz {npz}: a file could not be read (RuntimeError: File" in _error_line(capsys.readouterr().err)
+
+
+def test_a_bug_still_shows_its_traceback(tmp_path, monkeypatch):
+    # The boundary turns what a user's input or machine can cause into a sentence, not every exception:
+    # a TypeError, an IndexError or a RuntimeError of our own code is a bug, and its traceback is the report.
+    npz = _tiny_npz(tmp_path / "d.npz")
+    for bug in (TypeError("unsupported operand"), IndexError("index 3 is out of bounds"), RuntimeError("shape")):
+        def fail(*args, bug=bug, **kwargs):
+            raise bug
+
+        monkeypatch.setattr(cli, "resolve", fail)
+        with pytest.raises(type(bug)):
+            main(["train", "--model", "wela", "--npz", str(npz), "--out", str(tmp_path / "run")])

@@ -6,6 +6,7 @@ Errors name the field.  Known answers: the 0.1.0 dicts below are
 printed (commit 4ca4b81); Table 1's γ values are the paper's (β = 40,
 γ = 2000, 1500, 1000, 800, 750, 600, 500 for p = 2…8).
 """
+import dataclasses
 import json
 
 import pytest
@@ -37,7 +38,7 @@ def every_field_off_default() -> RunConfig:
         data=DataConfig(source="benchmark", variants=3, size=32, seed=7, shape="disk", sigma_range=(1, 2.5),
                         path="imgs", labels_path="labels.csv", label_fraction=0.25, label_seed=11, color="rgb",
                         dataset="sprites", data_path="s.npz", subset=10, subset_seed=2, weak_labels="bins(posX):2",
-                        grid=(1, 3, 6, 40, 32, 2)),
+                        grid=(1, 3, 6, 40, 32, 2), fingerprint="benchmark:0123456789abcdef0123456789abcdef"),
         model=ModelConfig(latent_dim=4, hidden=(16, 8, 4), label_dims=(3, 2), image_shape=(32, 48, 3), arch="conv", encoder="conv",
                           encoder_input="image", label_head="diagonal", label_names=("angle", "side"),
                           label_classes=(("a", "b", "c"), ("left", "right"))),
@@ -295,3 +296,20 @@ def test_gamma_auto_starts_at_the_rule_and_records_its_target():
         make_run_config("wela", label_dim=2, gamma="often")
     with pytest.raises(ValueError, match="--gamma-target: unknown kind 'mse'"):
         ObjectiveConfig(gamma_target="mse:1")
+
+
+def test_the_data_fingerprint_is_recorded_compared_and_never_hashed():
+    # Hashes printed by the code before fingerprints existed (99c9729), for the same two configs: a run or a
+    # sweep stored under them keeps its key whatever fingerprint its data now get.
+    npz = DataConfig(source="npz", path="/d/d.npz")
+    bench = DataConfig(source="benchmark", dataset="sprites", data_path="/d/s.npz", subset=10)
+    a = make_run_config("wela", label_dims=(3, 2), image_shape=(8, 8), data=npz)
+    sprites = make_run_config("tcvae", data=bench)
+    assert a.hash() == "43e16e486538a0f1" and sprites.hash() == "278f3fe321df85c0"
+    one, two = (dataclasses.replace(a, data=dataclasses.replace(npz, fingerprint=f)) for f in ("npz:1", "npz:2"))
+    assert one.hash() == two.hash() == a.hash()
+    assert RunConfig.from_json(one.to_json()).data.fingerprint == "npz:1"
+    # Same configuration, other data: not the same run.  A config from before fingerprints agrees with any.
+    assert one.same_config(two) and not one.same_data(two) and not one.same_run(two)
+    assert one.same_run(one) and one.same_run(a) and a.same_run(two)
+    assert not one.same_run(dataclasses.replace(one, objective=dataclasses.replace(one.objective, beta=1.0)))

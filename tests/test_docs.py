@@ -102,3 +102,32 @@ def test_readme_is_one_screen_with_both_set_up_commands():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(text.splitlines()) <= 160
     assert "make reproduce" in text and "make test" in text
+
+
+#: A test named by its file and function: tests/test_cli.py::test_version.
+_TEST_NAMED = re.compile(r"(?<![\w./-])(tests/test_\w+\.py)::(\w+)")
+
+
+def missing_tests(text: str, root: Path = ROOT) -> list[str]:
+    """The ``tests/file.py::name`` of ``text`` whose file does not define ``def name(``."""
+    missing = []
+    for path, name in _TEST_NAMED.findall(text):
+        file = root / path
+        if not file.exists() or not re.search(rf"^def {name}\(", file.read_text(encoding="utf-8"), re.MULTILINE):
+            missing.append(f"{path}::{name}")
+    return missing
+
+
+def test_the_test_checker_finds_each_missing_test(tmp_path):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_a.py").write_text("def test_here(tmp_path):\n    pass\n\n\ndef helper():\n    pass\n")
+    text = ("`tests/test_a.py::test_here`, tests/test_a.py::test_gone, tests/test_a.py::test_her, "
+            "tests/test_b.py::test_x, and (not a test reference) welavae/tests/test_a.py::x.")
+    assert missing_tests(text, tmp_path) == ["tests/test_a.py::test_gone", "tests/test_a.py::test_her",
+                                             "tests/test_b.py::test_x"]
+
+
+@pytest.mark.parametrize("md", markdown_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_test_a_document_names_exists(md):
+    # docs/reliability.md proves each guarantee by a test's name: a renamed or deleted test must not leave it.
+    assert missing_tests(md.read_text(encoding="utf-8")) == []

@@ -281,3 +281,120 @@ def test_every_job_trains_with_the_sweeps_seed_layout_and_tf32(tmp_path, monkeyp
     with pytest.raises(ValueError, match="seed layout must be one of auto, grouped, per-seed, got 'loop'"):
         run(tmp_path / "bad", tiny_plan(epochs=1, seeds=1, models=("tcvae",)), tmp_path / "cache", seed_layout="loop")
     assert not (tmp_path / "bad").exists()
+
+
+# ------------------------------------------------------------------------ a sweep survives a lost Ray node
+
+#: Ray's GCS health check of the nodes, tuned so a killed node is declared dead in about a second (defaults:
+#: a check every 3 s, dead after 5 missed ones, first after 5 s: 15–20 s).
+FAST_NODE_DEATH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
+                   "health_check_failure_threshold": 2}
+
+
+@pytest.fixture
+def two_nodes():
+    """A Ray cluster on this machine: a head and one worker node, one CPU each; the driver connected to it.
+    Yields (cluster, the worker node)."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "_system_config": FAST_NODE_DEATH})
+    worker = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
+    try:
+        yield cluster, worker
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def _job_that_stops_on_the_worker(worker_node_id: str, flags: Path, after_epoch: int | None):
+    """executors.run_job as a Ray task that, on the worker node only, stops and waits (for the node to be killed):
+    after epoch ``after_epoch`` (its checkpoint written), or with ``after_epoch`` None once the job's chunk is
+    written, before its result reaches the driver.  It announces each stop with a file in ``flags``."""
+    def job(job, on_epoch=None, data=None):
+        import time
+
+        import ray
+
+        from welavae.experiments.executors import run_job  # the worker's own, not the driver's stand-in
+
+        here = ray.get_runtime_context().get_node_id() == worker_node_id
+        name = f"{job['spec']['model']}_{'-'.join(map(str, job['seeds']))}"
+
+        def stop():
+            (flags / name).touch()
+            time.sleep(120)  # until the node is killed
+
+        def tick(epoch, means):
+            if here and epoch == after_epoch:
+                stop()
+
+        result = run_job(job, on_epoch=tick, data=data)
+        if here and after_epoch is None:
+            stop()
+        return result
+
+    return job
+
+
+def _lose_the_worker_when_it_stops(cluster, worker, flags: Path, timeout=60.0):
+    """Kill the worker node (its raylet and workers) as soon as a job on it announces its stop; the job's name."""
+    t = time.monotonic()
+    while not list(flags.iterdir()):
+        assert time.monotonic() - t < timeout, "no job stopped on the worker node"
+        time.sleep(0.05)
+    cluster.remove_node(worker, allow_graceful=False)
+    return next(flags.iterdir()).name
+
+
+def _every_pair_once(out, models, seeds):
+    with sqlite3.connect(out / "results.sqlite") as db:
+        rows = db.execute("select model, seed, status from results order by model, seed").fetchall()
+    assert rows == [(m, s, "done") for m in sorted(models) for s in range(seeds)]
+
+
+def _lost_node_sweep(tmp_path, monkeypatch, two_nodes, after_epoch):
+    """A tiny Blobs sweep (two models, two seeds, one seed per job) on the two-node cluster, its worker node killed
+    by :func:`_lose_the_worker_when_it_stops`; returns (the results folder, the job that was on the lost node)."""
+    import threading
+
+    import ray
+
+    cluster, worker = two_nodes
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    monkeypatch.setattr(executors, "run_job", _job_that_stops_on_the_worker(worker.node_id, flags, after_epoch))
+    lost = []
+    killer = threading.Thread(target=lambda: lost.append(_lose_the_worker_when_it_stops(cluster, worker, flags)))
+    killer.start()
+    out = tmp_path / "res"
+    plan = tiny_plan(epochs=3, seeds=2, data=DataConfig(variants=1, size=16), batch_size=32)
+    rows = run(out, plan, tmp_path / "cache", backend="ray", address=ray.get_runtime_context().gcs_address,
+               seeds_per_task=1)
+    killer.join()
+    assert [r["model"] for r in rows] == ["tcvae", "wela_p2"] and all(r["seeds"] == 2 for r in rows)
+    assert (out / "table.md").exists() and (out / "table.csv").exists()
+    _every_pair_once(out, ("tcvae", "wela_p2"), 2)
+    return out, lost[0]
+
+
+@pytest.mark.ray
+def test_a_sweep_survives_a_node_lost_mid_training(tmp_path, monkeypatch, two_nodes):
+    # The worker node dies after its job's first epoch (a checkpoint written): Ray runs the task again on the head
+    # node, which resumes the chunk from that checkpoint; the sweep returns normally with every pair once.
+    out, lost = _lost_node_sweep(tmp_path, monkeypatch, two_nodes, after_epoch=1)
+    model, seed = lost.rsplit("_", 1)
+    status = json.loads((out / "runs" / model / "chunks" / f"seeds_{seed}-{seed}" / "status.json").read_text())
+    assert status["resumed_from"] == 1 and status["epochs"] == 3
+
+
+@pytest.mark.ray
+def test_a_sweep_survives_a_node_lost_while_its_result_is_returned(tmp_path, monkeypatch, two_nodes):
+    # The worker node dies after its job wrote the whole chunk, before the result reached the driver: the task
+    # runs again, finds the chunk finished (the same run: nothing retrained), and the pair is recorded once.
+    out, lost = _lost_node_sweep(tmp_path, monkeypatch, two_nodes, after_epoch=None)
+    model, seed = lost.rsplit("_", 1)
+    status = json.loads((out / "runs" / model / "chunks" / f"seeds_{seed}-{seed}" / "status.json").read_text())
+    assert status["resumed_from"] == 3

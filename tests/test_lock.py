@@ -89,13 +89,38 @@ def test_a_lock_held_on_another_host_is_never_judged_stale(tmp_path):
             pass
 
 
-def test_an_unreadable_lock_is_refused_naming_the_file(tmp_path):
+def test_a_retry_of_the_same_work_takes_over_the_lock_its_lost_attempt_left(tmp_path):
+    # A Ray task lost with its node left its chunk's lock, held by a process that is on another host or has not
+    # yet noticed it is lost: a retry of that task (the same owner) takes it over; anyone else is still refused.
+    d = tmp_path / "chunk"
+    _write_lock(d, pid=os.getpid(), host="lost-node.example", owner="ray job 1")
+    for other in (None, "ray job 2"):
+        with pytest.raises(Locked, match="lost-node.example"):
+            with lock_dir(d, owner=other):
+                pass
+    with lock_dir(d, owner="ray job 1"):
+        assert holder(d)["pid"] == os.getpid() and holder(d)["owner"] == "ray job 1"
+    assert holder(d) is None
+
+
+def test_a_refusal_crosses_a_process_boundary_whole():
+    # A Ray task's Locked reached the driver as "UnserializableException: Failed to deserialize exception".
+    import pickle
+
+    e = pickle.loads(pickle.dumps(Locked("runs/a is in use by PID 1", {"pid": 1})))
+    assert isinstance(e, Locked) and str(e) == "runs/a is in use by PID 1" and e.holder == {"pid": 1}
+
+
+@pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n\xff\xfe", b"\xff" * 64])  # empty; binary, not UTF-8
+def test_an_unreadable_lock_is_refused_naming_the_file(tmp_path, content):
+    # A binary lock file used to escape as a UTF-8 decode error that named no file.
     d = tmp_path / "run"
     d.mkdir()
-    (d / LOCK_NAME).write_text("")
-    with pytest.raises(Locked, match="delete .*" + LOCK_NAME):
+    (d / LOCK_NAME).write_bytes(content)
+    with pytest.raises(Locked, match=f"its lock file {d / LOCK_NAME} is unreadable.*delete .*" + LOCK_NAME):
         with lock_dir(d):
             pass
+    assert holder(d) == {}
 
 
 def test_the_lock_is_reentrant_within_one_process(tmp_path):

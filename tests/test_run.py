@@ -15,6 +15,7 @@ from fixtures import ROOT, TINY, V020, _cli, _error_line, _files, _tiny_npz
 
 import welavae
 import welavae.io
+import welavae.resolve
 from welavae.cli import main
 from welavae.config import DataConfig, RunConfig, make_run_config
 from welavae.data import load_npz
@@ -43,8 +44,8 @@ def test_start_refuses_a_folder_holding_another_configuration(tmp_path):
     with pytest.raises(ValueError, match="holds a run with another configuration; use a new --out directory"):
         Run(tmp_path).start(config(gamma=200))
     assert (tmp_path / "config.json").read_bytes() == before
-    (tmp_path / "config.json").write_text("{not json")  # a corrupt file is not overwritten either
-    with pytest.raises(ValueError, match="another configuration"):
+    (tmp_path / "config.json").write_text("{not json")  # a corrupt file is not overwritten either, and is named
+    with pytest.raises(ValueError, match="config.json is truncated or not a welavae config.json"):
         Run(tmp_path).start(config())
     assert (tmp_path / "config.json").read_text() == "{not json"
 
@@ -134,3 +135,59 @@ def test_run_offers_its_lock(tmp_path):
     with run.locked():
         assert holder(run.path)["pid"] == os.getpid()
     assert holder(run.path) is None
+
+
+def _train(npz, out, *extra):
+    return _cli("train", "--model", "wela", "--npz", npz, *TINY, *extra, "--out", out)
+
+
+def test_a_finished_or_resumed_run_whose_data_changed_is_refused_and_touches_nothing(tmp_path):
+    # Before: the same command on a changed d.npz exited 0, "wrote R", trained nothing and recomputed mu.npy
+    # on the new images with the old weights.
+    npz, out = tmp_path / "d.npz", tmp_path / "R"
+    _tiny_npz(npz, seed=0)
+    assert _train(npz, out).returncode == 0
+    before = _files(out)
+    _tiny_npz(npz, seed=1)  # other images under the same name
+    r = _train(npz, out)
+    assert r.returncode == 2 and _error_line(r.stderr) == (
+        f"welavae: error: {out} was trained on other data: {npz} changed since the run read it; restore the "
+        "file it was trained on, or train on this one into a new --out directory")
+    assert _files(out) == before
+    r = _cli("plot", out)  # its figures would show other images too
+    assert r.returncode == 2 and "was trained on other data" in _error_line(r.stderr) and _files(out) == before
+    # Resumed (killed before the end: a checkpoint, no status.json): refused alike.
+    (out / "status.json").unlink()
+    (out / "mu.npy").unlink()
+    r = _train(npz, out)
+    assert r.returncode == 2 and "was trained on other data" in _error_line(r.stderr)
+    _tiny_npz(npz, seed=0)  # the file it was trained on, restored: the same command finishes the run
+    assert _train(npz, out).returncode == 0 and Run(out).finished()
+
+
+def test_a_run_configured_before_fingerprints_is_accepted_as_before(tmp_path, monkeypatch):
+    npz, out = tmp_path / "d.npz", tmp_path / "R"
+    _tiny_npz(npz, seed=0)
+    argv = ["train", "--model", "wela", "--npz", str(npz), *TINY, "--out", str(out)]
+    with monkeypatch.context() as m:  # as the code before fingerprints: none in config.json or the checkpoint
+        m.setattr(welavae.resolve, "fingerprint", lambda data, ds: None)
+        assert main(argv) == 0
+    assert Run(out).config.data.fingerprint is None
+    _tiny_npz(npz, seed=1)
+    assert main(argv) == 0  # nothing to compare with: accepted as before, and the fingerprint is now recorded
+    assert Run(out).config.data.fingerprint.startswith("npz:")
+
+
+@pytest.mark.parametrize("name,content", [
+    ("mu.npy", None), ("config.json", b'{"name": "wela", "da'), ("status.json", b""),
+    ("config.json", b"\x89PNG\r\n\x1a\n\x00\x00"), ("mu.npy", b"\x80\x04K\x01."),  # binary; a pickle
+])
+def test_a_truncated_run_file_is_named_in_one_sentence(tmp_path, name, content):
+    npz, out = tmp_path / "d.npz", tmp_path / "R"
+    _tiny_npz(npz)
+    assert _train(npz, out).returncode == 0
+    path = out / name
+    path.write_bytes(path.read_bytes()[:100] if content is None else content)  # mu.npy: the header and no rows
+    r = _cli("evaluate", out)
+    line = _error_line(r.stderr)
+    assert r.returncode == 2 and f"{path} is truncated or not" in line and "allow_pickle" not in line

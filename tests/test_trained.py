@@ -139,3 +139,40 @@ def test_a_run_fit_on_arrays_is_evaluated_and_plotted_like_any_other(tmp_path):
     Run(tmp_path / "run").arrays_file.unlink()
     with pytest.raises(FileNotFoundError, match=Run.ARRAYS):
         plot_run(tmp_path / "run", seed=1, out_dir=tmp_path / "fig")
+
+
+def _fit(images, labels, out, **kw):
+    return welavae.fit(images, labels, label_dims=(2, 3), seeds=(0,), out=out, hidden=(8,), epochs=1, batch_size=32,
+                       lr=1e-3, progress=False, **kw)
+
+
+def test_fit_never_overwrites_the_arrays_a_run_was_trained_on(tmp_path):
+    # Before: fit(x2, y2, out=o) after fit(x, y, out=o) replaced o/data.npz, and the first data set was lost.
+    images, labels = colour_blobs(64, seed=0)
+    out = tmp_path / "run"
+    _fit(images, labels, out)
+    kept = (out / Run.ARRAYS).read_bytes()
+    mu = np.load(out / "mu.npy")
+    other, _ = colour_blobs(64, seed=1)
+    with pytest.raises(ValueError, match=f"^{out} was trained on other data: the arrays given differ from those it "
+                                         f"was trained on, kept in {out / Run.ARRAYS} \\(never overwritten\\)"):
+        _fit(other, labels, out)
+    assert (out / Run.ARRAYS).read_bytes() == kept and np.array_equal(np.load(out / "mu.npy"), mu)
+    _fit(images.copy(), labels.copy(), out)  # the same arrays again: the same run (finished), data.npz untouched
+    assert (out / Run.ARRAYS).read_bytes() == kept
+    # A run fit before fingerprints (none in config.json): data.npz itself says what it was trained on.
+    recorded = json.loads((out / "config.json").read_text())
+    del recorded["data"]["fingerprint"]
+    (out / "config.json").write_text(json.dumps(recorded))
+    with pytest.raises(ValueError, match="was trained on other data: the arrays given differ"):
+        _fit(other, labels, out)
+    assert (out / Run.ARRAYS).read_bytes() == kept
+    assert _fit(images, labels, out).seeds == [0]
+
+
+def test_fit_refuses_an_empty_out(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # "" would be this directory
+    images, labels = colour_blobs(64)
+    with pytest.raises(ValueError, match="--out is empty"):
+        _fit(images, labels, "")
+    assert list(tmp_path.iterdir()) == []

@@ -13,7 +13,12 @@ expected failure into one line ``welavae: error: …`` and an exit status:
 * 130 / 143  interrupted by SIGINT / SIGTERM: the last checkpoint is kept (it
   is written atomically), and the same command again resumes from it.
 
-docs/reliability.md lists the guarantees behind these.
+What becomes a sentence is decided by the kind of cause (:func:`_one_sentence`):
+bad input (``ValueError``, ``OSError``), the machine's memory (``MemoryError``,
+torch's allocator), a missing optional extra, an integer too large, a file's
+bytes (an exception raised inside a file-reading library).  Anything else is a
+bug in welavae and keeps its traceback.  docs/reliability.md lists the
+guarantees behind these, each with its test.
 """
 from __future__ import annotations
 
@@ -22,12 +27,16 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import sys
 import time
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from . import __version__
 from .config import (
@@ -53,11 +62,13 @@ from .experiments.presets import PRESETS, preset
 from .experiments.sweep import SweepFailed
 from .io import os_error_sentence, write_npy, write_text
 from .lock import during_work
+from .memory import size_text
 from .models import MODELS
 from .perf.ab import run_baseline
 from .perf.throughput import run_benchmark
 from .plots import label_regions, sample_grid, save_figure
 from .resolve import resolve
+from .run import Run
 from .selection import CRITERIA, DEFAULT_CRITERION, rank_seeds, ranking_table
 from .train.preflight import parse_seeds
 from .train.rundir import train_run
@@ -82,22 +93,29 @@ def _int_list(text: str) -> tuple[int, ...]:
     return vals
 
 
-def _int_at_least(low: int):
-    """The argparse type of an integer >= ``low``: anything else refused saying what was expected."""
+def _int_at_least(lowest: int):
+    """An argparse type: an integer >= ``lowest``, else one sentence naming what was given."""
     def parse(text: str) -> int:
         try:
             v = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {v}")
+        if v < lowest:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {lowest}, got {v}")
         return v
 
     return parse
 
 
-_positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
+_positive_int, _non_negative_int = _int_at_least(1), _int_at_least(0)
+
+
+def _path(text: str) -> str:
+    """A file or folder to write: not empty (an empty path is the working directory, which it would fill)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string (it would name the current "
+                                         "directory)")
+    return text
 
 
 def _model_help() -> str:
@@ -174,7 +192,7 @@ def _add_benchmark_args(p):
                    "published name (default: the data directory, --data-dir or $WELAVAE_DATA_DIR)")
     p.add_argument("--subset", type=_positive_int, default=None, metavar="N",
                    help="with --dataset: train on N images drawn uniformly (seeded by --subset-seed)")
-    p.add_argument("--subset-seed", type=_non_negative_int, default=0,
+    p.add_argument("--subset-seed", type=_non_negative_int, default=None,
                    help="with --subset: the seed of the draw (default 0)")
     p.add_argument("--weak-labels", default=None, metavar="SPEC",
                    help='with --dataset: weak labels from its factors, e.g. '
@@ -191,10 +209,12 @@ def _data_source(args) -> dict | None:
     if getattr(args, "dataset", None) is not None:
         if args.npz or args.images:
             raise ValueError("give --dataset NAME --data-path FILE, or your own data with --npz / --images, not both")
+        if args.subset_seed is not None and args.subset is None:  # it would be recorded, and draw nothing
+            raise ValueError("--subset-seed goes with --subset N (without it every image is used)")
         return dict(source="benchmark", dataset=args.dataset, data_path=args.data_path, subset=args.subset,
-                    subset_seed=args.subset_seed, weak_labels=args.weak_labels,
+                    subset_seed=args.subset_seed or 0, weak_labels=args.weak_labels,
                     grid=tuple(args.grid) if args.grid else None)
-    given = [f"--{n.replace('_', '-')}" for n in ("data_path", "subset", "weak_labels", "grid")
+    given = [f"--{n.replace('_', '-')}" for n in ("data_path", "subset", "subset_seed", "weak_labels", "grid")
              if getattr(args, n, None) is not None]
     if given and (given != ["--weak-labels"] or args.npz or args.images):
         blobs_too = " (or Blobs, without --npz and --images)" if given[0] == "--weak-labels" else ""
@@ -308,15 +328,31 @@ def _cmd_encode(args) -> int:
     source = _data_source(args)
     if source is None:
         raise ValueError("give the images to encode: --npz FILE or --images DIR [--labels CSV]")
-    model = load_model(args.run_dir, device=args.device, allow_unfinished=args.allow_unfinished)
-    m = model.config.model
-    if source["source"] == "images" and not args.color:  # read the files as the model's data were read
-        source["color"] = model.config.data.color
-    ds = load_data(DataConfig(**source), model=m)  # the CSV read with the model's own label classes
-    z = model.encode(ds.images, ds.labels if m.labels_in_encoder else None, seed=args.seed)
+    _check_encode_out(Path(args.out), args.run_dir, source)
+    with Run(args.run_dir).locked(create=False):  # a run being trained is refused; nothing changes while it is read
+        model = load_model(args.run_dir, device=args.device, allow_unfinished=args.allow_unfinished)
+        m = model.config.model
+        if source["source"] == "images" and not args.color:  # read the files as the model's data were read
+            source["color"] = model.config.data.color
+        ds = load_data(DataConfig(**source), model=m)  # the CSV read with the model's own label classes
+        z = model.encode(ds.images, ds.labels if m.labels_in_encoder else None, seed=args.seed)
     write_npy(args.out, z.astype(np.float32))
     print(f"encoded {len(ds.images)} images: {args.out} {z.shape}")
     return 0
+
+
+def _check_encode_out(out: Path, run_dir, source: dict) -> None:
+    """Refuse an ``encode --out`` that is one of its inputs or lies in a run directory (it would replace them)."""
+    target = out.expanduser().resolve()
+    inputs = {f"--{source['source']}": source.get("path"), "--labels": source.get("labels_path")}
+    for flag, given in inputs.items():
+        if given and Path(given).expanduser().resolve() == target:
+            raise ValueError(f"--out {out} is the input {flag} {given}; it would be replaced by the encodings: "
+                             "write them to another file")
+    for folder in (target.parent, *target.parent.parents):
+        if folder == Path(run_dir).expanduser().resolve() or Run(folder).is_run():
+            raise ValueError(f"--out {out} lies in the run directory {folder}, whose files (mu.npy, its "
+                             "checkpoint) it could replace; write the encodings outside it")
 
 
 def _cmd_select(args) -> int:
@@ -389,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="build (or reuse) the cached Blobs set and draw its figures")
     _add_data_args(p)
     p.add_argument("--label-dim", type=int, default=2, help="p for the label-region figure (default 2)")
-    p.add_argument("--out", default=None, help="directory for samples.png and label_regions_pP.png; "
+    p.add_argument("--out", type=_path, default=None, help="directory for samples.png and label_regions_pP.png; "
                    "with --dataset sprites: the .npz file to write")
     p.add_argument("--dataset", choices=("sprites",), default=None,
                    help="sprites: render the dSprites twin (737,280 images, dSprites' npz layout) into --out")
@@ -460,14 +496,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     _add_tf32_arg(p)
     _add_seed_layout_arg(p)
-    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--out", type=_path, required=True, help="run directory")
     _add_data_args(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("encode", help="encode images with a trained run: encoder means as z.npy")
     p.add_argument("run_dir", help="a directory written by `welavae train`")
     _add_user_data_args(p)
-    p.add_argument("--out", required=True, help="output .npy: (S, N, K), or (N, K) with --seed")
+    p.add_argument("--out", type=_path, required=True, help="output .npy: (S, N, K), or (N, K) with --seed")
     p.add_argument("--seed", type=int, default=None, help="encode with this seed only")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.add_argument("--allow-unfinished", action="store_true",
@@ -485,13 +521,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="a directory written by `welavae train`")
     p.add_argument("--by", default=DEFAULT_CRITERION,
                    help=f"criterion: {', '.join(CRITERIA)} (default {DEFAULT_CRITERION})")
-    p.add_argument("--json", default=None, help="also write the ranking and every score as JSON")
+    p.add_argument("--json", type=_path, default=None, help="also write the ranking and every score as JSON")
     p.set_defaults(func=_cmd_select)
 
     p = sub.add_parser("plot", help="reconstructions, latent traversals and positional heat maps of one seed")
     p.add_argument("run_dir", help="a directory written by `welavae train`")
     p.add_argument("--seed", type=int, default=None, help="which seed (default: the lowest polar MSE)")
-    p.add_argument("--out", default=None, help="output directory (default RUN_DIR/figures)")
+    p.add_argument("--out", type=_path, default=None, help="output directory (default RUN_DIR/figures)")
     p.add_argument("--data-dir", default=None, help="data cache directory")
     p.set_defaults(func=_cmd_plot)
 
@@ -499,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "(resumable)")
     p.add_argument("--preset", choices=tuple(PRESETS), default="quick",
                    help="; ".join(f"{name}: {pr.help}" for name, pr in PRESETS.items()))
-    p.add_argument("--out", default="results", help="output directory (default ./results); rerun to resume")
+    p.add_argument("--out", type=_path, default="results", help="output directory (default ./results); rerun to resume")
     p.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds per model (0..N-1)")
     p.add_argument("--epochs", type=_positive_int, default=None, help="override the preset's epochs")
     p.add_argument("--models", default=None, help="comma-separated: tcvae,wela_p2,...,wela_p8")
@@ -528,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("bench", help="throughput: naive loop vs vectorised seeds vs the matmul peak")
-    p.add_argument("--json", default=None, help="write the results as JSON")
+    p.add_argument("--json", type=_path, default=None, help="write the results as JSON")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     _add_tf32_arg(p)
     p.add_argument("--fast", action="store_true", help="a few steps only (a smoke test, not a measurement)")
@@ -556,18 +592,80 @@ def main(argv=None) -> int:
     try:
         with _sigterm_interrupts():
             return int(args.func(args) or 0)
-    except OSError as e:  # before ValueError's branch: FileNotFoundError is an OSError too
-        text = os_error_sentence(e) if e.errno is not None else str(e)
-        sys.stderr.write(f"welavae: error: {text}\n")
-        return 1 if during_work(e) else 2
-    except ValueError as e:
-        sys.stderr.write(f"welavae: error: {e}\n")
-        return 2
     except KeyboardInterrupt as e:
         sig = "SIGTERM" if isinstance(e, _Terminated) else "SIGINT"
         sys.stderr.write(f"welavae: interrupted ({sig}); finished checkpoints are kept: "
                          "run the same command again to resume\n")
         return 143 if sig == "SIGTERM" else 130
+    except Exception as e:
+        said = _one_sentence(e, args)
+        if said is None:
+            raise  # a bug, not the user's input: its traceback is what a report needs
+        sys.stderr.write(f"welavae: error: {said}\n")
+        return 1 if during_work(e) else 2
+
+
+#: The optional extras (pyproject.toml): a missing one is the user's install, said in its package's sentence.
+_EXTRAS = frozenset({"h5py", "ray", "tensorboard"})
+#: torch's words for an allocation that failed (CPU allocator, CUDA caching allocator, MPS).
+_NO_MEMORY = ("can't allocate memory", "out of memory", "not enough memory")
+#: Exceptions that only a file's bytes raise (compressed streams, zip archives, image decoders).
+_UNREADABLE = (zlib.error, zipfile.BadZipFile, EOFError, Image.DecompressionBombError)
+#: Libraries that read files: any other exception raised inside them (zipfile's RuntimeError for an
+#: encrypted member, NotImplementedError for an unknown compression, h5py's KeyError) is about the file read.
+_READERS = ("zipfile", "zlib", "gzip", "PIL", "h5py", "numpy.lib.format")
+
+
+def _one_sentence(e: Exception, args) -> str | None:
+    """The ``welavae: error:`` line of an exception a user's input or machine can cause; None for a bug.
+
+    Exit status (:func:`main`): 1 when the exception was raised while a run or results folder was being
+    written (:func:`welavae.lock.during_work`: what was finished is kept), else 2 (refused: nothing written).
+    """
+    if isinstance(e, OSError) and e.errno is not None:  # before ValueError: FileNotFoundError is an OSError too
+        return os_error_sentence(e)
+    if isinstance(e, (ValueError, OSError)):
+        return str(e)
+    if isinstance(e, ModuleNotFoundError) and (e.name is None or e.name.partition(".")[0] in _EXTRAS):
+        return str(e) if e.name is None else (f"{e}: this needs an optional extra: pip install "
+                                              f"'wela-vae[{'benchmarks' if e.name == 'h5py' else e.name}]'")
+    if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and any(w in str(e) for w in _NO_MEMORY)):
+        return _out_of_memory(e)
+    if isinstance(e, OverflowError):
+        return f"a number is too large for the machine ({e}); check the integers given"
+    if isinstance(e, _UNREADABLE) or _raised_in(e, _READERS):
+        return f"{_inputs(args)}: a file could not be read ({type(e).__name__}: {e})"
+    return None
+
+
+def _out_of_memory(e: Exception) -> str:
+    """One sentence for an allocation the machine refused, with its size when the allocator said it."""
+    text = str(e)
+    asked = re.search(r"allocate (\d+) bytes", text)
+    size = size_text(int(asked.group(1))) if asked else None
+    if size is None and (asked := re.search(r"[Tt]ried to allocate ([\d.]+ [KMGTP]iB)", text)):
+        size = asked.group(1)
+    where = "the CUDA device" if "CUDA" in text else "this machine"
+    return (f"out of memory: {where} could not allocate {size or 'what the run asked for'}; use fewer --seeds, "
+            "smaller --hidden layers, a smaller --batch-size or a --subset of the data")
+
+
+def _raised_in(e: BaseException, modules) -> bool:
+    """Whether the innermost Python frame of ``e``'s traceback belongs to one of ``modules`` (or their submodules)."""
+    tb, name = e.__traceback__, ""
+    while tb is not None:
+        name = tb.tb_frame.f_globals.get("__name__", "")
+        tb = tb.tb_next
+    return any(name == m or name.startswith(m + ".") for m in modules)
+
+
+def _inputs(args) -> str:
+    """The files the command was given to read, as flags ("--npz d.npz"), or "a data file"."""
+    given = [f"--{flag.replace('_', '-')} {getattr(args, flag)}" for flag in ("npz", "images", "labels", "data_path")
+             if getattr(args, flag, None)]
+    if getattr(args, "run_dir", None):
+        given.append(str(args.run_dir))
+    return ", ".join(given) or "a data file"
 
 
 class _Terminated(KeyboardInterrupt):

@@ -176,6 +176,12 @@ class DataConfig:
     (c1, c2) on the canvas [0, size] (e.g. ``"sum(c1,c2):3, diff(c1,c2):3"``),
     instead of the model's p for angle and distance; without one a Blobs config
     (and its hash) is what it was.
+
+    ``fingerprint``: what the data's content was when the run was configured
+    (:func:`welavae.data.fingerprint.fingerprint`; made by
+    :func:`welavae.resolve.resolve` as the data are read, None for Blobs, which
+    its config determines).  It is recorded, and compared by
+    :meth:`RunConfig.same_run`, but not hashed (:data:`_NOT_HASHED`).
     """
 
     source: str = "blobs"
@@ -195,6 +201,7 @@ class DataConfig:
     subset_seed: int = 0
     weak_labels: str | None = None
     grid: tuple[int, ...] | None = None
+    fingerprint: str | None = None
 
     def __post_init__(self):
         if self.color not in COLORS:
@@ -495,10 +502,20 @@ class RunConfig:
         return cls.from_dict(json.loads(text))
 
     def same_run(self, other: RunConfig) -> bool:
-        """Whether ``other`` configures the same computation: equal but for the checkpoint cadence
-        (:data:`_NOT_HASHED`), label classes written out as their indices "0" … "p−1" or left empty
-        (the same labels)."""
+        """Whether ``other`` configures the same computation on the same data: equal but for the checkpoint
+        cadence (:data:`_NOT_HASHED`), label classes written out as their indices "0" … "p−1" or left empty
+        (the same labels), and with the same data fingerprint (:meth:`same_data`)."""
+        return self.same_config(other) and self.same_data(other)
+
+    def same_config(self, other: RunConfig) -> bool:
+        """:meth:`same_run` without the data's fingerprint: the same computation, whatever the files hold now."""
         return _comparable(self.to_dict()) == _comparable(other.to_dict())
+
+    def same_data(self, other: RunConfig) -> bool:
+        """Whether the data fingerprints agree; a config without one (Blobs, or a run configured before
+        fingerprints were recorded) agrees with any."""
+        a, b = self.data.fingerprint, other.data.fingerprint
+        return a is None or b is None or a == b
 
     def hash(self) -> str:
         """Stable 16-hex digest of the resolved configuration, without the fields that cannot change a result.
@@ -515,8 +532,11 @@ class RunConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-#: (section, field) of RunConfig that RunConfig.hash() leaves out: checkpoint cadence only.
-_NOT_HASHED = (("train", "checkpoint_minutes"),)
+#: (section, field) of RunConfig that RunConfig.hash() leaves out: the checkpoint cadence (it cannot change a
+#: result), and the data's fingerprint.  The hash names a configuration; the fingerprint says what its files
+#: held, and RunConfig.same_data compares it.  Hashing it would give every sweep stored before fingerprints
+#: existed (results.sqlite keys its rows by the hash) a new key, and retrain it.
+_NOT_HASHED = (("train", "checkpoint_minutes"), ("data", "fingerprint"))
 
 
 def _comparable(d: dict) -> dict:

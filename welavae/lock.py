@@ -60,6 +60,9 @@ class Locked(ValueError):
         super().__init__(message)
         self.holder = holder
 
+    def __reduce__(self):  # pickled with both arguments: a Ray task's refusal reaches the driver as itself
+        return (type(self), (str(self), self.holder))
+
 
 def _command() -> str:
     """This process's command line, as a person would recognise it (``python -m welavae.cli`` → ``welavae``)."""
@@ -69,24 +72,25 @@ def _command() -> str:
     return " ".join(argv)[:300]
 
 
-def _record(command: str | None) -> dict:
-    return {"pid": os.getpid(), "host": socket.gethostname(), "command": command or _command(),
-            "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "token": uuid.uuid4().hex}
+def _record(command: str | None, owner: str | None = None) -> dict:
+    rec = {"pid": os.getpid(), "host": socket.gethostname(), "command": command or _command(),
+           "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "token": uuid.uuid4().hex}
+    return rec if owner is None else dict(rec, owner=owner)
 
 
 def holder(path) -> dict | None:
     """The record in ``path/.welavae.lock`` (``pid``, ``host``, ``command``, ``started``), {} if unreadable, None
     if unlocked."""
     try:
-        text = (Path(path) / LOCK_NAME).read_text()
+        data = (Path(path) / LOCK_NAME).read_bytes()
     except FileNotFoundError:
         return None
     except OSError:
         return {}
     try:
-        rec = json.loads(text)
-    except ValueError:
+        rec = json.loads(data)
+    except ValueError:  # not JSON, or not text at all (UnicodeDecodeError): unreadable, named by the refusal
         return {}
     return rec if isinstance(rec, dict) else {}
 
@@ -163,13 +167,20 @@ def _refusal(path: Path, rec: dict) -> Locked:
 
 
 @contextlib.contextmanager
-def lock_dir(path, *, command: str | None = None, create: bool = True):
+def lock_dir(path, *, command: str | None = None, create: bool = True, owner: str | None = None):
     """Hold the exclusive lock of directory ``path`` (created if missing) for the block.
 
     Raises :class:`Locked` when another live command holds it, ``ValueError``
     when ``path`` is an existing file.  Yields the lock file's path.  With
     ``create=False`` a missing directory is neither created nor locked (the
     reader that follows says what is missing); yields None.
+
+    ``owner``: the piece of work the lock is held for, when a scheduler may run
+    it again elsewhere (a Ray task's retries: :mod:`welavae.experiments.executors`).
+    A lock recorded with the same owner was left by an earlier attempt that the
+    scheduler gave up on (Ray retries a task only once its worker or node is
+    dead), so it is taken over even where its holder cannot be seen to be dead:
+    on another host, or a process that has not yet noticed its node is gone.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -188,7 +199,7 @@ def lock_dir(path, *, command: str | None = None, create: bool = True):
     created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     lock = path / LOCK_NAME
-    rec = _record(command)
+    rec = _record(command, owner)
     try:
         for _ in range(5):  # a take-over race with another command: look again
             if _create(lock, rec):
@@ -196,7 +207,8 @@ def lock_dir(path, *, command: str | None = None, create: bool = True):
             old = holder(path)
             if old is None:
                 continue  # released in between
-            if not old or _alive(old):  # unreadable, or its owner may still run: refuse
+            mine = owner is not None and old.get("owner") == owner  # an earlier attempt of this same work
+            if not mine and (not old or _alive(old)):  # unreadable, or its holder may still run: refuse
                 raise _refusal(path, old)
             _take_over(lock, old)
         else:
@@ -240,12 +252,13 @@ def locking(param: str, *, create: bool = True):
 
 
 def mark_during_work(e: BaseException) -> None:
-    """Mark an OS error raised while a lock was held: the command had begun writing (exit 1, not 2).
+    """Mark an error of the machine raised while a lock was held: the command had begun writing (exit 1, not 2).
 
     Only errors of the operating system (with an errno: a full disk, an I/O
-    error); a refusal raised as ``FileNotFoundError(message)`` stays a refusal.
+    error) and of memory (``MemoryError``, torch's allocator's ``RuntimeError``);
+    a refusal (a ``ValueError``, or ``FileNotFoundError(message)``) stays a refusal.
     """
-    if isinstance(e, OSError) and e.errno is not None:
+    if (isinstance(e, OSError) and e.errno is not None) or isinstance(e, (MemoryError, RuntimeError)):
         with contextlib.suppress(AttributeError):
             e.welavae_during_work = True
 

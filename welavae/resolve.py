@@ -9,13 +9,26 @@ weak-label spec over its centre (``DataConfig.weak_labels``) makes others, whose
 classes and names are then the data's as for any other data set.
 Every file the data config names is made absolute here, once
 (:func:`welavae.data.load.resolve_paths`), so the run's ``config.json`` works
-from any working directory.
+from any working directory, and the data read are fingerprinted here, once
+(:func:`welavae.data.fingerprint.fingerprint`, recorded in the config), so a
+run directory can refuse data that changed since.
+
+A published data set's size is known before it is read (its grid, or
+``--subset``): rows that could not fit in memory are refused before the read
+allocates them (:func:`check_read_size`).  Everything else about memory is the
+run's gate's (:func:`welavae.train.preflight.check_memory`).
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+
+from . import memory
 from .config import DataConfig, RunConfig, make_run_config
 from .data.dataset import Dataset
+from .data.fingerprint import fingerprint
 from .data.load import load, resolve_paths, without_labels
+from .data.published import benchmark, small_grid
 from .models import model_kind
 
 __all__ = ["resolve"]
@@ -48,6 +61,7 @@ def resolve(data: DataConfig, model: str, *, label_dim: int | None = None, array
         raise ValueError(f"model {model!r} needs weak labels: give --label-dim P (P >= 2 classes per label) "
                          "or --weak-labels SPEC")
     data = resolve_paths(data, data_dir=data_dir)
+    check_read_size(data)
     if data.source == "arrays":
         if arrays is None:
             raise ValueError("a data set of in-memory arrays (source 'arrays') needs the arrays")
@@ -64,7 +78,35 @@ def resolve(data: DataConfig, model: str, *, label_dim: int | None = None, array
             label_classes=_named_classes(ds.label_classes) if labelled else (), **hyper)
     if kind.labels == "required" and not config.model.has_labels:
         raise ValueError(f"model {model!r} needs weak labels and the data set has none")
-    return config, (ds if config.model.has_labels else without_labels(ds))
+    ds = ds if config.model.has_labels else without_labels(ds)
+    # The data as this model reads them (Run.data reads them so again): their fingerprint.
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, fingerprint=fingerprint(data, ds)))
+    return config, ds
+
+
+#: Bytes per drawn row of a subset besides its image: numpy's draw without replacement holds the indices and a
+#: hash set of them (Floyd's algorithm); the factor classes (int64) and values (float64) of each row.
+_DRAW_BYTES, _FACTOR_BYTES = 24, 16
+
+
+def check_read_size(data: DataConfig) -> None:
+    """Refuse a published data set whose rows (``--subset`` N, or its whole ``--grid``) cannot fit in this
+    machine's memory, before they are read; one sentence naming the flag."""
+    if data.source != "benchmark":
+        return
+    entry = small_grid(data.dataset, data.grid) if data.grid is not None else benchmark(data.dataset)
+    rows = entry.n if data.subset is None else min(int(data.subset), entry.n)
+    per_row = math.prod(entry.image_shape) + _FACTOR_BYTES * len(entry.factor_names)
+    need = rows * per_row + (0 if data.subset is None else _DRAW_BYTES * rows)
+    have, where = memory.available("cpu")
+    if need <= have:
+        return
+    grid = "" if data.grid is None else (f" (--grid {','.join(map(str, data.grid))} is a grid of {entry.n:,} "
+                                         "images: check it against the file)")
+    flag = f"--subset {data.subset}" if data.subset is not None else "--subset"
+    raise ValueError(f"{flag}: reading {rows:,} images of {entry.title} "
+                     f"({'x'.join(map(str, entry.image_shape))}) needs about {memory.size_text(need)} of memory and "
+                     f"{memory.size_text(have)} is {where}; train on a smaller --subset N{grid}")
 
 
 def _named_classes(classes) -> tuple:

@@ -35,7 +35,9 @@ import numpy as np
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .config import RunConfig
+from .data.fingerprint import fingerprint
 from .data.load import load
+from .data.npz import save_npz
 from .io import write_npy, write_text
 from .lock import lock_dir
 
@@ -62,34 +64,63 @@ class Run:
 
     # ------------------------------------------------------------ writing ---
 
-    def locked(self, command: str | None = None):
-        """Context manager: hold the directory's exclusive lock (:func:`welavae.lock.lock_dir`) while writing."""
-        return lock_dir(self.path, command=command)
+    def locked(self, command: str | None = None, *, create: bool = True, owner: str | None = None):
+        """Context manager: hold the directory's exclusive lock (:func:`welavae.lock.lock_dir`) while writing it,
+        or while reading it whole (``create=False``: a missing directory is not made, its reader says so);
+        ``owner``: the work it is held for, whose retries may take it over (:func:`~welavae.lock.lock_dir`)."""
+        return lock_dir(self.path, command=command, create=create, owner=owner)
+
+    def is_run(self) -> bool:
+        """Whether the directory holds a run (its config.json, and a checkpoint or status.json), finished or not."""
+        return (self.path / self.CONFIG).is_file() and ((self.path / self.STATUS).exists() or self.checkpoint.exists())
 
     def start(self, config: RunConfig, seeds=None) -> None:
-        """Claim the directory for ``config`` (and ``seeds``): refuse one that holds another run, else write
-        config.json.
+        """Claim the directory for ``config`` (and ``seeds``): refuse one that holds another run, or this run
+        trained on other data, else write config.json.
 
         A run's seeds are never replaced: ``seeds`` other than those the
         directory already trained (``status.json``) or is training (its
         checkpoint) are refused, naming both, before anything is written.
+        Nor are its data: a config whose data fingerprint differs from the
+        one recorded (:meth:`~welavae.config.RunConfig.same_data`), or from
+        the arrays kept in ``data.npz``, is refused in one sentence.
         """
         path = self.path / self.CONFIG
+        held = None
         if path.exists():
-            try:
-                old = RunConfig.from_json(path.read_text())
-            except (ValueError, json.JSONDecodeError):
-                old = None
-            if old is None or not old.same_run(config):
+            old = self.config
+            if not old.same_config(config):
                 raise ValueError(f"{self.path} holds a run with another configuration; use a new --out directory")
+            held = old.data.fingerprint
             if seeds is not None:
-                held = self._held_seeds()
-                if held is not None and list(held) != [int(s) for s in seeds]:
-                    raise ValueError(f"{self.path} already holds seeds {_seed_text(held)} of this configuration; "
+                trained = self._held_seeds()
+                if trained is not None and list(trained) != [int(s) for s in seeds]:
+                    raise ValueError(f"{self.path} already holds seeds {_seed_text(trained)} of this configuration; "
                                      f"train seeds {_seed_text(seeds)} into a new --out directory "
                                      "(a run's seeds are never replaced)")
+        if held is None and config.data.source == "arrays" and self.arrays_file.exists():
+            held = fingerprint(config.data, load(config, arrays=self.arrays_file))  # a run from before fingerprints
+        want = config.data.fingerprint
+        if held is not None and want is not None and held != want:
+            raise ValueError(self._other_data(config.data))
         write_text(path, config.to_json() + "\n")
         self._cache.clear()
+
+    def _other_data(self, data) -> str:
+        """The sentence refusing data that are not those this run was trained on."""
+        if data.source == "arrays":
+            return (f"{self.path} was trained on other data: the arrays given differ from those it was trained on, "
+                    f"kept in {self.arrays_file} (never overwritten); fit them into a new out directory")
+        what = {"npz": data.path, "benchmark": data.data_path,
+                "images": data.path if not data.labels_path else f"{data.path} (or {data.labels_path})"}[data.source]
+        return (f"{self.path} was trained on other data: {what} changed since the run read it; restore the file it "
+                "was trained on, or train on this one into a new --out directory")
+
+    def keep_arrays(self, data) -> None:
+        """Keep the in-memory arrays a run trains on (:func:`welavae.fit`) as ``data.npz``, written once: an
+        existing one is this run's (:meth:`start` compared it) and is never overwritten."""
+        if not self.arrays_file.exists():
+            save_npz(self.arrays_file, data)
 
     def _held_seeds(self) -> list[int] | None:
         """The seeds this directory trained (status.json) or is training (its checkpoint); None if neither."""
@@ -134,16 +165,32 @@ class Run:
             raise ValueError(f"{self.path} is not a finished run directory: {name} is missing")
         return p
 
+    def _json(self, name: str, what: str = "a JSON file") -> dict:
+        """A JSON file of the run, or one sentence naming it when it is truncated or not JSON."""
+        p = self._need(name)
+        try:
+            content = json.loads(p.read_bytes())
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError
+            content = None
+        if not isinstance(content, dict):
+            raise ValueError(f"{p} is truncated or not {what}; restore it, or train the run again into a new "
+                             "--out directory")
+        return content
+
     @property
     def config(self) -> RunConfig:
         if "config" not in self._cache:
-            self._cache["config"] = RunConfig.from_json(self._need(self.CONFIG).read_text())
+            content = self._json(self.CONFIG, "a welavae config.json")
+            try:
+                self._cache["config"] = RunConfig.from_dict(content)
+            except (ValueError, TypeError, AttributeError) as e:
+                raise ValueError(f"{self.path / self.CONFIG} is not a welavae config.json ({e})") from None
         return self._cache["config"]
 
     @property
     def status(self) -> dict:
         if "status" not in self._cache:
-            self._cache["status"] = json.loads(self._need(self.STATUS).read_text())
+            self._cache["status"] = self._json(self.STATUS)
         return self._cache["status"]
 
     @property
@@ -171,7 +218,7 @@ class Run:
             p = self.path / f"{name}.npy"
             if name == "mu":
                 self._need("mu.npy")
-            self._cache[name] = np.load(p, allow_pickle=False) if p.exists() else None
+            self._cache[name] = _load_npy(p) if p.exists() else None
         return self._cache[name]
 
     @property
@@ -179,7 +226,7 @@ class Run:
         return self.array("mu")
 
     def metrics(self) -> dict:
-        return json.loads(self._need(self.METRICS).read_text())
+        return self._json(self.METRICS)
 
     def history(self) -> list[dict]:
         with open(self._need(self.HISTORY), newline="") as f:
@@ -200,9 +247,15 @@ class Run:
         model, _ = model_from_checkpoint(load_checkpoint(self._need(self.CHECKPOINT), mmap=True), device)
         return model.eval()
 
-    def data(self, *, data_dir=None):
-        """The data set this run was trained on (:func:`welavae.data.load` of its config)."""
-        return load(self.config, data_dir=data_dir, arrays=self.arrays_file)
+    def data(self, *, data_dir=None, config: RunConfig | None = None):
+        """The data set this run was trained on (:func:`welavae.data.load` of its config, or of ``config``, the
+        one it is about to train); refused in one sentence when the files no longer hold what the config
+        recorded (its data fingerprint, :mod:`welavae.data.fingerprint`)."""
+        config = config or self.config
+        ds = load(config, data_dir=data_dir, arrays=self.arrays_file)
+        if config.data.fingerprint is not None and fingerprint(config.data, ds) != config.data.fingerprint:
+            raise ValueError(self._other_data(config.data))
+        return ds
 
     def tracking(self) -> list[dict]:
         """The rows of ``tracking.csv``: epoch and seed as ints, the MSEs as floats (NaN for a diverged
@@ -235,6 +288,15 @@ class Run:
             raise ValueError(f"{self.path} is an unfinished run (no status.json / mu.npy: its training stopped "
                              "before the end); resume it with the same `welavae train` command, or pass "
                              "--allow-unfinished to use its last checkpoint")
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """An ``.npy`` of the run (no pickles), or one sentence naming it when it is truncated or not an ``.npy``."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, EOFError):  # numpy's own words (a reshape, its allow_pickle advice) name no file
+        raise ValueError(f"{path} is truncated or not an .npy file; the same `welavae train` command rewrites "
+                         "it from the run's checkpoint") from None
 
 
 def _seed_text(seeds) -> str:

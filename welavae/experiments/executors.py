@@ -15,9 +15,11 @@ Ray worker that died — does not stop the others: the executor yields it as
 from __future__ import annotations
 
 import traceback
+import uuid
 from collections.abc import Callable, Iterator
 
 from ..device import parse_device
+from ..run import Run
 from ..train.rundir import train_run
 from .plan import RunSpec
 
@@ -28,12 +30,15 @@ def run_job(job: dict, on_epoch: Callable | None = None, data=None) -> dict:
     """Train one job (resuming from its checkpoint) and write its chunk directory.
 
     job: ``{"spec": RunSpec.to_dict(), "seeds": [...], "chunk_dir": str,
-    "device": str, "data_dir": str | None, "tf32": bool, "seed_layout": str}``.
+    "device": str, "data_dir": str | None, "tf32": bool, "seed_layout": str}``, and ``"lock_owner"`` for a job
+    that may run again elsewhere (a Ray task): the chunk's lock is held for
+    it, so a retry takes over what a lost attempt left (:func:`welavae.lock.lock_dir`).
     """
     spec = RunSpec.from_dict(job["spec"])
-    result = train_run(spec.config, job["seeds"], job["chunk_dir"], data_dir=job.get("data_dir"),
-                       device=job.get("device", "cpu"), progress=False, on_epoch=on_epoch, data=data,
-                       tf32=job.get("tf32", False), seed_layout=job.get("seed_layout", "auto"))
+    with Run(job["chunk_dir"]).locked(owner=job.get("lock_owner")):  # train_run re-enters it
+        result = train_run(spec.config, job["seeds"], job["chunk_dir"], data_dir=job.get("data_dir"),
+                           device=job.get("device", "cpu"), progress=False, on_epoch=on_epoch, data=data,
+                           tf32=job.get("tf32", False), seed_layout=job.get("seed_layout", "auto"))
     return {"job": job, "seconds": result.seconds}
 
 
@@ -74,6 +79,10 @@ class RayExecutor:
     is refused before anything is submitted (its tasks would wait forever).
     A task whose worker dies is retried by Ray (``max_retries``); an
     exception raised by the job itself is not, since it would raise again.
+    A retry finds the chunk directory as the lost attempt left it: its last
+    checkpoint (resumed), and the lock that attempt held, which the retry takes
+    over because both carry the job's ``lock_owner``, drawn here once per
+    submission (the lost worker's host may be gone, or not yet know it is lost).
     """
     name = "ray"
 
@@ -103,7 +112,7 @@ class RayExecutor:
         task = ray.remote(max_retries=2, **self.resources)(run_job)
         for job in jobs:
             # The worker's device as the worker sees it (see the class docstring); the result keeps the job as given.
-            pending[task.remote(dict(job, device=self.device))] = job
+            pending[task.remote(dict(job, device=self.device, lock_owner=f"ray job {uuid.uuid4().hex}"))] = job
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:

@@ -7,8 +7,6 @@ import numpy as np
 from ..checkpoint import export_safetensors
 from ..config import RunConfig
 from ..data.dataset import Dataset
-from ..data.load import load
-from ..data.npz import save_npz
 from ..nn.encode import encode_dataset
 from ..run import Run
 from .preflight import check_run
@@ -39,19 +37,22 @@ def train_run(
     Resumes from the run's checkpoint when one of the same run is there.
     ``data``: the :class:`~welavae.data.Dataset` ``config`` names, as
     :func:`welavae.resolve.resolve` returned it (default: read here with
-    :func:`welavae.data.load`).  A run trained on in-memory arrays (source
+    :meth:`welavae.run.Run.data`, which refuses files changed since
+    ``config`` was made).  A run trained on in-memory arrays (source
     ``"arrays"``, :func:`welavae.fit`) keeps them in the run directory
-    (:attr:`Run.arrays_file`).  ``tensorboard``: a folder for TensorBoard's event
+    (:attr:`Run.arrays_file`, written once).  ``tensorboard``: a folder for TensorBoard's event
     files (:mod:`welavae.train.tensorboard`; every ``tensorboard_every`` epochs the
     latent traversals).  Nothing is written before every check passed
     (:func:`welavae.train.preflight.check_run`); the directory is locked while
     written (:meth:`welavae.run.Run.locked`), and its seeds are never replaced.  ``seed_layout``: how the
     convolutions run their seeds (:func:`welavae.train.train`); the choice is in ``status.json``.
     """
+    if not str(out_dir).strip():  # Path("") is the working directory: a run would be written all over it
+        raise ValueError("--out is empty; give the run directory to write")
     check_seed_layout(seed_layout)
     run = Run(out_dir)
-    if data is None:
-        data = load(config, data_dir=data_dir, arrays=run.arrays_file)
+    if data is None:  # read here (a sweep's Ray job): checked against the fingerprint its config recorded
+        data = run.data(config=config, data_dir=data_dir)
     checked = check_run(config, seeds, data, device=device, resuming=run.checkpoint.exists())
     watch = []  # made before anything is written: a missing tensorboard package is refused here
     if config.train.track_every:
@@ -72,7 +73,7 @@ def _train_locked(run: Run, config: RunConfig, checked, data: Dataset, watch, *,
     seeds, labels = checked.seeds, checked.labels
     run.start(config, seeds)
     if config.data.source == "arrays":
-        save_npz(run.arrays_file, data)
+        run.keep_arrays(data)
     result = train(config, seeds, data.images, labels, device=device, checkpoint=run.checkpoint,
                    progress=progress, on_epoch=on_epoch, tf32=tf32, watch=watch, seed_layout=seed_layout)
     export_safetensors(run.path / Run.WEIGHTS, result.model, config)
