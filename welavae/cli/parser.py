@@ -1,45 +1,13 @@
-"""Command line: flags in, one library call, results out.
+"""The command line's flags: argparse types that refuse in one sentence, and :func:`build_parser`.
 
-Every verb has ``--help``.  One error boundary (:func:`main`) turns every
-expected failure into one line ``welavae: error: …`` and an exit status:
-
-* 0  done;
-* 1  the work began and failed part way (a sweep job failed; an OS error such
-  as a full disk while a locked run or results folder was being written):
-  what was finished is kept, and the same command again resumes;
-* 2  refused before anything was written: bad input, a locked or foreign
-  directory, an OS error before the work began (an existing file as
-  ``--out``, a read-only file system, no permission);
-* 130 / 143  interrupted by SIGINT / SIGTERM: the last checkpoint is kept (it
-  is written atomically), and the same command again resumes from it.
-
-What becomes a sentence is decided by the kind of cause (:func:`_one_sentence`):
-bad input (``ValueError``, ``OSError``), the machine's memory (``MemoryError``,
-torch's allocator), a missing optional extra, an integer too large, a file's
-bytes (an exception raised inside a file-reading library).  Anything else is a
-bug in welavae and keeps its traceback.  docs/reliability.md lists the
-guarantees behind these, each with its test.
+Each verb's parser sets ``command`` to the verb's name; :func:`welavae.cli.main` runs it.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import math
-import os
-import re
-import signal
-import sys
-import time
-import zipfile
-import zlib
-from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from . import __version__
-from .config import (
+from .. import __version__
+from ..config import (
     ARCHS,
     COLORS,
     DECODER_HEADS,
@@ -48,34 +16,17 @@ from .config import (
     PAPER_GAMMA,
     SUPERVISED_LOSSES,
     TC_ESTIMATORS,
-    DataConfig,
-    TrainConfig,
 )
-from .data import load as load_data
-from .data import to_float
-from .data.blobs import SHAPES
-from .data.published import BENCHMARKS
-from .data.sprites import sprite_grid, write_sprites_npz
-from .device import DEVICE_HELP, check_device
-from .evaluate import STANDARD, evaluate_run, plot_run, seed_lines
-from .experiments.presets import PRESETS, preset
-from .experiments.sweep import SweepFailed
-from .io import os_error_sentence, write_npy, write_text
-from .lock import during_work
-from .memory import size_text
-from .models import MODELS
-from .perf.ab import run_baseline
-from .perf.throughput import run_benchmark
-from .plots import label_regions, sample_grid, save_figure
-from .resolve import resolve
-from .run import Run
-from .selection import CRITERIA, DEFAULT_CRITERION, rank_seeds, ranking_table
-from .train.preflight import parse_seeds
-from .train.rundir import train_run
-from .train.trainer import SEED_LAYOUTS
-from .trained import load as load_model
+from ..data.blobs import SHAPES
+from ..data.published import BENCHMARKS
+from ..device import DEVICE_HELP
+from ..evaluate import STANDARD
+from ..experiments.presets import PRESETS
+from ..models import MODELS
+from ..selection import CRITERIA, DEFAULT_CRITERION
+from ..train.trainer import SEED_LAYOUTS
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -203,35 +154,6 @@ def _add_benchmark_args(p):
                    help="with --dataset: the factor sizes of a reduced grid (a twin written with --keep)")
 
 
-def _data_source(args) -> dict | None:
-    """The DataConfig fields of the data the flags name (--dataset, --npz, --images), or None for Blobs;
-    a flag without the one it goes with is refused."""
-    if getattr(args, "dataset", None) is not None:
-        if args.npz or args.images:
-            raise ValueError("give --dataset NAME --data-path FILE, or your own data with --npz / --images, not both")
-        if args.subset_seed is not None and args.subset is None:  # it would be recorded, and draw nothing
-            raise ValueError("--subset-seed goes with --subset N (without it every image is used)")
-        return dict(source="benchmark", dataset=args.dataset, data_path=args.data_path, subset=args.subset,
-                    subset_seed=args.subset_seed or 0, weak_labels=args.weak_labels,
-                    grid=tuple(args.grid) if args.grid else None)
-    given = [f"--{n.replace('_', '-')}" for n in ("data_path", "subset", "subset_seed", "weak_labels", "grid")
-             if getattr(args, n, None) is not None]
-    if given and (given != ["--weak-labels"] or args.npz or args.images):
-        blobs_too = " (or Blobs, without --npz and --images)" if given[0] == "--weak-labels" else ""
-        raise ValueError(f"{given[0]} goes with --dataset NAME{blobs_too}")
-    if args.npz and args.images:
-        raise ValueError("give --npz or --images, not both")
-    if args.color and not args.images:
-        raise ValueError("--color goes with --images DIR (an npz's images have their channels already)")
-    if args.labels and not args.images:
-        raise ValueError("--labels goes with --images DIR")
-    if args.npz:
-        return dict(source="npz", path=args.npz)
-    if args.images:
-        return dict(source="images", path=args.images, labels_path=args.labels, color=args.color or "gray")
-    return None
-
-
 def _add_user_data_args(p):
     p.add_argument("--npz", default=None, help="your data: a .npz with 'images' (N, H, W) or (N, H, W, C) in [0, 1] "
                    "and optional 'labels' (N, m) (-1 = missing), 'factors', 'label_names'")
@@ -268,154 +190,6 @@ class _KeepAction(argparse.Action):
         setattr(namespace, self.dest, keep)
 
 
-def _cmd_data(args) -> int:
-    t = time.perf_counter()
-    if args.dataset or args.keep:  # the dSprites twin (or a reduced grid of it)
-        if not args.dataset:
-            raise ValueError("--keep goes with --dataset sprites")
-        if not args.out:
-            raise ValueError("--dataset sprites needs --out FILE.npz, the file to write")
-        keep = args.keep or None
-        sizes = sprite_grid(keep)[1]  # refuses an unknown factor or class before anything is rendered
-        path = write_sprites_npz(args.out, keep=keep)
-        grid = "" if keep is None else f"; a reduced grid: train on it with --grid {','.join(map(str, sizes))}"
-        print(f"the dSprites twin: {math.prod(sizes)} images of 64x64 written to {path} in "
-              f"{time.perf_counter() - t:.1f}s{grid}")
-        return 0
-    ds = load_data(DataConfig(variants=args.variants, shape=args.shape), data_dir=args.data_dir,
-                   label_dim=args.label_dim)
-    size = ds.image_shape[0]
-    print(f"Blobs: N={len(ds.images)} images of {size}x{size} ({args.shape}, V={args.variants}) "
-          f"ready in {time.perf_counter() - t:.1f}s")
-    if args.out:
-        out = Path(args.out)
-        idx = list(range(0, len(ds.images), max(1, len(ds.images) // 32)))[:32]
-        save_figure(sample_grid(to_float(ds.images[idx])), out / "samples.png")
-        save_figure(label_regions(args.label_dim, size=size), out / f"label_regions_p{args.label_dim}.png")
-        print(f"figures: {out / 'samples.png'}, {out / f'label_regions_p{args.label_dim}.png'}")
-    return 0
-
-
-def _cmd_train(args) -> int:
-    seeds = parse_seeds(args.seeds)
-    if args.arch == "conv" and (args.hidden is not None or args.encoder != "mlp"):
-        raise ValueError("--arch conv has disentanglement_lib's fixed layers: drop --hidden and --encoder")
-    source = _data_source(args) or dict(variants=args.variants, shape=args.shape, weak_labels=args.weak_labels)
-    data = DataConfig(**source, label_fraction=args.label_fraction, label_seed=args.label_seed)
-    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                        checkpoint_every=args.checkpoint_every, checkpoint_minutes=args.checkpoint_minutes,
-                        label_epochs=args.label_epochs, track_every=args.track_every,
-                        init_from=str(Path(args.init_from).resolve()) if args.init_from else None)
-    config, ds = resolve(data, args.model, label_dim=args.label_dim, data_dir=args.data_dir, train=train,
-                         latent_dim=args.latent_dim, beta=args.beta, gamma=args.gamma,
-                         gamma_target=args.gamma_target,
-                         hidden=args.hidden or (1200, 1200), arch=args.arch, encoder=args.encoder,
-                         encoder_input=args.encoder_input, label_head=args.label_head,
-                         tc_estimator=args.tc_estimator, supervised_loss=args.supervised_loss,
-                         gamma_sup=args.gamma_sup)
-    result = train_run(config, seeds, args.out, device=args.device, data=ds, tf32=args.tf32,
-                       tensorboard=args.tensorboard, tensorboard_every=args.tensorboard_every,
-                       seed_layout=args.seed_layout)
-    n_div = int(result.diverged.sum())
-    print(f"{config.name}: {len(seeds)} seeds, {result.epochs_done} epochs in {result.seconds:.1f}s"
-          f"{f', {n_div} diverged' if n_div else ''}; wrote {args.out}")
-    return 0
-
-
-def _cmd_encode(args) -> int:
-    if Path(args.out).is_dir():
-        raise ValueError(f"--out {args.out} is a directory; give the output file, e.g. {Path(args.out) / 'z.npy'}")
-    source = _data_source(args)
-    if source is None:
-        raise ValueError("give the images to encode: --npz FILE or --images DIR [--labels CSV]")
-    _check_encode_out(Path(args.out), args.run_dir, source)
-    with Run(args.run_dir).locked(create=False):  # a run being trained is refused; nothing changes while it is read
-        model = load_model(args.run_dir, device=args.device, allow_unfinished=args.allow_unfinished)
-        m = model.config.model
-        if source["source"] == "images" and not args.color:  # read the files as the model's data were read
-            source["color"] = model.config.data.color
-        ds = load_data(DataConfig(**source), model=m)  # the CSV read with the model's own label classes
-        z = model.encode(ds.images, ds.labels if m.labels_in_encoder else None, seed=args.seed)
-    write_npy(args.out, z.astype(np.float32))
-    print(f"encoded {len(ds.images)} images: {args.out} {z.shape}")
-    return 0
-
-
-def _check_encode_out(out: Path, run_dir, source: dict) -> None:
-    """Refuse an ``encode --out`` that is one of its inputs or lies in a run directory (it would replace them)."""
-    target = out.expanduser().resolve()
-    inputs = {f"--{source['source']}": source.get("path"), "--labels": source.get("labels_path")}
-    for flag, given in inputs.items():
-        if given and Path(given).expanduser().resolve() == target:
-            raise ValueError(f"--out {out} is the input {flag} {given}; it would be replaced by the encodings: "
-                             "write them to another file")
-    for folder in (target.parent, *target.parent.parents):
-        if folder == Path(run_dir).expanduser().resolve() or Run(folder).is_run():
-            raise ValueError(f"--out {out} lies in the run directory {folder}, whose files (mu.npy, its "
-                             "checkpoint) it could replace; write the encodings outside it")
-
-
-def _cmd_select(args) -> int:
-    if args.by not in CRITERIA:
-        raise ValueError(f"--by must be one of {', '.join(CRITERIA)}, got {args.by!r}")
-    result = rank_seeds(args.run_dir, by=args.by)
-    print(f"seeds of {args.run_dir} ranked by {args.by} (higher is better; loss terms negated):")
-    print(ranking_table(result))
-    if args.json:
-        write_text(args.json, json.dumps(result, indent=2) + "\n")
-    return 0
-
-
-def _cmd_evaluate(args) -> int:
-    result = evaluate_run(args.run_dir, standard=args.standard)
-    print("\n".join(seed_lines(result["seeds"])))
-    print(f"wrote {Path(args.run_dir) / 'metrics.json'}")
-    return 0
-
-
-def _cmd_plot(args) -> int:
-    for path in plot_run(args.run_dir, seed=args.seed, out_dir=args.out, data_dir=args.data_dir):
-        print(path)
-    return 0
-
-
-def _cmd_reproduce(args) -> int:
-    chosen = preset(args.preset)
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    options = dict(seeds=args.seeds, epochs=args.epochs, models=models, tc_estimator=args.tc_estimator,
-                   seeds_per_task=args.seeds_per_task, backend=args.backend, address=args.address,
-                   device=args.device, data_dir=args.data_dir, standard=args.standard_metrics,
-                   tf32=args.tf32 or None, gpus_per_task=args.gpus_per_task, cpus_per_task=args.cpus_per_task,
-                   dataset=args.dataset, data_path=args.data_path, seed_layout=args.seed_layout)
-    t = time.perf_counter()
-    try:
-        table = chosen(args.out, **options)
-    except SweepFailed as e:  # the others finished and the tables are written: show them, then say why
-        md = Path(args.out) / "table.md"
-        if md.exists():
-            print(md.read_text())
-        sys.stderr.write(f"welavae: error: {e}; run the same command again to retry "
-                         f"(errors in {Path(args.out) / 'results.sqlite'})\n")
-        return 1
-    print((Path(args.out) / chosen.report).read_text())
-    files = dict.fromkeys([chosen.report, "table.md", "table.csv", "results.sqlite", "runs/", "figures/"])
-    print(f"{len(table)} models; wrote {', '.join(files)} into {args.out} in {time.perf_counter() - t:.0f}s")
-    return 0
-
-
-def _cmd_bench(args) -> int:
-    check_device(args.device)
-    if args.baseline is not None:
-        run_baseline(args.baseline, pairs=args.pairs or 5, device=args.device, json_path=args.json)
-        return 0
-    if args.pairs is not None:
-        raise ValueError("--pairs goes with --baseline REF")
-    archs = tuple(a.strip() for a in args.archs.split(",") if a.strip())
-    run_benchmark(device=args.device, archs=archs, json_path=args.json, fast=args.fast, paired=args.paired,
-                  tf32=args.tf32, seed_layout=args.seed_layout)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="welavae", description="WeLa-VAE: disentangled representations from weak labels.")
     parser.add_argument("--version", action="version", version=f"welavae {__version__}")
@@ -431,7 +205,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sprites: render the dSprites twin (737,280 images, dSprites' npz layout) into --out")
     p.add_argument("--keep", type=_keep_arg, action=_KeepAction, default=None, metavar="FACTOR=I,J,...",
                    help="with --dataset sprites: keep only these classes of a factor (repeatable): a reduced grid")
-    p.set_defaults(func=_cmd_data)
 
     p = sub.add_parser("train", help="train several seeds of one model at once")
     p.add_argument("--model", required=True, choices=tuple(MODELS), help=_model_help())
@@ -498,7 +271,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_seed_layout_arg(p)
     p.add_argument("--out", type=_path, required=True, help="run directory")
     _add_data_args(p)
-    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("encode", help="encode images with a trained run: encoder means as z.npy")
     p.add_argument("run_dir", help="a directory written by `welavae train`")
@@ -508,28 +280,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.add_argument("--allow-unfinished", action="store_true",
                    help="encode with the last checkpoint of a run whose training stopped before the end")
-    p.set_defaults(func=_cmd_encode)
 
     p = sub.add_parser("evaluate", help="coordinate MSE, label accuracy and disentanglement metrics of a run")
     p.add_argument("run_dir", help="a directory written by `welavae train`")
     p.add_argument("--standard", choices=STANDARD, default="best",
                    help="disentanglement_lib metrics (MIG, DCI, SAP, modularity, FactorVAE; the slow part: "
                         "docs/performance.md) for the seed of lowest polar MSE (default), every seed, or none")
-    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("select", help="rank a run's seeds without ground truth (UDR, weak-label alignment, loss)")
     p.add_argument("run_dir", help="a directory written by `welavae train`")
     p.add_argument("--by", default=DEFAULT_CRITERION,
                    help=f"criterion: {', '.join(CRITERIA)} (default {DEFAULT_CRITERION})")
     p.add_argument("--json", type=_path, default=None, help="also write the ranking and every score as JSON")
-    p.set_defaults(func=_cmd_select)
 
     p = sub.add_parser("plot", help="reconstructions, latent traversals and positional heat maps of one seed")
     p.add_argument("run_dir", help="a directory written by `welavae train`")
     p.add_argument("--seed", type=int, default=None, help="which seed (default: the lowest polar MSE)")
     p.add_argument("--out", type=_path, default=None, help="output directory (default RUN_DIR/figures)")
     p.add_argument("--data-dir", default=None, help="data cache directory")
-    p.set_defaults(func=_cmd_plot)
 
     p = sub.add_parser("reproduce", help="the paper's Table 1 and the other presets: train, evaluate, tabulate "
                        "(resumable)")
@@ -561,7 +329,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "DeepMind's dSprites file (dsprites, with --data-path)")
     p.add_argument("--data-path", default=None, help="with --dataset: the file, or a folder holding it under its "
                    "published name (default for sprites: DATA_DIR/sprites.npz)")
-    p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("bench", help="throughput: naive loop vs vectorised seeds vs the matmul peak")
     p.add_argument("--json", type=_path, default=None, help="write the results as JSON")
@@ -579,115 +346,4 @@ def build_parser() -> argparse.ArgumentParser:
                         "of this repository, or another installation's path), in alternating processes")
     p.add_argument("--pairs", type=_positive_int, default=None, metavar="N",
                    help="with --baseline: pairs of runs per row (default 5)")
-    p.set_defaults(func=_cmd_bench)
     return parser
-
-
-def main(argv=None) -> int:
-    # Transparent huge pages for torch's CPU allocator (see welavae.train.platform): torch reads
-    # this once, at its first allocation, so the command line sets it before its first tensor.
-    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        with _sigterm_interrupts():
-            return int(args.func(args) or 0)
-    except KeyboardInterrupt as e:
-        sig = "SIGTERM" if isinstance(e, _Terminated) else "SIGINT"
-        sys.stderr.write(f"welavae: interrupted ({sig}); finished checkpoints are kept: "
-                         "run the same command again to resume\n")
-        return 143 if sig == "SIGTERM" else 130
-    except Exception as e:
-        said = _one_sentence(e, args)
-        if said is None:
-            raise  # a bug, not the user's input: its traceback is what a report needs
-        sys.stderr.write(f"welavae: error: {said}\n")
-        return 1 if during_work(e) else 2
-
-
-#: The optional extras (pyproject.toml): a missing one is the user's install, said in its package's sentence.
-_EXTRAS = frozenset({"h5py", "ray", "tensorboard"})
-#: torch's words for an allocation that failed (CPU allocator, CUDA caching allocator, MPS).
-_NO_MEMORY = ("can't allocate memory", "out of memory", "not enough memory")
-#: Exceptions that only a file's bytes raise (compressed streams, zip archives, image decoders).
-_UNREADABLE = (zlib.error, zipfile.BadZipFile, EOFError, Image.DecompressionBombError)
-#: Libraries that read files: any other exception raised inside them (zipfile's RuntimeError for an
-#: encrypted member, NotImplementedError for an unknown compression, h5py's KeyError) is about the file read.
-_READERS = ("zipfile", "zlib", "gzip", "PIL", "h5py", "numpy.lib.format")
-
-
-def _one_sentence(e: Exception, args) -> str | None:
-    """The ``welavae: error:`` line of an exception a user's input or machine can cause; None for a bug.
-
-    Exit status (:func:`main`): 1 when the exception was raised while a run or results folder was being
-    written (:func:`welavae.lock.during_work`: what was finished is kept), else 2 (refused: nothing written).
-    """
-    if isinstance(e, OSError) and e.errno is not None:  # before ValueError: FileNotFoundError is an OSError too
-        return os_error_sentence(e)
-    if isinstance(e, (ValueError, OSError)):
-        return str(e)
-    if isinstance(e, ModuleNotFoundError) and (e.name is None or e.name.partition(".")[0] in _EXTRAS):
-        return str(e) if e.name is None else (f"{e}: this needs an optional extra: pip install "
-                                              f"'wela-vae[{'benchmarks' if e.name == 'h5py' else e.name}]'")
-    if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and any(w in str(e) for w in _NO_MEMORY)):
-        return _out_of_memory(e)
-    if isinstance(e, OverflowError):
-        return f"a number is too large for the machine ({e}); check the integers given"
-    if isinstance(e, _UNREADABLE) or _raised_in(e, _READERS):
-        return f"{_inputs(args)}: a file could not be read ({type(e).__name__}: {e})"
-    return None
-
-
-def _out_of_memory(e: Exception) -> str:
-    """One sentence for an allocation the machine refused, with its size when the allocator said it."""
-    text = str(e)
-    asked = re.search(r"allocate (\d+) bytes", text)
-    size = size_text(int(asked.group(1))) if asked else None
-    if size is None and (asked := re.search(r"[Tt]ried to allocate ([\d.]+ [KMGTP]iB)", text)):
-        size = asked.group(1)
-    where = "the CUDA device" if "CUDA" in text else "this machine"
-    return (f"out of memory: {where} could not allocate {size or 'what the run asked for'}; use fewer --seeds, "
-            "smaller --hidden layers, a smaller --batch-size or a --subset of the data")
-
-
-def _raised_in(e: BaseException, modules) -> bool:
-    """Whether the innermost Python frame of ``e``'s traceback belongs to one of ``modules`` (or their submodules)."""
-    tb, name = e.__traceback__, ""
-    while tb is not None:
-        name = tb.tb_frame.f_globals.get("__name__", "")
-        tb = tb.tb_next
-    return any(name == m or name.startswith(m + ".") for m in modules)
-
-
-def _inputs(args) -> str:
-    """The files the command was given to read, as flags ("--npz d.npz"), or "a data file"."""
-    given = [f"--{flag.replace('_', '-')} {getattr(args, flag)}" for flag in ("npz", "images", "labels", "data_path")
-             if getattr(args, flag, None)]
-    if getattr(args, "run_dir", None):
-        given.append(str(args.run_dir))
-    return ", ".join(given) or "a data file"
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so locks are released and files left whole as on Ctrl-C."""
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts():
-    """SIGTERM behaves as SIGINT for the command's duration; the previous handler is restored after."""
-    def handler(signum, frame):
-        raise _Terminated()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
