@@ -64,8 +64,8 @@ def paper_gamma(label_dim: float, image_dim: int = 4096) -> float:
     return float(image_dim) / float(label_dim)
 
 
-#: What ``--gamma auto`` aims at unless told (``--gamma-target``): Table 1 reports a training accuracy of
-#: 0.99 (angle) and 1.00 (distance) for every WeLa-VAE.
+#: What ``--gamma auto`` aims at unless told (``--gamma-target``): the gradient balance, which measured
+#: better than GECO's ``acc:0.99`` (GECO winds up while the labels cannot yet be fitted; docs/gamma.md).
 DEFAULT_GAMMA_TARGET = "grad:1"
 TARGET_KINDS = ("acc", "nll", "grad")
 _FORMS = ("acc:A (a training label accuracy, 0 < A < 1, e.g. acc:0.99), "
